@@ -1,0 +1,60 @@
+/* JPEG through libjpeg-turbo's TurboJPEG API: header inspection with size limits and a
+ * truncation check for the packer and verifier, and full RGB decoding in which the
+ * library's corrupt-data warnings count as errors. */
+#include "codecs.h"
+
+#include <turbojpeg.h>
+
+/* In entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so FF D9 near
+ * the end can only be the end-of-image marker; writers may append a little padding. */
+#define EOI_WINDOW 4096
+
+static bool has_eoi(const unsigned char *p, size_t len)
+{
+    size_t stop = len > EOI_WINDOW ? len - EOI_WINDOW : 0;
+    for (size_t i = len; i >= stop + 2; i--)
+        if (p[i - 2] == 0xFF && p[i - 1] == 0xD9)
+            return true;
+    return false;
+}
+
+int tp_jpeg_inspect(const void *data, size_t len, uint64_t max_pixels, tp_jpeg_info *info,
+                    tp_error *err)
+{
+    const unsigned char *p = data;
+    if (len < 4 || p[0] != 0xFF || p[1] != 0xD8 || p[2] != 0xFF)
+        return tp__error_set(err, TP_EBADIMAGE, "not a JPEG (no start-of-image marker)");
+    if (len > (size_t)UINT32_MAX)
+        return tp__error_set(err, TP_ETOOBIG, "JPEG of %zu bytes is too large", len);
+    tjhandle tj = tjInitDecompress();
+    if (!tj)
+        return tp__error_set(err, -ENOMEM, "cannot create a JPEG decoder");
+    int rc = tjDecompressHeader3(tj, p, (unsigned long)len, &info->width, &info->height,
+                                 &info->subsampling, &info->colorspace);
+    if (rc < 0)
+        rc = tp__error_set(err, TP_EBADIMAGE, "bad JPEG header: %s", tjGetErrorStr2(tj));
+    tjDestroy(tj);
+    TP_TRY(rc);
+    if (info->width < 1 || info->height < 1)
+        return tp__error_set(err, TP_EBADIMAGE, "JPEG has no pixels");
+    if ((uint64_t)info->width * (uint64_t)info->height > max_pixels)
+        return tp__error_set(err, TP_ETOOBIG, "JPEG of %dx%d exceeds the limit of %llu pixels",
+                             info->width, info->height, (unsigned long long)max_pixels);
+    if (!has_eoi(p, len))
+        return tp__error_set(err, TP_EBADIMAGE, "truncated JPEG (no end-of-image marker)");
+    return 0;
+}
+
+int tp_jpeg_decode_rgb(const void *data, size_t len, unsigned char *out,
+                       const tp_jpeg_info *info, tp_error *err)
+{
+    tjhandle tj = tjInitDecompress();
+    if (!tj)
+        return tp__error_set(err, -ENOMEM, "cannot create a JPEG decoder");
+    int rc = tjDecompress2(tj, data, (unsigned long)len, out, info->width, 0, info->height,
+                           TJPF_RGB, TJFLAG_STOPONWARNING);
+    if (rc < 0)
+        rc = tp__error_set(err, TP_EBADIMAGE, "JPEG decode failed: %s", tjGetErrorStr2(tj));
+    tjDestroy(tj);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/* Error strings for errno values and for the project's own codes, plus the helper that
+ * fills a caller's tp_error with a message naming what failed and where. */
+#include "tp_common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const project_messages[] = {
+    [-(TP_ECORRUPT) - 4096] = "corrupt data (checksum mismatch or malformed structure)",
+    [-(TP_EVERSION) - 4096] = "unsupported format version",
+    [-(TP_ENODATASET) - 4096] = "not a turbopump dataset (no manifest.json)",
+    [-(TP_ETRUNCATED) - 4096] = "file is truncated",
+    [-(TP_EBADIMAGE) - 4096] = "invalid, truncated or unsupported image",
+    [-(TP_ETOOBIG) - 4096] = "size exceeds a configured limit",
+    [-(TP_ELMDB) - 4096] = "LMDB error",
+    [-(TP_ENOFIELD) - 4096] = "no such field",
+    [-(TP_EUSAGE) - 4096] = "invalid argument",
+};
+
+TP_API const char *tp_strerror(int code)
+{
+    if (code >= 0)
+        return "success";
+    if (code <= TP_ECORRUPT && code > TP_ELAST)
+        return project_messages[-code - 4096];
+    if (code > -4096) {
+        /* strerrordesc_np is thread-safe and static, unlike strerror. */
+        const char *s = strerrordesc_np(-code);
+        if (s)
+            return s;
+    }
+    return "unknown error";
+}
+
+int tp__error_set(tp_error *err, int code, const char *fmt, ...)
+{
+    assert(code < 0);
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}

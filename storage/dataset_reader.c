@@ -1,0 +1,183 @@
+/* The dataset reader: opens manifest.json and every shard, cross-checks them, and maps a
+ * global sample id to its shard and record. Everything a shard says is checked against
+ * the manifest before it is used; records are verified on every read. */
+#include "storage.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define MAX_MANIFEST (64u << 20)
+
+struct tp_dataset {
+    char *path;
+    tp__manifest m;
+    tp__shard_reader **shards;
+    uint64_t max_record;
+};
+
+static int open_shards(tp_dataset *ds, tp_error *err)
+{
+    const tp__manifest *m = &ds->m;
+    ds->shards = calloc(m->nshards + 1, sizeof(*ds->shards));
+    if (!ds->shards)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < m->nshards; i++) {
+        const tp__manifest_shard *sh = &m->shards[i];
+        tp__shard_header want = {.align = m->align, .shard_index = i,
+                                 .first_sample = sh->first_sample};
+        memcpy(want.id, m->id, sizeof(want.id));
+        char *path = tp__path_join(ds->path, sh->file);
+        if (!path)
+            return tp__error_set(err, -ENOMEM, "out of memory");
+        int rc = m->format == TP_SHARD_LMDB
+                     ? tp__lmdb_reader_open(&ds->shards[i], path, &want, sh->samples, err)
+                     : tp__tpr_reader_open(&ds->shards[i], path, &want, sh->samples, err);
+        free(path);
+        TP_TRY(rc);
+        if (ds->shards[i]->bytes != sh->bytes)
+            return tp__error_set(err, TP_ECORRUPT, "%s/%s: %" PRIu64 " bytes, the manifest "
+                                 "says %" PRIu64, ds->path, sh->file, ds->shards[i]->bytes,
+                                 sh->bytes);
+        ds->max_record = TP_MAX(ds->max_record, ds->shards[i]->max_record);
+    }
+    return 0;
+}
+
+static int load_manifest(tp_dataset *ds, tp_error *err)
+{
+    char *file = tp__path_join(ds->path, "manifest.json"), *text = NULL;
+    size_t len = 0;
+    int rc = file ? tp__read_file(file, MAX_MANIFEST, &text, &len) : -ENOMEM;
+    if (rc == -ENOENT)
+        rc = tp__error_set(err, TP_ENODATASET, "%s: not a dataset (no manifest.json)",
+                           ds->path);
+    else if (rc < 0)
+        rc = tp__error_set(err, rc, "%s: %s", file ? file : ds->path, tp_strerror(rc));
+    else {
+        rc = tp__manifest_parse(text, len, &ds->m, err);
+        if (rc < 0 && err) { /* prefix the dataset path to the parser's message */
+            size_t cap = sizeof(err->msg) - 1, mlen = strlen(err->msg);
+            size_t p = TP_MIN(strlen(ds->path) + 1, cap), keep = TP_MIN(mlen, cap - p);
+            memmove(err->msg + p, err->msg, keep);
+            err->msg[p + keep] = '\0';
+            memcpy(err->msg, ds->path, p - 1);
+            err->msg[p - 1] = '/';
+        }
+    }
+    free(file);
+    free(text);
+    return rc;
+}
+
+TP_API int tp_dataset_open(tp_dataset **out, const char *path, tp_error *err)
+{
+    tp_dataset *ds = calloc(1, sizeof(*ds));
+    if (!ds || !(ds->path = strdup(path))) {
+        free(ds);
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    }
+    int rc = load_manifest(ds, err);
+    if (rc == 0)
+        rc = open_shards(ds, err);
+    if (rc < 0) {
+        tp_dataset_close(ds);
+        return rc;
+    }
+    *out = ds;
+    return 0;
+}
+
+TP_API void tp_dataset_close(tp_dataset *ds)
+{
+    if (!ds)
+        return;
+    for (size_t i = 0; ds->shards && i < ds->m.nshards; i++)
+        if (ds->shards[i])
+            ds->shards[i]->ops->close(ds->shards[i]);
+    free(ds->shards);
+    tp__manifest_free(&ds->m);
+    free(ds->path);
+    free(ds);
+}
+
+TP_API uint64_t tp_dataset_sample_count(const tp_dataset *ds) { return ds->m.samples; }
+TP_API tp_shard_format tp_dataset_format(const tp_dataset *ds) { return ds->m.format; }
+TP_API uint32_t tp_dataset_align(const tp_dataset *ds) { return ds->m.align; }
+TP_API const unsigned char *tp_dataset_id(const tp_dataset *ds) { return ds->m.id; }
+TP_API const char *tp_dataset_source(const tp_dataset *ds) { return ds->m.source; }
+TP_API size_t tp_dataset_field_count(const tp_dataset *ds) { return ds->m.nfields; }
+TP_API size_t tp_dataset_class_count(const tp_dataset *ds) { return ds->m.nclasses; }
+TP_API size_t tp_dataset_shard_count(const tp_dataset *ds) { return ds->m.nshards; }
+TP_API uint64_t tp_dataset_max_record(const tp_dataset *ds) { return ds->max_record; }
+
+TP_API const tp_field_info *tp_dataset_field(const tp_dataset *ds, size_t i)
+{
+    return i < ds->m.nfields ? &ds->m.fields[i] : NULL;
+}
+
+TP_API int tp_dataset_field_index(const tp_dataset *ds, const char *name)
+{
+    for (size_t i = 0; i < ds->m.nfields; i++)
+        if (!strcmp(ds->m.fields[i].name, name))
+            return (int)i;
+    return TP_ENOFIELD;
+}
+
+TP_API const char *tp_dataset_class_name(const tp_dataset *ds, size_t i)
+{
+    return i < ds->m.nclasses ? ds->m.classes[i] : NULL;
+}
+
+TP_API int tp_dataset_shard_info(const tp_dataset *ds, size_t i, tp_shard_info *out)
+{
+    TP_RETURN_IF(i >= ds->m.nshards, TP_EUSAGE);
+    const tp__shard_reader *r = ds->shards[i];
+    *out = (tp_shard_info){.path = r->path, .format = ds->m.format, .align = ds->m.align,
+                           .first_sample = ds->m.shards[i].first_sample,
+                           .samples = r->records, .bytes = r->bytes};
+    return 0;
+}
+
+/* Binary search for the shard holding global sample `id`. */
+static size_t find_shard(const tp_dataset *ds, uint64_t id)
+{
+    size_t lo = 0, hi = ds->m.nshards;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ds->m.shards[mid].first_sample <= id)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+TP_API int tp_dataset_locate(const tp_dataset *ds, uint64_t id, tp_sample_location *loc,
+                             tp_error *err)
+{
+    if (id >= ds->m.samples)
+        return tp__error_set(err, TP_EUSAGE, "%s: sample %" PRIu64 " out of range (%" PRIu64
+                             " samples)", ds->path, id, ds->m.samples);
+    size_t s = find_shard(ds, id);
+    const tp__shard_reader *r = ds->shards[s];
+    loc->shard = (uint32_t)s;
+    return r->ops->locate(r, id - ds->m.shards[s].first_sample, loc, err);
+}
+
+TP_API int tp_dataset_read(const tp_dataset *ds, uint64_t id, void *buf, size_t cap,
+                           size_t *len, tp_error *err)
+{
+    tp_sample_location loc;
+    TP_TRY(tp_dataset_locate(ds, id, &loc, err));
+    const tp__shard_reader *r = ds->shards[loc.shard];
+    uint64_t local = id - ds->m.shards[loc.shard].first_sample;
+    TP_TRY(r->ops->read(r, local, buf, cap, len, err));
+    tp_record rec;
+    tp_error detail;
+    int rc = tp_record_parse(buf, *len, loc.checksum, (uint32_t)ds->m.nfields, &rec, &detail);
+    if (rc < 0)
+        return tp__error_set(err, rc, "%s: sample %" PRIu64 " (record %" PRIu64 " at offset %"
+                             PRIu64 "): %s", r->path, id, local, loc.offset, detail.msg);
+    return 0;
+}

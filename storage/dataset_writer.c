@@ -1,0 +1,355 @@
+/* The dataset writer: validates samples against the schema, encodes records, rolls shards
+ * over by size and publishes the dataset atomically. Everything is written into a locked
+ * staging directory "<path>.partial"; finish fsyncs the shards, writes manifest.json last
+ * (temp file, fsync, rename) and only then moves the directory into place, so neither a
+ * crash nor a full disk can leave something at <path> that opens as a dataset. */
+#include "storage.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_SHARD_BYTES (256ull << 20)
+
+struct tp_dataset_writer {
+    char *path;
+    char *staging;
+    int lock_fd;
+    tp__manifest m;
+    uint64_t shard_bytes;
+    tp__shard_writer *cur;
+    unsigned char *buf;
+    size_t cap;
+    bool failed;
+    bool finished;
+    bool replace_existing;
+    bool own_staging; /* the staging directory is locked by us and ours to remove */
+};
+
+static bool dir_is_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return false;
+    struct dirent *e;
+    bool empty = true;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+    closedir(d);
+    return empty;
+}
+
+/* Decides whether `path` may be written: missing, an empty directory, or (with replace)
+ * an existing dataset. Anything else is refused. */
+static int check_target(tp_dataset_writer *w, bool replace, tp_error *err)
+{
+    struct stat st;
+    if (lstat(w->path, &st) < 0)
+        return errno == ENOENT ? 0 : tp__error_set(err, -errno, "%s: %s", w->path,
+                                                   strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return tp__error_set(err, -ENOTDIR, "%s exists and is not a directory", w->path);
+    char *manifest = tp__path_join(w->path, "manifest.json");
+    bool is_dataset = manifest && access(manifest, F_OK) == 0;
+    free(manifest);
+    if (is_dataset && !replace)
+        return tp__error_set(err, -EEXIST, "%s is already a dataset (replace it with --force)",
+                             w->path);
+    if (is_dataset) {
+        w->replace_existing = true;
+        return 0;
+    }
+    if (!dir_is_empty(w->path))
+        return tp__error_set(err, -ENOTEMPTY, "%s is a non-empty directory that is not a "
+                             "dataset; refusing to replace it", w->path);
+    return 0;
+}
+
+static int lock_staging(tp_dataset_writer *w, tp_error *err)
+{
+    if (mkdir(w->staging, 0755) < 0 && errno != EEXIST)
+        return tp__error_set(err, -errno, "creating %s: %s", w->staging, strerror(errno));
+    w->lock_fd = open(w->staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (w->lock_fd < 0)
+        return tp__error_set(err, -errno, "%s: %s", w->staging, strerror(errno));
+    if (flock(w->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        return tp__error_set(err, -EBUSY, "%s is locked by another writer", w->staging);
+    w->own_staging = true;
+    /* A staging directory left by an interrupted writer is stale: empty it. */
+    int rc = tp__remove_contents(w->staging);
+    if (rc < 0)
+        return tp__error_set(err, rc, "cleaning %s: %s", w->staging, tp_strerror(rc));
+    return 0;
+}
+
+static int copy_options(tp_dataset_writer *w, const tp_dataset_writer_options *o, tp_error *err)
+{
+    tp__manifest *m = &w->m;
+    m->format = o->format ? o->format : TP_SHARD_RECORD;
+    m->align = m->format == TP_SHARD_LMDB ? 1 : o->align ? o->align : 4096;
+    w->shard_bytes = o->shard_bytes ? o->shard_bytes : DEFAULT_SHARD_BYTES;
+    if (m->format != TP_SHARD_RECORD && m->format != TP_SHARD_LMDB)
+        return tp__error_set(err, TP_EUSAGE, "unknown shard format %d", (int)m->format);
+    if (m->align > 65536 || (m->align & (m->align - 1)))
+        return tp__error_set(err, TP_EUSAGE, "align %u is not a power of two up to 65536",
+                             m->align);
+    TP_TRY(tp__fields_check(o->fields, o->nfields, err));
+    m->nfields = o->nfields;
+    for (size_t i = 0; i < o->nfields; i++) {
+        m->fields[i] = o->fields[i];
+        if (!(m->fields[i].name = strdup(o->fields[i].name)))
+            return tp__error_set(err, -ENOMEM, "out of memory");
+    }
+    m->classes = calloc(o->nclasses + 1, sizeof(char *));
+    m->source = strdup(o->source ? o->source : "");
+    if (!m->classes || !m->source)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < o->nclasses; i++) {
+        json_t *probe = json_string(o->classes[i]); /* NULL unless valid UTF-8 */
+        json_decref(probe);
+        if (!probe)
+            return tp__error_set(err, TP_EUSAGE, "class name %zu is not valid UTF-8", i);
+        if (!(m->classes[i] = strdup(o->classes[i])))
+            return tp__error_set(err, -ENOMEM, "out of memory");
+        m->nclasses = i + 1;
+    }
+    if (o->id)
+        memcpy(m->id, o->id, TP_DATASET_ID_BYTES);
+    else if (getrandom(m->id, TP_DATASET_ID_BYTES, 0) != TP_DATASET_ID_BYTES)
+        return tp__error_set(err, -errno, "getrandom: %s", strerror(errno));
+    return 0;
+}
+
+TP_API int tp_dataset_writer_create(tp_dataset_writer **out, const char *path,
+                                    const tp_dataset_writer_options *o, tp_error *err)
+{
+    tp_dataset_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    w->lock_fd = -1;
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    w->path = strndup(path, n);
+    w->staging = malloc(n + sizeof(".partial"));
+    int rc = w->path && w->staging ? 0 : tp__error_set(err, -ENOMEM, "out of memory");
+    if (rc == 0) {
+        sprintf(w->staging, "%s.partial", w->path);
+        rc = copy_options(w, o, err);
+    }
+    if (rc == 0)
+        rc = check_target(w, o->replace, err);
+    if (rc == 0)
+        rc = lock_staging(w, err);
+    if (rc < 0) {
+        tp_dataset_writer_destroy(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int tp__values_check(const tp_field_info *fields, size_t nfields, const tp_field_value *v,
+                     size_t n, tp_error *err)
+{
+    uint64_t seen = 0;
+    if (n > nfields)
+        return tp__error_set(err, TP_EUSAGE, "%zu values for %zu fields", n, nfields);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].field >= nfields || (seen >> v[i].field & 1))
+            return tp__error_set(err, TP_EUSAGE, "value %zu: field %u unknown or repeated", i,
+                                 v[i].field);
+        seen |= UINT64_C(1) << v[i].field;
+        const tp_field_info *f = &fields[v[i].field];
+        bool plain = v[i].compression == TP_COMPRESS_NONE;
+        uint64_t raw = plain ? v[i].size : v[i].raw_size;
+        if ((unsigned)v[i].compression > TP_COMPRESS_ZSTD || (v[i].size && !v[i].data))
+            return tp__error_set(err, TP_EUSAGE, "field '%s': bad compression or data",
+                                 f->name);
+        uint64_t want = f->kind == TP_FIELD_INT64 ? 8 : 0;
+        if (f->kind == TP_FIELD_TENSOR) {
+            want = tp_dtype_size(f->dtype);
+            for (uint32_t d = 0; d < f->ndim; d++)
+                want *= (uint64_t)f->shape[d];
+        }
+        if (want && raw != want)
+            return tp__error_set(err, TP_EUSAGE, "field '%s' must hold %llu bytes, not %llu",
+                                 f->name, (unsigned long long)want, (unsigned long long)raw);
+    }
+    return 0;
+}
+
+static int shard_open(tp_dataset_writer *w, tp_error *err)
+{
+    tp__manifest *m = &w->m;
+    char name[32];
+    snprintf(name, sizeof(name), "shard-%05zu.%s", m->nshards,
+             m->format == TP_SHARD_LMDB ? "mdb" : "tpr");
+    tp__manifest_shard *grown = realloc(m->shards, (m->nshards + 1) * sizeof(*grown));
+    if (!grown)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    m->shards = grown;
+    tp__manifest_shard *sh = &m->shards[m->nshards];
+    char *path = tp__path_join(w->staging, name);
+    *sh = (tp__manifest_shard){.file = strdup(name), .first_sample = m->samples};
+    if (!path || !sh->file) {
+        free(path);
+        free(sh->file);
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    }
+    m->nshards++;
+    tp__shard_header h = {.align = m->align, .shard_index = m->nshards - 1,
+                          .first_sample = m->samples};
+    memcpy(h.id, m->id, sizeof(h.id));
+    int rc = m->format == TP_SHARD_LMDB
+                 ? tp__lmdb_writer_create(&w->cur, path, &h, w->shard_bytes, err)
+                 : tp__tpr_writer_create(&w->cur, path, &h, err);
+    free(path);
+    return rc;
+}
+
+static int shard_close(tp_dataset_writer *w, tp_error *err)
+{
+    tp__manifest_shard *sh = &w->m.shards[w->m.nshards - 1];
+    int rc = w->cur->ops->finish(w->cur, &sh->bytes, err);
+    sh->samples = w->cur->records;
+    w->m.bytes += sh->bytes;
+    w->cur->ops->destroy(w->cur);
+    w->cur = NULL;
+    return rc;
+}
+
+int tp__writer_append_record(tp_dataset_writer *w, const unsigned char *rec, uint64_t len,
+                             uint64_t checksum, tp_error *err)
+{
+    if (w->failed || w->finished)
+        return tp__error_set(err, TP_EUSAGE, "%s: writer is closed after an earlier error",
+                             w->path);
+    int rc = 0;
+    if (w->cur && w->cur->records > 0 && w->cur->bytes + len > w->shard_bytes)
+        rc = shard_close(w, err);
+    if (rc == 0 && !w->cur)
+        rc = shard_open(w, err);
+    if (rc == 0)
+        rc = w->cur->ops->append(w->cur, rec, len, checksum, err);
+    if (rc < 0) {
+        w->failed = true;
+        return rc;
+    }
+    w->m.samples++;
+    return 0;
+}
+
+TP_API int tp_dataset_writer_append(tp_dataset_writer *w, const tp_field_value *values,
+                                    size_t n, tp_error *err)
+{
+    TP_TRY(tp__values_check(w->m.fields, w->m.nfields, values, n, err));
+    uint64_t len = tp__record_size(values, n);
+    if (len > w->cap) {
+        size_t cap = (size_t)TP_MAX(len, 2 * (uint64_t)w->cap);
+        unsigned char *p = realloc(w->buf, cap);
+        if (!p)
+            return tp__error_set(err, -ENOMEM, "out of memory for a %llu-byte record",
+                                 (unsigned long long)len);
+        w->buf = p;
+        w->cap = cap;
+    }
+    uint64_t sum = tp__record_encode(w->buf, values, n);
+    return tp__writer_append_record(w, w->buf, len, sum, err);
+}
+
+TP_API uint64_t tp_dataset_writer_count(const tp_dataset_writer *w) { return w->m.samples; }
+
+static int write_manifest(tp_dataset_writer *w, tp_error *err)
+{
+    char *text = tp__manifest_dump(&w->m);
+    char *tmp = tp__path_join(w->staging, "manifest.json.tmp");
+    char *final = tp__path_join(w->staging, "manifest.json");
+    int rc = text && tmp && final ? 0 : -ENOMEM;
+    int fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (rc == 0 && fd < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = tp__write_all(fd, text, strlen(text));
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (fd >= 0 && close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, final) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = tp__fsync_path(w->staging);
+    free(text);
+    free(tmp);
+    free(final);
+    return rc ? tp__error_set(err, rc, "writing %s/manifest.json: %s", w->staging,
+                              tp_strerror(rc))
+              : 0;
+}
+
+/* Moves the staging directory to the final path. An existing dataset is swapped out
+ * atomically with RENAME_EXCHANGE and then removed. */
+static int publish(tp_dataset_writer *w, tp_error *err)
+{
+    if (!w->replace_existing) {
+        if (rename(w->staging, w->path) < 0)
+            return tp__error_set(err, -errno, "renaming %s to %s: %s", w->staging, w->path,
+                                 strerror(errno));
+    } else if (renameat2(AT_FDCWD, w->staging, AT_FDCWD, w->path, RENAME_EXCHANGE) == 0) {
+        tp__remove_tree(w->staging); /* now holds the replaced dataset */
+    } else {
+        /* No RENAME_EXCHANGE on this file system: a short window without a dataset. */
+        char *old = malloc(strlen(w->path) + 32);
+        if (!old)
+            return tp__error_set(err, -ENOMEM, "out of memory");
+        sprintf(old, "%s.old-%d", w->path, (int)getpid());
+        int rc = rename(w->path, old) < 0 || rename(w->staging, w->path) < 0 ? -errno : 0;
+        tp__remove_tree(old);
+        free(old);
+        if (rc < 0)
+            return tp__error_set(err, rc, "replacing %s: %s", w->path, tp_strerror(rc));
+    }
+    (void)tp__fsync_parent(w->path); /* best effort: the rename itself is done */
+    return 0;
+}
+
+TP_API int tp_dataset_writer_finish(tp_dataset_writer *w, tp_error *err)
+{
+    if (w->failed || w->finished)
+        return tp__error_set(err, TP_EUSAGE, "%s: writer already failed or finished",
+                             w->path);
+    int rc = w->cur ? shard_close(w, err) : 0;
+    if (rc == 0)
+        rc = write_manifest(w, err);
+    if (rc == 0)
+        rc = publish(w, err);
+    if (rc < 0) {
+        w->failed = true;
+        return rc;
+    }
+    w->finished = true;
+    return 0;
+}
+
+TP_API void tp_dataset_writer_destroy(tp_dataset_writer *w)
+{
+    if (!w)
+        return;
+    if (w->cur)
+        w->cur->ops->destroy(w->cur);
+    if (w->own_staging && !w->finished)
+        tp__remove_tree(w->staging);
+    if (w->lock_fd >= 0)
+        close(w->lock_fd);
+    tp__manifest_free(&w->m);
+    free(w->buf);
+    free(w->path);
+    free(w->staging);
+    free(w);
+}

@@ -1,0 +1,143 @@
+/* Internal interface of the storage module: record encoding, the shard backends (record
+ * shards and LMDB shards, one file each behind one set of function pointers) and the
+ * manifest. The on-disk layouts these constants describe are specified in docs/FORMAT.md. */
+#ifndef TP_STORAGE_H
+#define TP_STORAGE_H
+
+#include <turbopump/dataset.h>
+
+#include "tp_common.h"
+
+#define TP_FORMAT_VERSION 1
+
+/* Record: u64 checksum | u32 magic | u16 nfields | u16 flags | field table | payloads. */
+#define TP_RECORD_MAGIC 0x31435254u /* "TRC1" */
+#define TP_RECORD_HEADER 16
+#define TP_RECORD_ENTRY 24
+#define TP_RECORD_PAD 8 /* each payload starts 8-byte aligned within the record */
+
+/* Shard header and footer, 64 bytes each. */
+#define TP_SHARD_HEADER 64
+#define TP_SHARD_FOOTER 64
+#define TP_INDEX_ENTRY 24
+#define TP_TPR_MAGIC "TPRSHARD"
+#define TP_TPR_FOOTER_MAGIC "TPRFOOT1"
+#define TP_LMDB_MAGIC "TPLMDBSH"
+
+/* Fields decoded from a shard header (both shard kinds use the same 64-byte header). */
+typedef struct tp__shard_header {
+    uint32_t align;
+    uint64_t shard_index;
+    uint64_t first_sample;
+    unsigned char id[TP_DATASET_ID_BYTES];
+} tp__shard_header;
+
+void tp__shard_header_encode(unsigned char out[TP_SHARD_HEADER], const char magic[8],
+                             const tp__shard_header *h);
+/* Checks magic, version and checksum. @return : 0, TP_ECORRUPT or TP_EVERSION. */
+int tp__shard_header_decode(const unsigned char in[TP_SHARD_HEADER], const char magic[8],
+                            tp__shard_header *h, tp_error *err, const char *what);
+
+/* @return : the encoded size of a record holding `values`. */
+uint64_t tp__record_size(const tp_field_value *values, size_t n);
+/* Encodes a record into `out` (at least tp__record_size bytes), fields in ascending field
+ * order. @return : the record's checksum. */
+uint64_t tp__record_encode(unsigned char *out, const tp_field_value *values, size_t n);
+
+/* ---- shard writers */
+
+typedef struct tp__shard_writer tp__shard_writer;
+typedef struct tp__shard_writer_ops {
+    int (*append)(tp__shard_writer *w, const unsigned char *rec, uint64_t len,
+                  uint64_t checksum, tp_error *err);
+    /* Writes the trailing structures, fsyncs and closes; *bytes gets the file size. */
+    int (*finish)(tp__shard_writer *w, uint64_t *bytes, tp_error *err);
+    void (*destroy)(tp__shard_writer *w);
+} tp__shard_writer_ops;
+
+struct tp__shard_writer {
+    const tp__shard_writer_ops *ops;
+    char *path;
+    uint64_t bytes;   /* bytes written so far (approximate for LMDB) */
+    uint64_t records;
+};
+
+int tp__tpr_writer_create(tp__shard_writer **out, const char *path,
+                          const tp__shard_header *h, tp_error *err);
+int tp__lmdb_writer_create(tp__shard_writer **out, const char *path,
+                           const tp__shard_header *h, uint64_t shard_bytes, tp_error *err);
+
+/* ---- shard readers */
+
+typedef struct tp__shard_reader tp__shard_reader;
+typedef struct tp__shard_reader_ops {
+    int (*locate)(const tp__shard_reader *r, uint64_t local, tp_sample_location *loc,
+                  tp_error *err);
+    /* Copies record `local` into buf (cap bytes) without verifying it. */
+    int (*read)(const tp__shard_reader *r, uint64_t local, void *buf, size_t cap,
+                size_t *len, tp_error *err);
+    void (*close)(tp__shard_reader *r);
+} tp__shard_reader_ops;
+
+struct tp__shard_reader {
+    const tp__shard_reader_ops *ops;
+    char *path;
+    int fd;
+    uint64_t records;
+    uint64_t bytes;
+    uint64_t max_record;
+    tp__shard_header header;
+};
+
+/* Opens a shard and checks its structure against what the manifest says. */
+int tp__tpr_reader_open(tp__shard_reader **out, const char *path, const tp__shard_header *want,
+                        uint64_t records, tp_error *err);
+int tp__lmdb_reader_open(tp__shard_reader **out, const char *path,
+                         const tp__shard_header *want, uint64_t records, tp_error *err);
+
+/* ---- manifest */
+
+typedef struct tp__manifest_shard {
+    char *file;
+    uint64_t first_sample;
+    uint64_t samples;
+    uint64_t bytes;
+} tp__manifest_shard;
+
+typedef struct tp__manifest {
+    tp_shard_format format;
+    uint32_t align;
+    unsigned char id[TP_DATASET_ID_BYTES];
+    uint64_t samples;
+    uint64_t bytes;
+    size_t nfields;
+    tp_field_info fields[TP_MAX_FIELDS]; /* names owned by the manifest */
+    size_t nclasses;
+    char **classes;
+    char *source;
+    size_t nshards;
+    tp__manifest_shard *shards;
+} tp__manifest;
+
+/* Serialises `m` as manifest.json text with its checksum. @return : malloc'd text or NULL. */
+char *tp__manifest_dump(const tp__manifest *m);
+/* Parses and checks manifest text. @return : 0, TP_ECORRUPT, TP_EVERSION or -ENOMEM. */
+int tp__manifest_parse(const char *text, size_t len, tp__manifest *m, tp_error *err);
+void tp__manifest_free(tp__manifest *m);
+
+/* Validates a field schema (names, kinds, shapes). @return : 0 or TP_EUSAGE. */
+int tp__fields_check(const tp_field_info *fields, size_t n, tp_error *err);
+int tp__field_kind_parse(const char *s, tp_field_kind *k);
+int tp__dtype_parse(const char *s, tp_dtype *t);
+
+#endif
+
+/* ---- writer internals used by parallel packers */
+
+/* Checks values against the schema (known fields, no duplicates, int64 and tensor sizes).
+ * @return : 0 or TP_EUSAGE with the cause in `err`. */
+int tp__values_check(const tp_field_info *fields, size_t nfields, const tp_field_value *v,
+                     size_t n, tp_error *err);
+/* Appends a record already built by tp__record_encode from checked values. */
+int tp__writer_append_record(tp_dataset_writer *w, const unsigned char *rec, uint64_t len,
+                             uint64_t checksum, tp_error *err);

@@ -1,0 +1,210 @@
+/* `turbopump verify`: reads every record of a dataset and checks every checksum and
+ * structure (opening the dataset already checks the manifest, shard headers, footers and
+ * indexes); --decode also decodes every JPEG. Records are read in large sequential spans,
+ * so verifying runs at the speed of reading the files. Each problem is reported with the
+ * shard, sample id and cause; the exit status is 1 if there was any. */
+#include "cli.h"
+#include "codecs.h"
+
+#include <turbopump/dataset.h>
+
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define CMD "verify"
+#define SPAN (8u << 20)
+#define MAX_REPORTED 100
+
+typedef struct verify_job {
+    const tp_dataset *ds;
+    const char *path;
+    bool decode;
+    atomic_size_t next_shard;
+    atomic_uint_fast64_t errors, samples;
+    pthread_mutex_t print_mu;
+} verify_job;
+
+void tp_usage_verify(FILE *out)
+{
+    fprintf(out, "Usage: turbopump verify DS [--decode] [--jobs N]\n\n"
+                 "Check every checksum of the dataset at DS: manifest, shard headers,\n"
+                 "footers, indexes and records. Exits 1 naming the shard, sample id and\n"
+                 "cause of each problem.\n\n"
+                 "Options:\n"
+                 "  --decode    also decode every JPEG field\n"
+                 "  --jobs N    shards verified in parallel (default 1)\n"
+                 "  -h, --help  show this help\n");
+}
+
+static void report(verify_job *j, const char *fmt, const char *a, uint64_t id, const char *b)
+{
+    uint64_t n = atomic_fetch_add(&j->errors, 1);
+    if (n >= MAX_REPORTED)
+        return;
+    pthread_mutex_lock(&j->print_mu);
+    fprintf(stderr, "turbopump verify: ");
+    fprintf(stderr, fmt, a, (unsigned long long)id, b);
+    fputc('\n', stderr);
+    if (n + 1 == MAX_REPORTED)
+        fprintf(stderr, "turbopump verify: (further problems are counted, not shown)\n");
+    pthread_mutex_unlock(&j->print_mu);
+}
+
+/* Decodes one image field (decompressing first when stored compressed). */
+static int decode_field(const tp_field_value *v, tp_error *err)
+{
+    unsigned char *raw = NULL, *pixels = NULL;
+    const void *data = v->data;
+    if (v->compression != TP_COMPRESS_NONE) {
+        if (v->raw_size > (256u << 20) || !(raw = malloc(v->raw_size + 1)))
+            return tp__error_set(err, TP_ETOOBIG, "field too large to decompress");
+        int rc = tp_zstd_decompress(v->data, v->size, raw, v->raw_size, err);
+        if (rc < 0) {
+            free(raw);
+            return rc;
+        }
+        data = raw;
+    }
+    tp_jpeg_info info;
+    int rc = tp_jpeg_inspect(data, v->raw_size, TP_JPEG_DEFAULT_MAX_PIXELS, &info, err);
+    if (rc == 0 && !(pixels = malloc((size_t)info.width * info.height * 3)))
+        rc = tp__error_set(err, -ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = tp_jpeg_decode_rgb(data, v->raw_size, pixels, &info, err);
+    free(pixels);
+    free(raw);
+    return rc;
+}
+
+static bool is_jpeg_field(const tp_field_info *f)
+{
+    return f->kind == TP_FIELD_IMAGE && (!strcmp(f->name, "jpg") || !strcmp(f->name, "jpeg"));
+}
+
+static void check_record(verify_job *j, const char *shard, uint64_t id,
+                         const unsigned char *buf, const tp_sample_location *loc)
+{
+    tp_record rec;
+    tp_error err;
+    uint32_t nfields = (uint32_t)tp_dataset_field_count(j->ds);
+    if (tp_record_parse(buf, loc->length, loc->checksum, nfields, &rec, &err) < 0) {
+        report(j, "%s: sample %llu: %s", shard, id, err.msg);
+        return;
+    }
+    for (uint32_t i = 0; j->decode && i < rec.nfields; i++)
+        if (is_jpeg_field(tp_dataset_field(j->ds, rec.fields[i].field)) &&
+            decode_field(&rec.fields[i], &err) < 0)
+            report(j, "%s: sample %llu: %s", shard, id, err.msg);
+}
+
+/* Reads records [first, end) of one shard in spans of up to SPAN bytes. */
+static void verify_range(verify_job *j, const tp_shard_info *si, unsigned char *buf,
+                         uint64_t first, uint64_t end)
+{
+    tp_sample_location locs[4096];
+    while (first < end) {
+        size_t n = 0;
+        uint64_t span_start = 0, span_end = 0;
+        tp_error err;
+        for (; first + n < end && n < TP_ARRAY_LEN(locs); n++) {
+            tp_sample_location *l = &locs[n];
+            if (tp_dataset_locate(j->ds, first + n, l, &err) < 0) {
+                report(j, "%s: sample %llu: %s", si->path, first + n, err.msg);
+                break;
+            }
+            if (n == 0)
+                span_start = l->offset;
+            else if (l->offset < span_end || l->offset + l->length - span_start > SPAN)
+                break;
+            span_end = l->offset + l->length;
+        }
+        if (n == 0) { /* the first record could not be located: already reported */
+            first++;
+            continue;
+        }
+        size_t span = (size_t)(span_end - span_start);
+        unsigned char *p = span <= SPAN ? buf : malloc(span);
+        int rc = p ? tp__pread_all(locs[0].fd, p, span, span_start) : -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            if (rc < 0)
+                report(j, "%s: sample %llu: %s", si->path, first + i, tp_strerror(rc));
+            else
+                check_record(j, si->path, first + i, p + (locs[i].offset - span_start),
+                             &locs[i]);
+        }
+        if (p != buf)
+            free(p);
+        atomic_fetch_add(&j->samples, n);
+        first += n;
+    }
+}
+
+static void *verify_worker(void *arg)
+{
+    verify_job *j = arg;
+    unsigned char *buf = malloc(SPAN);
+    tp_shard_info si;
+    while (buf && tp_dataset_shard_info(j->ds, atomic_fetch_add(&j->next_shard, 1), &si) == 0)
+        verify_range(j, &si, buf, si.first_sample, si.first_sample + si.samples);
+    if (!buf)
+        report(j, "%s%llu%s", "out of memory", 0, "");
+    free(buf);
+    return NULL;
+}
+
+int tp_cmd_verify(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"decode", no_argument, 0, 'd'},
+                                             {"jobs", required_argument, 0, 'j'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
+    bool decode = false;
+    uint64_t jobs = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "hj:", longopts, NULL)) != -1) {
+        if (c == 'd')
+            decode = true;
+        else if (c == 'j') {
+            if (tp_cli_u64(CMD, "--jobs", optarg, 1, 256, &jobs) < 0)
+                return TP_EXIT_USAGE;
+        } else if (c == 'h') {
+            tp_usage_verify(stdout);
+            return TP_EXIT_OK;
+        } else
+            return tp_cli_usage_error(CMD, "unknown option");
+    }
+    if (argc - optind != 1)
+        return tp_cli_usage_error(CMD, "needs exactly one dataset path");
+    const char *path = argv[optind];
+    double start = tp_cli_now();
+    tp_dataset *ds;
+    tp_error err;
+    if (tp_dataset_open(&ds, path, &err) < 0) {
+        tp_cli_error(CMD, "%s", err.msg);
+        return TP_EXIT_FAIL;
+    }
+    verify_job j = {.ds = ds, .path = path, .decode = decode};
+    pthread_mutex_init(&j.print_mu, NULL);
+    pthread_t threads[256];
+    size_t started = 0;
+    while (started < jobs && pthread_create(&threads[started], NULL, verify_worker, &j) == 0)
+        started++;
+    if (started == 0)
+        verify_worker(&j);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    double secs = TP_MAX(tp_cli_now() - start, 1e-9);
+    uint64_t errors = atomic_load(&j.errors), bytes = 0;
+    tp_shard_info si;
+    for (size_t i = 0; tp_dataset_shard_info(ds, i, &si) == 0; i++)
+        bytes += si.bytes;
+    printf("%s: %llu samples in %zu shards (%.1f MB) verified in %.3f s (%.1f MB/s)%s: %llu "
+           "problem%s\n", path, (unsigned long long)atomic_load(&j.samples),
+           tp_dataset_shard_count(ds), (double)bytes / 1e6, secs, (double)bytes / secs / 1e6,
+           decode ? ", JPEGs decoded" : "", (unsigned long long)errors, errors == 1 ? "" : "s");
+    pthread_mutex_destroy(&j.print_mu);
+    tp_dataset_close(ds);
+    return errors ? TP_EXIT_FAIL : TP_EXIT_OK;
+}

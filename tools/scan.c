@@ -1,0 +1,265 @@
+/* ImageFolder discovery. Classes are the sorted names of the root's subdirectories
+ * (symlinks followed, as torchvision does); each class's files are found recursively and
+ * ordered like torchvision's ImageFolder: by directory, then by file name, byte order.
+ * Anything unusable found on the way (non-UTF-8 names, symlink loops, unreadable or empty
+ * files, non-JPEG names) gets one warning and is left out. */
+#include "scan.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+typedef struct found {
+    char *reldir;
+    char *name;
+    char *path;
+    uint64_t size;
+} found;
+
+typedef struct walker {
+    tp_scan *scan;
+    int (*warn)(void *ctx, const char *path, const char *why);
+    void *ctx;
+    found *files;
+    size_t nfiles, cap;
+    dev_t devs[64];
+    ino_t inos[64];
+    int depth;
+} walker;
+
+static bool utf8_ok(const unsigned char *s)
+{
+    while (*s) {
+        int n = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 ? 1 : (*s & 0xF0) == 0xE0 ? 2
+                : (*s & 0xF8) == 0xF0 ? 3 : -1;
+        if (n < 0 || (n == 1 && *s < 0xC2))
+            return false;
+        s++;
+        for (int i = 0; i < n; i++, s++)
+            if ((*s & 0xC0) != 0x80)
+                return false;
+    }
+    return true;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads a directory's entry names, sorted, without "." and "..". */
+static int list_dir(const char *path, char ***out, size_t *n)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -errno;
+    char **names = NULL;
+    size_t cap = 0, count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (count == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **grown = realloc(names, cap * sizeof(char *));
+            if (!grown)
+                break;
+            names = grown;
+        }
+        if (!(names[count] = strdup(e->d_name)))
+            break;
+        count++;
+    }
+    int rc = e ? -ENOMEM : 0;
+    closedir(d);
+    qsort(names, count, sizeof(char *), cmp_str);
+    *out = names;
+    *n = count;
+    return rc;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static int warn(walker *w, const char *path, const char *why)
+{
+    w->scan->skipped++;
+    return w->warn(w->ctx, path, why);
+}
+
+static bool is_jpeg_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+static int add_file(walker *w, const char *reldir, const char *name, const char *path,
+                    uint64_t size)
+{
+    if (w->nfiles == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 256;
+        found *grown = realloc(w->files, w->cap * sizeof(found));
+        if (!grown)
+            return -ENOMEM;
+        w->files = grown;
+    }
+    found *f = &w->files[w->nfiles];
+    f->reldir = strdup(reldir);
+    f->name = strdup(name);
+    f->path = strdup(path);
+    f->size = size;
+    w->nfiles++;
+    return f->reldir && f->name && f->path ? 0 : -ENOMEM;
+}
+
+static int walk(walker *w, const char *dir, const char *reldir);
+
+static int visit(walker *w, const char *dir, const char *reldir, const char *name)
+{
+    char *path = tp__path_join(dir, name);
+    if (!path)
+        return -ENOMEM;
+    struct stat st;
+    int rc = 0;
+    if (!utf8_ok((const unsigned char *)name))
+        rc = warn(w, path, "file name is not valid UTF-8");
+    else if (stat(path, &st) < 0)
+        rc = warn(w, path, errno == ELOOP ? "symlink loop" : strerror(errno));
+    else if (S_ISDIR(st.st_mode)) {
+        char *sub = reldir[0] ? tp__path_join(reldir, name) : strdup(name);
+        rc = sub ? walk(w, path, sub) : -ENOMEM;
+        free(sub);
+    } else if (!S_ISREG(st.st_mode))
+        rc = warn(w, path, "not a regular file");
+    else if (!is_jpeg_name(name))
+        rc = warn(w, path, "not a .jpg/.jpeg file");
+    else if (st.st_size == 0)
+        rc = warn(w, path, "empty file");
+    else
+        rc = add_file(w, reldir, name, path, (uint64_t)st.st_size);
+    free(path);
+    return rc;
+}
+
+static int walk(walker *w, const char *dir, const char *reldir)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return warn(w, dir, strerror(errno));
+    for (int i = 0; i < w->depth; i++)
+        if (w->devs[i] == st.st_dev && w->inos[i] == st.st_ino)
+            return warn(w, dir, "symlink loop (directory is its own ancestor)");
+    if (w->depth == (int)TP_ARRAY_LEN(w->devs))
+        return warn(w, dir, "directories nested too deeply");
+    char **names;
+    size_t n;
+    int rc = list_dir(dir, &names, &n);
+    if (rc < 0)
+        return rc == -ENOMEM ? rc : warn(w, dir, strerror(-rc));
+    w->devs[w->depth] = st.st_dev;
+    w->inos[w->depth++] = st.st_ino;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = visit(w, dir, reldir, names[i]);
+    w->depth--;
+    free_names(names, n);
+    return rc;
+}
+
+static int cmp_found(const void *a, const void *b)
+{
+    const found *x = a, *y = b;
+    int c = strcmp(x->reldir, y->reldir);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+/* Moves one class's files, sorted, into the scan's item list. */
+static int take_files(walker *w, uint32_t label)
+{
+    tp_scan *s = w->scan;
+    qsort(w->files, w->nfiles, sizeof(found), cmp_found);
+    tp_scan_item *grown = realloc(s->items, (s->nitems + w->nfiles + 1) * sizeof(*grown));
+    if (!grown)
+        return -ENOMEM;
+    s->items = grown;
+    for (size_t i = 0; i < w->nfiles; i++) {
+        found *f = &w->files[i];
+        char line[64];
+        snprintf(line, sizeof(line), "\n%u %llu ", label, (unsigned long long)f->size);
+        uint64_t parts[3] = {s->listing_hash, tp__hash64(line, strlen(line)),
+                             tp__hash64(f->path, strlen(f->path))};
+        s->listing_hash = tp__hash64(parts, sizeof(parts));
+        s->items[s->nitems++] = (tp_scan_item){.path = f->path, .label = label};
+        free(f->reldir);
+        free(f->name);
+    }
+    w->nfiles = 0;
+    return 0;
+}
+
+static int scan_classes(const char *root, tp_scan *s, walker *w)
+{
+    char **names;
+    size_t n;
+    int rc = list_dir(root, &names, &n);
+    TP_TRY(rc);
+    s->classes = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n && s->classes && rc == 0; i++) {
+        char *path = tp__path_join(root, names[i]);
+        struct stat st;
+        if (!path)
+            rc = -ENOMEM;
+        else if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+            ; /* files beside the class directories are not inputs */
+        else if (!utf8_ok((const unsigned char *)names[i]))
+            rc = warn(w, path, "class directory name is not valid UTF-8");
+        else {
+            s->classes[s->nclasses++] = names[i];
+            names[i] = NULL;
+        }
+        free(path);
+    }
+    free_names(names, n);
+    return s->classes ? rc : -ENOMEM;
+}
+
+int tp_scan_imagefolder(const char *root, tp_scan *s,
+                        int (*warn_fn)(void *ctx, const char *path, const char *why), void *ctx)
+{
+    memset(s, 0, sizeof(*s));
+    walker w = {.scan = s, .warn = warn_fn, .ctx = ctx};
+    int rc = scan_classes(root, s, &w);
+    for (size_t c = 0; c < s->nclasses && rc == 0; c++) {
+        char *dir = tp__path_join(root, s->classes[c]);
+        size_t before = s->nitems;
+        rc = dir ? walk(&w, dir, "") : -ENOMEM;
+        if (rc == 0)
+            rc = take_files(&w, (uint32_t)c);
+        if (rc == 0 && s->nitems == before)
+            rc = warn(&w, dir, "class directory has no usable .jpg/.jpeg files");
+        free(dir);
+    }
+    for (size_t i = 0; i < w.nfiles; i++) {
+        free(w.files[i].reldir);
+        free(w.files[i].name);
+        free(w.files[i].path);
+    }
+    free(w.files);
+    return rc;
+}
+
+void tp_scan_free(tp_scan *s)
+{
+    for (size_t i = 0; i < s->nclasses; i++)
+        free(s->classes[i]);
+    for (size_t i = 0; i < s->nitems; i++)
+        free(s->items[i].path);
+    free(s->classes);
+    free(s->items);
+    memset(s, 0, sizeof(*s));
+}
