@@ -11,8 +11,16 @@ int64_t tp_zstd_compress(const void *src, size_t len, int level, unsigned char *
     unsigned char *buf = malloc(cap ? cap : 1);
     if (!buf)
         return -ENOMEM;
-    size_t n = ZSTD_compress(buf, cap, src, len, level);
-    if (ZSTD_isError(n)) {
+    /* The frame checksum makes a damaged frame fail even where a record checksum is not
+     * checked, at 4 bytes per field. */
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    size_t n = cctx ? ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level) : 0;
+    if (cctx && !ZSTD_isError(n))
+        n = ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+    if (cctx && !ZSTD_isError(n))
+        n = ZSTD_compress2(cctx, buf, cap, src, len);
+    ZSTD_freeCCtx(cctx);
+    if (!cctx || ZSTD_isError(n)) {
         free(buf);
         return TP_EUSAGE;
     }

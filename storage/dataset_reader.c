@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #define MAX_MANIFEST (64u << 20)
 
@@ -30,15 +31,25 @@ static int open_shards(tp_dataset *ds, tp_error *err)
         char *path = tp__path_join(ds->path, sh->file);
         if (!path)
             return tp__error_set(err, -ENOMEM, "out of memory");
-        int rc = m->format == TP_SHARD_LMDB
+        /* Checked before anything maps the file: touching a mapping past the end of a
+         * truncated file would raise SIGBUS. */
+        struct stat st;
+        int rc = stat(path, &st) < 0 ? -errno : (uint64_t)st.st_size != sh->bytes ? 1 : 0;
+        if (rc != 0) {
+            rc = rc < 0 ? tp__error_set(err, rc, "%s: %s", path, tp_strerror(rc))
+                        : tp__error_set(err, (uint64_t)st.st_size < sh->bytes ? TP_ETRUNCATED
+                                                                               : TP_ECORRUPT,
+                                        "%s: %llu bytes, the manifest says %llu", path,
+                                        (unsigned long long)st.st_size,
+                                        (unsigned long long)sh->bytes);
+            free(path);
+            return rc;
+        }
+        rc = m->format == TP_SHARD_LMDB
                      ? tp__lmdb_reader_open(&ds->shards[i], path, &want, sh->samples, err)
                      : tp__tpr_reader_open(&ds->shards[i], path, &want, sh->samples, err);
         free(path);
         TP_TRY(rc);
-        if (ds->shards[i]->bytes != sh->bytes)
-            return tp__error_set(err, TP_ECORRUPT, "%s/%s: %" PRIu64 " bytes, the manifest "
-                                 "says %" PRIu64, ds->path, sh->file, ds->shards[i]->bytes,
-                                 sh->bytes);
         ds->max_record = TP_MAX(ds->max_record, ds->shards[i]->max_record);
     }
     return 0;

@@ -1,6 +1,7 @@
 /* The record encoding shared by both shard kinds: a checksummed header, a table of
- * (field, compression, size, raw size) entries and the payloads, each 8-byte aligned so
- * raw tensors can be used in place. Parsing trusts nothing: the checksum is verified first,
+ * (field, compression, size, raw size) entries and the payloads, each zero-padded to a
+ * multiple of 8 bytes so every payload is 8-byte aligned and raw tensors can be used in
+ * place; the padding does not depend on field order. Parsing trusts nothing: the checksum is verified first,
  * then every size and offset is bounded by the buffer. */
 #include "storage.h"
 
@@ -12,7 +13,7 @@ uint64_t tp__record_size(const tp_field_value *values, size_t n)
 {
     uint64_t off = TP_RECORD_HEADER + (uint64_t)n * TP_RECORD_ENTRY;
     for (size_t i = 0; i < n; i++)
-        off = pad8(off) + values[i].size;
+        off += pad8(values[i].size);
     return off;
 }
 
@@ -43,11 +44,10 @@ uint64_t tp__record_encode(unsigned char *out, const tp_field_value *values, siz
         e[2] = (unsigned char)v->compression;
         tp__put64(e + 8, v->size);
         tp__put64(e + 16, v->compression == TP_COMPRESS_NONE ? v->size : v->raw_size);
-        uint64_t start = pad8(off);
-        memset(out + off, 0, start - off);
         if (v->size)
-            memcpy(out + start, v->data, v->size);
-        off = start + v->size;
+            memcpy(out + off, v->data, v->size);
+        memset(out + off + v->size, 0, pad8(v->size) - v->size);
+        off += pad8(v->size);
     }
     uint64_t sum = tp__hash64(out + 8, off - 8);
     tp__put64(out, sum);
@@ -70,13 +70,13 @@ static int parse_entry(const unsigned char *buf, uint64_t len, size_t i, uint64_
         return tp__error_set(err, TP_ECORRUPT, "field entry %zu: bad compression or flags", i);
     if (v->compression == TP_COMPRESS_NONE && v->raw_size != v->size)
         return tp__error_set(err, TP_ECORRUPT, "field entry %zu: raw size differs", i);
-    uint64_t start = pad8(*off);
-    if (start > len || v->size > len - start)
+    uint64_t start = *off;
+    if (v->size > len - start || pad8(v->size) > len - start)
         return tp__error_set(err, TP_ECORRUPT, "field entry %zu: %llu bytes overrun the "
                              "%llu-byte record", i, (unsigned long long)v->size,
                              (unsigned long long)len);
     v->data = buf + start;
-    *off = start + v->size;
+    *off = start + pad8(v->size);
     return 0;
 }
 

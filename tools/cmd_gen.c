@@ -31,7 +31,8 @@ void tp_usage_gen(FILE *out)
             "  class k mod C; sizes vary around 500x375 (about 80-150 KiB at quality 90).\n"
             "tensors: write a dataset of N records with fields 'cls' (int64, k mod C) and\n"
             "  'raw' (uint8 tensor of random bytes). --record-bytes gives the size of each\n"
-            "  encoded record (at least %d), so records fill aligned blocks exactly;\n"
+            "  encoded record (a multiple of 8, at least %d), so records fill aligned\n"
+            "  blocks exactly;\n"
             "  --shape gives the tensor's shape instead.\n\n"
             "Options:\n"
             "  --samples N   number of samples (required)\n"
@@ -40,7 +41,7 @@ void tp_usage_gen(FILE *out)
             "  --quality Q   JPEG quality 1-100 (default 90)\n"
             "  --jobs J      threads (default: number of CPUs)\n"
             "  --force       write into a non-empty DIR / replace an existing dataset\n"
-            "  -h, --help    show this help\n", TENSOR_OVERHEAD + 1);
+            "  -h, --help    show this help\n", TENSOR_OVERHEAD + 8);
 }
 
 typedef struct gen_options {
@@ -75,7 +76,7 @@ static int gen_option(int c, gen_options *o)
     case 's': return tp_cli_u64(CMD, "--seed", optarg, 0, UINT64_MAX, &o->seed);
     case 'q': return tp_cli_u64(CMD, "--quality", optarg, 1, 100, &o->quality);
     case 'j': return tp_cli_u64(CMD, "--jobs", optarg, 1, 256, &o->jobs);
-    case 'b': return tp_cli_u64(CMD, "--record-bytes", optarg, TENSOR_OVERHEAD + 1,
+    case 'b': return tp_cli_u64(CMD, "--record-bytes", optarg, TENSOR_OVERHEAD + 8,
                                 UINT64_C(1) << 31, &o->record_bytes);
     case 'a': return tp_cli_u64(CMD, "--align", optarg, 1, 65536, &o->align);
     case 'z': return tp_cli_size(CMD, "--shard-size", optarg, 4096, &o->shard_bytes);
@@ -124,6 +125,9 @@ static int parse_gen(int argc, char **argv, gen_options *o)
         return tp_cli_usage_error(CMD, "--samples is required");
     if (o->align & (o->align - 1))
         return tp_cli_usage_error(CMD, "--align must be a power of two");
+    if (o->record_bytes % 8)
+        return tp_cli_usage_error(CMD, "--record-bytes must be a multiple of 8 (records are "
+                                       "padded to 8 bytes)");
     return 0;
 }
 

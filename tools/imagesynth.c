@@ -25,7 +25,7 @@
 #define SYNTH_MIN_SHAPES 4
 #define SYNTH_MAX_SHAPES 12
 #define SYNTH_MAX_VERTS 7
-#define SYNTH_MIN_CELL 2
+#define SYNTH_MIN_CELL 1
 #define SYNTH_MAX_OCTAVES 6
 
 enum { SHAPE_ELLIPSE, SHAPE_RECT, SHAPE_POLY, SHAPE_KINDS };
@@ -70,6 +70,7 @@ typedef struct {
     size_t rows_cap;
     float *col_w; /* per-column interpolation weights, four per column */
     int *col_cell;
+    size_t cols_cap;
 } synth_canvas;
 
 /* Sky above a tilted, softly blurred horizon and ground below. */
@@ -231,10 +232,11 @@ static int canvas_init(synth_canvas *cv, int w, int h)
     size_t n = (size_t)w * (size_t)h;
     size_t lat = (size_t)(w / SYNTH_MIN_CELL + 5) * (size_t)(h / SYNTH_MIN_CELL + 5);
     size_t rows = (size_t)(h / SYNTH_MIN_CELL + 5) * (size_t)w;
+    size_t cols = (size_t)(w / SYNTH_MIN_CELL + 5);
     cv->w = w;
     cv->h = h;
-    cv->rgb = malloc((n * 6 + lat * 2 + rows + (size_t)w * 4) * sizeof(float));
-    cv->col_cell = malloc((size_t)w * sizeof(int));
+    cv->rgb = malloc((n * 6 + lat * 2 + rows + cols * 4) * sizeof(float));
+    cv->col_cell = malloc(cols * sizeof(int));
     if (!cv->rgb || !cv->col_cell) {
         canvas_free(cv);
         return -ENOMEM;
@@ -248,6 +250,7 @@ static int canvas_init(synth_canvas *cv, int w, int h)
     cv->rows = cv->lattice[1] + lat;
     cv->rows_cap = rows;
     cv->col_w = cv->rows + rows;
+    cv->cols_cap = cols;
     return 0;
 }
 
@@ -289,7 +292,7 @@ static void grid_upsample(synth_canvas *cv, const synth_grid *src, const synth_g
                           int oy)
 {
     assert((dst->w - 1 + ox) / factor + 3 < src->w && (dst->h - 1 + oy) / factor + 3 < src->h);
-    assert((size_t)src->h * (size_t)dst->w <= cv->rows_cap);
+    assert((size_t)src->h * (size_t)dst->w <= cv->rows_cap && (size_t)dst->w <= cv->cols_cap);
     upsample_rows(cv, src, dst->w, factor, ox);
     float inv = 1.0f / (float)factor;
     size_t stride = (size_t)dst->w;
@@ -554,14 +557,14 @@ static void noise_row(synth_rng *r, int w, float *noise)
  * luma grain wherever the roughness plane asks for it. */
 static void develop(const synth_canvas *cv, synth_rng *r, float sensor, float *noise, unsigned char *out)
 {
-    const float chroma = 0.5f * sensor;
     for (int y = 0; y < cv->h; y++) {
         size_t row = (size_t)y * (size_t)cv->w;
         noise_row(r, cv->w, noise);
         for (int x = 0; x < cv->w; x++) {
             const float *src = cv->rgb + (row + (size_t)x) * 3, *nz = noise + 4 * x;
             unsigned char *dst = out + (row + (size_t)x) * 3;
-            float luma = (sensor + cv->rough[row + x]) * nz[0] + 0.5f;
+            float rough = cv->rough[row + x];
+            float luma = (sensor + rough) * nz[0] + 0.5f, chroma = 0.5f * sensor + 0.4f * rough;
             for (int c = 0; c < 3; c++)
                 dst[c] = (unsigned char)(int)clampf(src[c] + luma + chroma * nz[1 + c], 0.0f, 255.0f);
         }
@@ -573,7 +576,7 @@ static void synthesize(synth_canvas *cv, synth_rng *r, const synth_style *st, co
     synth_backdrop bd;
     pick_backdrop(r, st, cv->h, &bd);
     noise_fbm(cv, r, cv->lowf, 8 + (int)rng_below(r, 12), 4, 0.5f);
-    noise_fbm(cv, r, cv->hif, 2 + (int)rng_below(r, 2), 3, 0.7f);
+    noise_fbm(cv, r, cv->hif, 1, 3, 0.7f);
     paint_backdrop(cv, &bd, lk);
     int nshapes = SYNTH_MIN_SHAPES + (int)rng_below(r, SYNTH_MAX_SHAPES - SYNTH_MIN_SHAPES + 1);
     for (int i = 0; i < nshapes; i++) {
