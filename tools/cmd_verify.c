@@ -16,12 +16,13 @@
 #define CMD "verify"
 #define SPAN (8u << 20)
 #define MAX_REPORTED 100
+#define CHUNK 64 /* samples per task: shards are split so --jobs helps within one */
 
 typedef struct verify_job {
     const tp_dataset *ds;
     const char *path;
     bool decode;
-    atomic_size_t next_shard;
+    atomic_size_t next_task;
     atomic_uint_fast64_t errors, samples;
     pthread_mutex_t print_mu;
 } verify_job;
@@ -141,13 +142,30 @@ static void verify_range(verify_job *j, const tp_shard_info *si, unsigned char *
     }
 }
 
+/* Claims the next chunk of at most CHUNK samples, never crossing a shard boundary. */
+static bool next_task(verify_job *j, tp_shard_info *si, uint64_t *first, uint64_t *end)
+{
+    size_t t = atomic_fetch_add(&j->next_task, 1);
+    for (size_t i = 0; tp_dataset_shard_info(j->ds, i, si) == 0; i++) {
+        size_t chunks = (size_t)((si->samples + CHUNK - 1) / CHUNK);
+        if (t < chunks) {
+            *first = si->first_sample + (uint64_t)t * CHUNK;
+            *end = TP_MIN(*first + CHUNK, si->first_sample + si->samples);
+            return true;
+        }
+        t -= chunks;
+    }
+    return false;
+}
+
 static void *verify_worker(void *arg)
 {
     verify_job *j = arg;
+    uint64_t first, end;
     unsigned char *buf = malloc(SPAN);
     tp_shard_info si;
-    while (buf && tp_dataset_shard_info(j->ds, atomic_fetch_add(&j->next_shard, 1), &si) == 0)
-        verify_range(j, &si, buf, si.first_sample, si.first_sample + si.samples);
+    while (buf && next_task(j, &si, &first, &end))
+        verify_range(j, &si, buf, first, end);
     if (!buf)
         report(j, "%s%llu%s", "out of memory", 0, "");
     free(buf);

@@ -76,6 +76,8 @@ typedef struct {
 /* Sky above a tilted, softly blurred horizon and ground below. */
 typedef struct {
     float sky_top[3], sky_low[3], ground_near[3], ground_far[3];
+    float tint[3];  /* colour of the texture, so it is not grey */
+    float sky_busy; /* how much texture the upper part gets: foliage vs clear sky */
     float horizon, slope, inv_width;
 } synth_backdrop;
 
@@ -87,7 +89,8 @@ typedef struct {
     float opacity;
     float rgb[3];
     float shade_u, shade_v; /* lighting gradient across the shape */
-    float tex_amp, tex_freq;
+    float stripe_amp, stripe_freq;
+    float mottle_amp;
     float rough; /* per-pixel grain on the surface */
     size_t tex_shift; /* decorrelates the grain from the backdrop's */
     int nvert;
@@ -213,8 +216,8 @@ static void pick_look(synth_rng *r, int w, int h, synth_look *lk)
 {
     lk->detail = powf(SYNTH_REF_PIXELS / (float)(w * h), 0.75f) * rng_range(r, 0.8f, 1.25f);
     lk->sensor = 3.3f * lk->detail;
-    lk->texture = rng_range(r, 12.0f, 28.0f) * lk->detail;
-    lk->grain = rng_range(r, 10.0f, 30.0f) * lk->detail;
+    lk->texture = rng_range(r, 25.0f, 55.0f) * lk->detail;
+    lk->grain = rng_range(r, 5.0f, 15.0f) * lk->detail;
     lk->light = rng_range(r, 0.8f, 2.0f);
 }
 
@@ -356,7 +359,10 @@ static void pick_backdrop(synth_rng *r, const synth_style *st, int h, synth_back
     pick_color(r, st, 0.35f, 0.7f, 1.0f, bd->sky_low);
     pick_color(r, st, 0.8f, 0.25f, 0.7f, bd->ground_near);
     pick_color(r, st, 0.8f, 0.1f, 0.5f, bd->ground_far);
-    bd->horizon = (float)h * rng_range(r, 0.2f, 0.8f);
+    for (int c = 0; c < 3; c++)
+        bd->tint[c] = rng_range(r, 0.65f, 1.35f);
+    bd->sky_busy = rng_chance(r, 0.75f) ? rng_range(r, 0.4f, 1.0f) : rng_range(r, 0.05f, 0.3f);
+    bd->horizon = (float)h * rng_range(r, 0.15f, 0.7f);
     bd->slope = rng_range(r, -0.2f, 0.2f);
     bd->inv_width = 1.0f / rng_range(r, 1.0f, 30.0f);
 }
@@ -364,10 +370,10 @@ static void pick_backdrop(synth_rng *r, const synth_style *st, int h, synth_back
 /* Texture (grass, gravel) is strongest on the ground and faint in the sky
  * (cloud detail), and the low-frequency field gates it so that it comes in
  * patches rather than as a uniform film. */
-static float texture_gate(float g, float low)
+static float texture_gate(const synth_backdrop *bd, float g, float low)
 {
     float patch = clampf(4.0f * low + 0.6f, 0.0f, 1.0f);
-    return (0.15f + 0.85f * g) * (0.25f + 0.75f * patch);
+    return (bd->sky_busy + (1.0f - bd->sky_busy) * g) * (0.25f + 0.75f * patch);
 }
 
 /* Steepening the fine field turns it into crisp-edged blobs, the mottling of
@@ -389,12 +395,12 @@ static void paint_backdrop(synth_canvas *cv, const synth_backdrop *bd, const syn
         size_t row = (size_t)y * (size_t)cv->w;
         for (int x = 0; x < cv->w; x++) {
             float g = clampf(g0 + dg * (float)x, 0.0f, 1.0f);
-            float low = cv->lowf[row + x], gate = texture_gate(g, low);
+            float low = cv->lowf[row + x], gate = texture_gate(bd, g, low);
             float light = 1.0f + lk->light * low;
-            float tex = lk->texture * gate * mottle(cv->hif[row + x]);
+            float tex = lk->texture * gate * mottle(cv->hif[row + x] + 0.8f * low);
             float *px = cv->rgb + (row + (size_t)x) * 3;
             for (int c = 0; c < 3; c++)
-                px[c] = (sky[c] + (ground[c] - sky[c]) * g) * light + tex;
+                px[c] = (sky[c] + (ground[c] - sky[c]) * g) * light + tex * bd->tint[c];
             cv->rough[row + x] = lk->grain * gate;
         }
     }
@@ -443,6 +449,18 @@ static void pick_shape_geometry(synth_rng *r, int w, int h, float depth, synth_s
         build_polygon(r, s);
 }
 
+/* Every surface carries some mottling, since nothing in a photograph is
+ * perfectly flat; the texture kind decides how much, and adds stripes. */
+static void pick_surface(synth_rng *r, const synth_look *lk, const synth_canvas *cv, synth_shape *s)
+{
+    int grain = s->texture == TEX_GRAIN;
+    s->stripe_amp = s->texture == TEX_STRIPES ? rng_range(r, 20.0f, 50.0f) * lk->detail : 0.0f;
+    s->stripe_freq = 1.0f / rng_range(r, 3.0f, 18.0f);
+    s->mottle_amp = lk->texture * (grain ? rng_range(r, 0.7f, 1.3f) : rng_range(r, 0.1f, 0.4f));
+    s->rough = lk->grain * (grain ? rng_range(r, 0.6f, 1.4f) : rng_range(r, 0.0f, 0.3f));
+    s->tex_shift = (size_t)rng_below(r, (uint32_t)(cv->w * cv->h));
+}
+
 static void pick_shape(synth_rng *r, const synth_style *st, const synth_look *lk, const synth_canvas *cv,
                        float depth, synth_shape *s)
 {
@@ -453,10 +471,7 @@ static void pick_shape(synth_rng *r, const synth_style *st, const synth_look *lk
     s->opacity = rng_chance(r, 0.8f) ? 1.0f : rng_range(r, 0.5f, 0.9f);
     s->shade_u = rng_range(r, -0.3f, 0.3f) / s->a;
     s->shade_v = rng_range(r, -0.3f, 0.3f) / s->b;
-    s->tex_amp = rng_range(r, 10.0f, 36.0f) * lk->detail;
-    s->tex_freq = 1.0f / rng_range(r, 3.0f, 18.0f);
-    s->tex_shift = (size_t)rng_below(r, (uint32_t)(cv->w * cv->h));
-    s->rough = lk->grain * (s->texture == TEX_GRAIN ? rng_range(r, 0.6f, 1.4f) : rng_range(r, 0.0f, 0.3f));
+    pick_surface(r, lk, cv, s);
 }
 
 /* Coverage ramps from 0 to 1 across the edge width, which antialiases hard
@@ -483,13 +498,12 @@ static float shape_coverage(const synth_shape *s, float u, float v)
 
 static float shape_texture(const synth_shape *s, float u, float fine)
 {
+    float tex = s->mottle_amp * mottle(fine);
     if (s->texture == TEX_STRIPES) {
-        float t = u * s->tex_freq + 4096.0f; /* positive, so truncation is floor */
-        return s->tex_amp * (fabsf(2.0f * (t - (float)(int)t) - 1.0f) - 0.5f);
+        float t = u * s->stripe_freq + 4096.0f; /* positive, so truncation is floor */
+        tex += s->stripe_amp * (fabsf(2.0f * (t - (float)(int)t) - 1.0f) - 0.5f);
     }
-    if (s->texture == TEX_GRAIN)
-        return s->tex_amp * mottle(fine);
-    return 0.0f;
+    return tex;
 }
 
 /* Axis-aligned bounds of the rotated shape, widened by its edge ramp.
@@ -576,7 +590,7 @@ static void synthesize(synth_canvas *cv, synth_rng *r, const synth_style *st, co
     synth_backdrop bd;
     pick_backdrop(r, st, cv->h, &bd);
     noise_fbm(cv, r, cv->lowf, 8 + (int)rng_below(r, 12), 4, 0.5f);
-    noise_fbm(cv, r, cv->hif, 1, 3, 0.7f);
+    noise_fbm(cv, r, cv->hif, 1, 3, 1.0f);
     paint_backdrop(cv, &bd, lk);
     int nshapes = SYNTH_MIN_SHAPES + (int)rng_below(r, SYNTH_MAX_SHAPES - SYNTH_MIN_SHAPES + 1);
     for (int i = 0; i < nshapes; i++) {

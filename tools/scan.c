@@ -74,7 +74,8 @@ static int list_dir(const char *path, char ***out, size_t *n)
     }
     int rc = e ? -ENOMEM : 0;
     closedir(d);
-    qsort(names, count, sizeof(char *), cmp_str);
+    if (count)
+        qsort(names, count, sizeof(char *), cmp_str);
     *out = names;
     *n = count;
     return rc;
@@ -182,7 +183,8 @@ static int cmp_found(const void *a, const void *b)
 static int take_files(walker *w, uint32_t label)
 {
     tp_scan *s = w->scan;
-    qsort(w->files, w->nfiles, sizeof(found), cmp_found);
+    if (w->nfiles)
+        qsort(w->files, w->nfiles, sizeof(found), cmp_found);
     tp_scan_item *grown = realloc(s->items, (s->nitems + w->nfiles + 1) * sizeof(*grown));
     if (!grown)
         return -ENOMEM;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what turbopump needs to build and test on Debian 12, skipping what is there.
+# Run as root (or with sudo available). Safe to run again.
+set -euo pipefail
+
+PACKAGES=(
+  gcc make cmake ninja-build pkg-config git
+  liburing-dev liblmdb-dev libturbojpeg0-dev libjpeg62-turbo-dev libzstd-dev
+  libjansson-dev libxxhash-dev check libsubunit-dev
+  python3 util-linux
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "setup: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: run as root to install packages" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The full test suite: installs what is missing, builds with warnings as errors and runs
+# every test, then repeats the suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# TP_TEST_SANITIZE=0 skips the sanitizer pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+jobs=$(nproc)
+echo "== build (warnings are errors)"
+scripts/build.sh build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTP_WERROR=ON
+echo "== tests"
+ctest --test-dir build-test --output-on-failure -j "$jobs"
+
+if [ "${TP_TEST_SANITIZE:-1}" != 0 ]; then
+  echo "== build with ASan + UBSan"
+  scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DTP_WERROR=ON \
+    -DTP_SANITIZE=address,undefined
+  echo "== tests under ASan + UBSan"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$jobs"
+fi
