@@ -14,7 +14,9 @@
 #include <stdlib.h>
 
 #define CMD "verify"
-#define SPAN (8u << 20)
+/* Records are read in spans of up to SPAN bytes: small enough that the hash reads them
+ * back from the CPU cache, large enough that small records cost few system calls. */
+#define SPAN (256u << 10)
 #define MAX_REPORTED 100
 #define CHUNK 64 /* samples per task: shards are split so --jobs helps within one */
 
@@ -101,7 +103,12 @@ static void check_record(verify_job *j, const char *shard, uint64_t id,
 }
 
 /* Reads records [first, end) of one shard in spans of up to SPAN bytes. */
-static void verify_range(verify_job *j, const tp_shard_info *si, unsigned char *buf,
+typedef struct span_buf {
+    unsigned char *p;
+    size_t cap;
+} span_buf;
+
+static void verify_range(verify_job *j, const tp_shard_info *si, span_buf *buf,
                          uint64_t first, uint64_t end)
 {
     tp_sample_location locs[4096];
@@ -126,8 +133,15 @@ static void verify_range(verify_job *j, const tp_shard_info *si, unsigned char *
             continue;
         }
         size_t span = (size_t)(span_end - span_start);
-        unsigned char *p = span <= SPAN ? buf : malloc(span);
-        int rc = p ? tp__pread_all(locs[0].fd, p, span, span_start) : -ENOMEM;
+        if (span > buf->cap) { /* one record larger than any before */
+            unsigned char *grown = realloc(buf->p, span);
+            if (grown) {
+                buf->p = grown;
+                buf->cap = span;
+            }
+        }
+        unsigned char *p = buf->p;
+        int rc = span <= buf->cap ? tp__pread_all(locs[0].fd, p, span, span_start) : -ENOMEM;
         for (size_t i = 0; i < n; i++) {
             if (rc < 0)
                 report(j, "%s: sample %llu: %s", si->path, first + i, tp_strerror(rc));
@@ -135,8 +149,6 @@ static void verify_range(verify_job *j, const tp_shard_info *si, unsigned char *
                 check_record(j, si->path, first + i, p + (locs[i].offset - span_start),
                              &locs[i]);
         }
-        if (p != buf)
-            free(p);
         atomic_fetch_add(&j->samples, n);
         first += n;
     }
@@ -162,13 +174,13 @@ static void *verify_worker(void *arg)
 {
     verify_job *j = arg;
     uint64_t first, end;
-    unsigned char *buf = malloc(SPAN);
+    span_buf buf = {malloc(SPAN), SPAN};
     tp_shard_info si;
-    while (buf && next_task(j, &si, &first, &end))
-        verify_range(j, &si, buf, first, end);
-    if (!buf)
+    while (buf.p && next_task(j, &si, &first, &end))
+        verify_range(j, &si, &buf, first, end);
+    if (!buf.p)
         report(j, "%s%llu%s", "out of memory", 0, "");
-    free(buf);
+    free(buf.p);
     return NULL;
 }
 

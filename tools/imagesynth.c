@@ -360,8 +360,8 @@ static void pick_backdrop(synth_rng *r, const synth_style *st, int h, synth_back
     pick_color(r, st, 0.8f, 0.25f, 0.7f, bd->ground_near);
     pick_color(r, st, 0.8f, 0.1f, 0.5f, bd->ground_far);
     for (int c = 0; c < 3; c++)
-        bd->tint[c] = rng_range(r, 0.65f, 1.35f);
-    bd->sky_busy = rng_chance(r, 0.75f) ? rng_range(r, 0.4f, 1.0f) : rng_range(r, 0.05f, 0.3f);
+        bd->tint[c] = rng_range(r, 0.5f, 1.5f);
+    bd->sky_busy = rng_chance(r, 0.8f) ? rng_range(r, 0.4f, 1.0f) : rng_range(r, 0.05f, 0.3f);
     bd->horizon = (float)h * rng_range(r, 0.15f, 0.7f);
     bd->slope = rng_range(r, -0.2f, 0.2f);
     bd->inv_width = 1.0f / rng_range(r, 1.0f, 30.0f);
@@ -373,7 +373,7 @@ static void pick_backdrop(synth_rng *r, const synth_style *st, int h, synth_back
 static float texture_gate(const synth_backdrop *bd, float g, float low)
 {
     float patch = clampf(4.0f * low + 0.6f, 0.0f, 1.0f);
-    return (bd->sky_busy + (1.0f - bd->sky_busy) * g) * (0.25f + 0.75f * patch);
+    return (bd->sky_busy + (1.0f - bd->sky_busy) * g) * (0.5f + 0.5f * patch);
 }
 
 /* Steepening the fine field turns it into crisp-edged blobs, the mottling of
