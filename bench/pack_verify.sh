@@ -35,6 +35,21 @@ for jobs in 1 2; do
     "$jobs" "$t" "$runs" "$(calc "$n / $t")" "$(calc "$src_mb / $t")"
 done
 
+# The disk's sequential write speed, fsync included, for as many bytes as the dataset:
+# packing cannot beat it.
+ds_bytes=$(cat "$work"/ds/shard-*.tpr | wc -c)
+dd_t=()
+for _ in $(seq "$runs"); do
+  t0=$(now)
+  dd if=/dev/zero of="$work/dd.tmp" bs=1M count=$((ds_bytes >> 20)) conv=fsync 2>/dev/null
+  dd_t+=("$(calc "$(now) - $t0")")
+  rm -f "$work/dd.tmp"
+done
+d=$(printf '%s\n' "${dd_t[@]}" | median)
+printf 'dd write + fsync of %.0f MB: %.1f MB/s (median of %d); pack --jobs %d ratio %.2f\n' \
+  "$(calc "$ds_bytes / 1e6")" "$(calc "$ds_bytes / 1e6 / $d")" "$runs" "$jobs" \
+  "$(calc "$d / $t")"
+
 shards=("$work"/ds/shard-*.tpr)
 ds_mb=$(cat "${shards[@]}" | wc -c | awk '{print $1 / 1e6}')    # also warms the page cache
 cat_t=(); ver_t=(); ver2_t=()

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #define WRITE_BUFFER (1u << 20)
+#define WRITEBACK_STEP (8u << 20)
 
 typedef struct tpr_writer {
     tp__shard_writer base;
@@ -20,13 +21,30 @@ typedef struct tpr_writer {
     size_t fill;
     unsigned char *index;
     size_t index_cap;
+    uint64_t kicked; /* file offset up to which writeback has been started */
     tp__shard_header h;
 } tpr_writer;
+
+/* Starts writeback of what has been written since the last call, without waiting, so
+ * the disk works while we keep filling the page cache and the fsync at the end of the
+ * shard has little left to do. Without it nothing is written before that fsync (the
+ * kernel's dirty thresholds are gigabytes), and packing alternates between CPU and disk. */
+static void wr_kick(tpr_writer *w)
+{
+    uint64_t end = w->base.bytes - w->fill;
+    if (end - w->kicked >= WRITEBACK_STEP) {
+        sync_file_range(w->fd, (off_t)w->kicked, (off_t)(end - w->kicked),
+                        SYNC_FILE_RANGE_WRITE);
+        w->kicked = end;
+    }
+}
 
 static int wr_flush(tpr_writer *w)
 {
     int rc = tp__write_all(w->fd, w->buf, w->fill);
     w->fill = 0;
+    if (rc == 0)
+        wr_kick(w);
     return rc;
 }
 
@@ -38,6 +56,7 @@ static int wr_put(tpr_writer *w, const void *src, uint64_t len)
         if (src && len >= WRITE_BUFFER) {
             TP_TRY(tp__write_all(w->fd, src, len));
             w->base.bytes += len;
+            wr_kick(w);
             return 0;
         }
     }

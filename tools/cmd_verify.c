@@ -134,8 +134,9 @@ static void verify_range(verify_job *j, const tp_shard_info *si, span_buf *buf,
         }
         size_t span = (size_t)(span_end - span_start);
         if (span > buf->cap) { /* one record larger than any before */
-            unsigned char *grown = realloc(buf->p, span);
+            unsigned char *grown = aligned_alloc(4096, (span + 4095) & ~(size_t)4095);
             if (grown) {
+                free(buf->p);
                 buf->p = grown;
                 buf->cap = span;
             }
@@ -174,7 +175,9 @@ static void *verify_worker(void *arg)
 {
     verify_job *j = arg;
     uint64_t first, end;
-    span_buf buf = {malloc(SPAN), SPAN};
+    /* Page-aligned like the page cache it is copied from: the kernel's copy runs
+     * several times slower into a buffer that is not (measured on AMD EPYC). */
+    span_buf buf = {aligned_alloc(4096, SPAN), SPAN};
     tp_shard_info si;
     while (buf.p && next_task(j, &si, &first, &end))
         verify_range(j, &si, &buf, first, end);

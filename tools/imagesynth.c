@@ -4,11 +4,13 @@
  * quality 90), and the smoke-training runs need labels a small CNN can learn,
  * yet the corpus must be reproducible from a seed and cheap to regenerate on
  * any machine. Each image is a sky/ground backdrop lit by low-frequency
- * fractal noise, a scatter of hard- and soft-edged shapes carrying stripes or
- * grain, patches of fine texture, and per-pixel sensor noise; the class picks
- * the hue family, the preferred shape and the preferred texture. Everything
- * is drawn from a private xoshiro256** stream keyed by (seed, class, index),
- * so output is identical across runs and threads. */
+ * fractal noise, a scatter of hard- and soft-edged shapes, fractal texture
+ * and grain over most of the frame (photographs only reach such sizes
+ * through dense fine detail), and sensor noise; the class picks the hue
+ * family, the preferred shape and the preferred texture. Everything is drawn
+ * from a private xoshiro256** stream keyed by (seed, class, index), and no
+ * libm result feeds a pixel, so output is identical across runs, threads and
+ * compilers. */
 #include "imagesynth.h"
 
 #include <assert.h>
@@ -25,7 +27,6 @@
 #define SYNTH_MIN_SHAPES 4
 #define SYNTH_MAX_SHAPES 12
 #define SYNTH_MAX_VERTS 7
-#define SYNTH_MIN_CELL 1
 #define SYNTH_MAX_OCTAVES 6
 
 enum { SHAPE_ELLIPSE, SHAPE_RECT, SHAPE_POLY, SHAPE_KINDS };
@@ -46,7 +47,7 @@ typedef struct {
 /* Per-image amplitudes, drawn once so that images within a class differ. */
 typedef struct {
     float detail;  /* scales every fine-detail amplitude */
-    float sensor;  /* sensor noise amplitude, in 8-bit levels */
+    float sensor;  /* sensor noise deviation, in 8-bit levels */
     float texture; /* backdrop texture amplitude, in 8-bit levels */
     float grain;   /* fine grain deviation in textured areas, in 8-bit levels */
     float light;   /* depth of the low-frequency brightness variation */
@@ -61,11 +62,11 @@ typedef struct {
 typedef struct {
     int w, h;
     float *rgb;         /* w*h*3 working colour on a 0..255 scale */
-    float *lowf;        /* w*h low-frequency noise, zero mean, deviation about 0.13 */
-    float *hif;         /* w*h fine noise, zero mean, deviation about 0.16 */
+    float *lowf;        /* w*h low-frequency noise, zero mean, deviation about 1 */
+    float *hif;         /* w*h fine noise, zero mean, deviation about 1 */
     float *rough;       /* w*h deviation of per-pixel grain, in 8-bit levels */
-    float *lattice[2];  /* ping-pong buffers for the noise pyramid */
-    size_t lattice_cap; /* nodes in each lattice buffer */
+    float *lattice[2];     /* ping-pong buffers for the noise pyramid */
+    size_t lattice_cap[2]; /* nodes in each lattice buffer */
     float *rows;        /* horizontally interpolated lattice rows */
     size_t rows_cap;
     float *col_w; /* per-column interpolation weights, four per column */
@@ -160,6 +161,21 @@ static float clampf(float v, float lo, float hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* Cosine and sine of `t` turns (t in 0..1), from Taylor polynomials on a
+ * quarter turn. libm's results may differ in the last bit between library
+ * versions, which would change the images; only IEEE-exact operations
+ * (arithmetic and sqrtf) are used anywhere an image value depends on. */
+static void turn_to_unit(float t, float *c, float *s)
+{
+    int quadrant = (int)(t * 4.0f);
+    float x = (t * 4.0f - (float)quadrant) * 1.5707963f, x2 = x * x;
+    float sx = x * (1.0f - x2 / 6.0f * (1.0f - x2 / 20.0f * (1.0f - x2 / 42.0f * (1.0f - x2 / 72.0f))));
+    float cx = 1.0f - x2 / 2.0f * (1.0f - x2 / 12.0f * (1.0f - x2 / 30.0f * (1.0f - x2 / 56.0f * (1.0f - x2 / 90.0f))));
+    const float cs[4][2] = {{cx, sx}, {-sx, cx}, {-cx, -sx}, {sx, -cx}};
+    *c = cs[quadrant & 3][0];
+    *s = cs[quadrant & 3][1];
+}
+
 static void hsv_to_rgb(float h, float s, float v, float out[3])
 {
     float hh = (h - (float)(int)(h + 16.0f) + 16.0f) * 6.0f; /* wrapped to 0..6 */
@@ -188,13 +204,17 @@ static void style_for_class(uint32_t class_id, uint32_t nclasses, synth_style *s
 static void pick_color(synth_rng *r, const synth_style *st, float sat_scale, float vlo, float vhi,
                        float out[3])
 {
-    float v = rng_range(r, vlo, vhi);
+    /* One draw per statement: argument evaluation order is unspecified, and
+     * compilers differ, which would change the image. */
+    float v = rng_range(r, vlo, vhi), hue, sat;
     if (rng_chance(r, 0.7f)) {
-        float s = clampf(st->sat * sat_scale * rng_range(r, 0.7f, 1.15f), 0.0f, 1.0f);
-        hsv_to_rgb(st->hue + rng_range(r, -0.04f, 0.04f), s, v, out);
+        sat = clampf(st->sat * sat_scale * rng_range(r, 0.7f, 1.15f), 0.0f, 1.0f);
+        hue = st->hue + rng_range(r, -0.04f, 0.04f);
     } else {
-        hsv_to_rgb(rng_unit(r), rng_range(r, 0.05f, 0.45f), v, out);
+        hue = rng_unit(r);
+        sat = rng_range(r, 0.05f, 0.45f);
     }
+    hsv_to_rgb(hue, sat, v, out);
 }
 
 static void pick_dimensions(synth_rng *r, int *w, int *h)
@@ -212,13 +232,18 @@ static void pick_dimensions(synth_rng *r, int *w, int *h)
     *h = portrait ? long_side : short_side;
 }
 
+/* Byte counts grow with pixel count much faster than with detail amplitude,
+ * hence the steep exponent; the clamp keeps the smallest images from
+ * turning into pure texture. */
 static void pick_look(synth_rng *r, int w, int h, synth_look *lk)
 {
-    lk->detail = powf(SYNTH_REF_PIXELS / (float)(w * h), 0.75f) * rng_range(r, 0.8f, 1.25f);
-    lk->sensor = 3.3f * lk->detail;
-    lk->texture = rng_range(r, 25.0f, 55.0f) * lk->detail;
-    lk->grain = rng_range(r, 5.0f, 15.0f) * lk->detail;
-    lk->light = rng_range(r, 0.8f, 2.0f);
+    float ratio = SYNTH_REF_PIXELS / (float)(w * h);
+    float size = clampf(ratio * sqrtf(ratio), 0.6f, 1.5f);
+    lk->detail = size * rng_range(r, 0.8f, 1.25f);
+    lk->sensor = 8.5f * lk->detail;
+    lk->texture = rng_range(r, 36.0f, 72.0f) * lk->detail;
+    lk->grain = rng_range(r, 10.0f, 29.0f) * lk->detail;
+    lk->light = rng_range(r, 0.1f, 0.25f);
 }
 
 static void canvas_free(synth_canvas *cv)
@@ -228,17 +253,20 @@ static void canvas_free(synth_canvas *cv)
 }
 
 /* One float block holds every plane; only the column indices are ints. The
- * finest lattice has nodes at least SYNTH_MIN_CELL pixels apart, plus a
- * border for the four-tap footprint and the random phase. */
+ * finest lattice may have a node per pixel, plus a border for the four-tap
+ * footprint and the random phase. Pyramid levels alternate buffers, so the
+ * second buffer never holds more than the half-resolution level, and the
+ * row buffer never more than that level's rows at full width. */
 static int canvas_init(synth_canvas *cv, int w, int h)
 {
     size_t n = (size_t)w * (size_t)h;
-    size_t lat = (size_t)(w / SYNTH_MIN_CELL + 5) * (size_t)(h / SYNTH_MIN_CELL + 5);
-    size_t rows = (size_t)(h / SYNTH_MIN_CELL + 5) * (size_t)w;
-    size_t cols = (size_t)(w / SYNTH_MIN_CELL + 5);
+    size_t lat0 = (size_t)(w + 5) * (size_t)(h + 5);
+    size_t lat1 = (size_t)(w / 2 + 6) * (size_t)(h / 2 + 6);
+    size_t rows = (size_t)(h / 2 + 6) * (size_t)(w + 5);
+    size_t cols = (size_t)w + 5;
     cv->w = w;
     cv->h = h;
-    cv->rgb = malloc((n * 6 + lat * 2 + rows + cols * 4) * sizeof(float));
+    cv->rgb = malloc((n * 6 + lat0 + lat1 + rows + cols * 4) * sizeof(float));
     cv->col_cell = malloc(cols * sizeof(int));
     if (!cv->rgb || !cv->col_cell) {
         canvas_free(cv);
@@ -248,9 +276,10 @@ static int canvas_init(synth_canvas *cv, int w, int h)
     cv->hif = cv->lowf + n;
     cv->rough = cv->hif + n;
     cv->lattice[0] = cv->rough + n;
-    cv->lattice[1] = cv->lattice[0] + lat;
-    cv->lattice_cap = lat;
-    cv->rows = cv->lattice[1] + lat;
+    cv->lattice[1] = cv->lattice[0] + lat0;
+    cv->lattice_cap[0] = lat0;
+    cv->lattice_cap[1] = lat1;
+    cv->rows = cv->lattice[1] + lat1;
     cv->rows_cap = rows;
     cv->col_w = cv->rows + rows;
     cv->cols_cap = cols;
@@ -289,11 +318,26 @@ static void upsample_rows(synth_canvas *cv, const synth_grid *src, int dst_w, in
     }
 }
 
+/* At factor one the lattice nodes are the pixels themselves; copying them
+ * rather than smoothing keeps the finest octave crisp, and is cheaper. The
+ * one-node offset matches the four-tap footprint of the smooth path. */
+static void grid_copy(const synth_grid *src, const synth_grid *dst)
+{
+    assert(dst->w + 2 < src->w && dst->h + 2 < src->h);
+    for (int y = 0; y < dst->h; y++)
+        memcpy(dst->v + (size_t)y * (size_t)dst->w, src->v + (size_t)(y + 1) * (size_t)src->w + 1,
+               (size_t)dst->w * sizeof(float));
+}
+
 /* Resamples `src` onto `dst`, whose nodes are `factor` times denser and
  * shifted by (ox, oy) of its own nodes. */
 static void grid_upsample(synth_canvas *cv, const synth_grid *src, const synth_grid *dst, int factor, int ox,
                           int oy)
 {
+    if (factor == 1) {
+        grid_copy(src, dst);
+        return;
+    }
     assert((dst->w - 1 + ox) / factor + 3 < src->w && (dst->h - 1 + oy) / factor + 3 < src->h);
     assert((size_t)src->h * (size_t)dst->w <= cv->rows_cap && (size_t)dst->w <= cv->cols_cap);
     upsample_rows(cv, src, dst->w, factor, ox);
@@ -310,21 +354,29 @@ static void grid_upsample(synth_canvas *cv, const synth_grid *src, const synth_g
     }
 }
 
+/* Two 24-bit uniforms come out of each 64-bit draw, since the finest
+ * lattice has as many nodes as the image has pixels. */
 static void grid_add_noise(const synth_grid *g, synth_rng *r, float amp, int first)
 {
-    for (int i = 0; i < g->w * g->h; i++)
-        g->v[i] = (first ? 0.0f : g->v[i]) + amp * (rng_unit(r) - 0.5f);
+    const float k = amp * 0x1p-24f;
+    int n = g->w * g->h;
+    for (int i = 0; i < n; i += 2) {
+        uint64_t bits = rng_next(r);
+        float u[2] = {k * (float)(bits >> 40) - 0.5f * amp, k * (float)((bits >> 8) & 0xffffff) - 0.5f * amp};
+        for (int j = 0; j < 2 && i + j < n; j++)
+            g->v[i + j] = (first ? 0.0f : g->v[i + j]) + u[j];
+    }
 }
 
 /* Fractal noise built as a pyramid: each octave is the coarser one upsampled
  * by two plus fresh random values, and only the finest lattice, `cell`
  * pixels apart, is interpolated to pixels, so an image pays for one
  * full-size pass however many octaves it has. */
-static void noise_fbm(synth_canvas *cv, synth_rng *r, float *field, int cell, int octaves, float gain)
+static void noise_fbm(synth_canvas *cv, synth_rng *r, float *field, int cell, int octaves, float gain, float amp)
 {
     synth_grid level[SYNTH_MAX_OCTAVES];
     int phase[SYNTH_MAX_OCTAVES][2];
-    assert(octaves >= 1 && octaves <= SYNTH_MAX_OCTAVES && cell >= SYNTH_MIN_CELL);
+    assert(octaves >= 1 && octaves <= SYNTH_MAX_OCTAVES && cell >= 1);
     int fx = (int)rng_below(r, (uint32_t)cell), fy = (int)rng_below(r, (uint32_t)cell);
     level[octaves - 1].w = (cv->w - 1 + fx) / cell + 4;
     level[octaves - 1].h = (cv->h - 1 + fy) / cell + 4;
@@ -334,10 +386,10 @@ static void noise_fbm(synth_canvas *cv, synth_rng *r, float *field, int cell, in
         level[k - 1].w = (level[k].w - 1 + phase[k][0]) / 2 + 4;
         level[k - 1].h = (level[k].h - 1 + phase[k][1]) / 2 + 4;
     }
-    float amp = 1.0f;
     for (int k = 0; k < octaves; k++, amp *= gain) {
-        level[k].v = cv->lattice[(octaves - 1 - k) & 1];
-        assert((size_t)level[k].w * (size_t)level[k].h <= cv->lattice_cap);
+        int buf = (octaves - 1 - k) & 1;
+        level[k].v = cv->lattice[buf];
+        assert((size_t)level[k].w * (size_t)level[k].h <= cv->lattice_cap[buf]);
         if (k > 0)
             grid_upsample(cv, &level[k - 1], &level[k], 2, phase[k][0], phase[k][1]);
         grid_add_noise(&level[k], r, amp, k == 0);
@@ -367,20 +419,14 @@ static void pick_backdrop(synth_rng *r, const synth_style *st, int h, synth_back
     bd->inv_width = 1.0f / rng_range(r, 1.0f, 30.0f);
 }
 
-/* Texture (grass, gravel) is strongest on the ground and faint in the sky
- * (cloud detail), and the low-frequency field gates it so that it comes in
- * patches rather than as a uniform film. */
+/* Texture (grass, gravel, leaves) is strongest on the ground; how much of it
+ * reaches the upper part varies per image, from clear sky to a wall of
+ * foliage. The low-frequency field modulates it so that it comes in patches
+ * rather than as a uniform film. */
 static float texture_gate(const synth_backdrop *bd, float g, float low)
 {
-    float patch = clampf(4.0f * low + 0.6f, 0.0f, 1.0f);
+    float patch = clampf(0.5f * low + 0.6f, 0.0f, 1.0f);
     return (bd->sky_busy + (1.0f - bd->sky_busy) * g) * (0.5f + 0.5f * patch);
-}
-
-/* Steepening the fine field turns it into crisp-edged blobs, the mottling of
- * leaves or pebbles, rather than soft haze. */
-static float mottle(float fine)
-{
-    return clampf(6.0f * fine, -1.0f, 1.0f);
 }
 
 static void paint_backdrop(synth_canvas *cv, const synth_backdrop *bd, const synth_look *lk)
@@ -394,14 +440,15 @@ static void paint_backdrop(synth_canvas *cv, const synth_backdrop *bd, const syn
         float g0 = ((float)y - bd->horizon + bd->slope * 0.5f * (float)cv->w) * bd->inv_width + 0.5f;
         size_t row = (size_t)y * (size_t)cv->w;
         for (int x = 0; x < cv->w; x++) {
+            size_t p = row + (size_t)x;
             float g = clampf(g0 + dg * (float)x, 0.0f, 1.0f);
-            float low = cv->lowf[row + x], gate = texture_gate(bd, g, low);
+            float low = cv->lowf[p], gate = texture_gate(bd, g, low);
             float light = 1.0f + lk->light * low;
-            float tex = lk->texture * gate * mottle(cv->hif[row + x] + 0.8f * low);
-            float *px = cv->rgb + (row + (size_t)x) * 3;
+            float tex = lk->texture * gate * cv->hif[p];
+            float *px = cv->rgb + p * 3;
             for (int c = 0; c < 3; c++)
                 px[c] = (sky[c] + (ground[c] - sky[c]) * g) * light + tex * bd->tint[c];
-            cv->rough[row + x] = lk->grain * gate;
+            cv->rough[p] = lk->grain * gate;
         }
     }
 }
@@ -417,9 +464,10 @@ static void build_polygon(synth_rng *r, synth_shape *s)
         sum += rng_range(r, 0.5f, 1.0f);
     }
     for (int i = 0; i < s->nvert; i++) {
-        float th = angle[i] * 6.2831853f / sum;
-        px[i] = s->a * cosf(th);
-        py[i] = s->b * sinf(th);
+        float c, sn;
+        turn_to_unit(angle[i] / sum, &c, &sn);
+        px[i] = s->a * c;
+        py[i] = s->b * sn;
     }
     for (int i = 0; i < s->nvert; i++) {
         int j = (i + 1) % s->nvert;
@@ -440,9 +488,7 @@ static void pick_shape_geometry(synth_rng *r, int w, int h, float depth, synth_s
     s->cy = rng_range(r, -0.05f, 1.05f) * (float)h;
     s->a = min_dim * rng_range(r, 0.05f, 0.32f) * (1.0f - 0.6f * depth);
     s->b = s->a * (rng_chance(r, 0.15f) ? rng_range(r, 0.04f, 0.15f) : rng_range(r, 0.35f, 1.0f));
-    float th = rng_range(r, 0.0f, 3.1415927f);
-    s->cs = cosf(th);
-    s->sn = sinf(th);
+    turn_to_unit(rng_range(r, 0.0f, 0.5f), &s->cs, &s->sn);
     float width = rng_chance(r, 0.6f) ? rng_range(r, 0.6f, 1.3f) : rng_range(r, 2.0f, 2.0f + 0.4f * s->b);
     s->edge = 1.0f / width;
     if (s->kind == SHAPE_POLY)
@@ -498,7 +544,7 @@ static float shape_coverage(const synth_shape *s, float u, float v)
 
 static float shape_texture(const synth_shape *s, float u, float fine)
 {
-    float tex = s->mottle_amp * mottle(fine);
+    float tex = s->mottle_amp * fine;
     if (s->texture == TEX_STRIPES) {
         float t = u * s->stripe_freq + 4096.0f; /* positive, so truncation is floor */
         tex += s->stripe_amp * (fabsf(2.0f * (t - (float)(int)t) - 1.0f) - 0.5f);
@@ -551,36 +597,36 @@ static void paint_shape(synth_canvas *cv, const synth_shape *s)
     }
 }
 
-/* Noise is triangular (sum of two uniform bytes, scaled to unit deviation):
- * one luma value shared by the three channels, as in a demosaiced signal,
- * and a weaker value per channel; one 64-bit draw supplies a pixel. Drawing
- * a row first keeps the generator's dependency chain out of the pixel loop. */
+/* Noise is triangular (sum of two uniform bytes, scaled to unit deviation)
+ * and shared by the three channels, like the luma noise of a demosaiced
+ * sensor; chroma noise would mostly vanish in 4:2:0 subsampling anyway. One
+ * 64-bit draw covers four pixels, and drawing a row first keeps the
+ * generator's dependency chain out of the pixel loop. */
 static void noise_row(synth_rng *r, int w, float *noise)
 {
     const float k = 1.0f / 104.1f; /* deviation of the byte sum */
-    for (int x = 0; x < w; x++) {
+    for (int x = 0; x < w; x += 4) {
         uint64_t bits = rng_next(r);
-        for (int c = 0; c < 4; c++) {
-            int b0 = (int)((bits >> (16 * c)) & 0xff), b1 = (int)((bits >> (16 * c + 8)) & 0xff);
-            noise[x * 4 + c] = k * (float)(b0 + b1 - 255);
-        }
+        for (int i = 0; i < 4; i++, bits >>= 16)
+            noise[x + i] = k * (float)((int)(bits & 0xff) + (int)((bits >> 8) & 0xff) - 255);
     }
 }
 
 /* The final 8-bit image: the rendered scene plus sensor noise everywhere and
- * luma grain wherever the roughness plane asks for it. */
+ * grain wherever the roughness plane asks for it. `noise` holds a row of
+ * samples rounded up to a multiple of four. */
 static void develop(const synth_canvas *cv, synth_rng *r, float sensor, float *noise, unsigned char *out)
 {
     for (int y = 0; y < cv->h; y++) {
         size_t row = (size_t)y * (size_t)cv->w;
         noise_row(r, cv->w, noise);
         for (int x = 0; x < cv->w; x++) {
-            const float *src = cv->rgb + (row + (size_t)x) * 3, *nz = noise + 4 * x;
-            unsigned char *dst = out + (row + (size_t)x) * 3;
-            float rough = cv->rough[row + x];
-            float luma = (sensor + rough) * nz[0] + 0.5f, chroma = 0.5f * sensor + 0.4f * rough;
+            size_t p = row + (size_t)x;
+            const float *src = cv->rgb + p * 3;
+            unsigned char *dst = out + p * 3;
+            float n = (sensor + cv->rough[p]) * noise[x] + 0.5f;
             for (int c = 0; c < 3; c++)
-                dst[c] = (unsigned char)(int)clampf(src[c] + luma + chroma * nz[1 + c], 0.0f, 255.0f);
+                dst[c] = (unsigned char)(int)clampf(src[c] + n, 0.0f, 255.0f);
         }
     }
 }
@@ -589,8 +635,9 @@ static void synthesize(synth_canvas *cv, synth_rng *r, const synth_style *st, co
 {
     synth_backdrop bd;
     pick_backdrop(r, st, cv->h, &bd);
-    noise_fbm(cv, r, cv->lowf, 8 + (int)rng_below(r, 12), 4, 0.5f);
-    noise_fbm(cv, r, cv->hif, 1, 3, 1.0f);
+    /* The amplitudes give both fields a deviation close to one. */
+    noise_fbm(cv, r, cv->lowf, 8 + (int)rng_below(r, 12), 4, 0.5f, 8.0f);
+    noise_fbm(cv, r, cv->hif, 1, 3, 1.0f, 2.9f);
     paint_backdrop(cv, &bd, lk);
     int nshapes = SYNTH_MIN_SHAPES + (int)rng_below(r, SYNTH_MAX_SHAPES - SYNTH_MIN_SHAPES + 1);
     for (int i = 0; i < nshapes; i++) {

@@ -24,7 +24,11 @@
  *         On error *out and *out_len are left untouched.
  *
  * Thread-safe: no global state; many threads may call it concurrently. The
- * same arguments give the same bytes in every run and thread of one build. */
+ * same arguments give the same bytes in every run and thread, and across
+ * compilers and optimisation levels provided floating-point contraction is
+ * off (the default unless FMA is enabled, e.g. by -march=native; then add
+ * -ffp-contract=off). The JPEG bytes also depend on the libjpeg-turbo build.
+ * Each call allocates about 35 bytes per pixel (6-11 MB) while it runs. */
 int tp__synth_jpeg(uint64_t seed, uint32_t class_id, uint32_t nclasses, uint64_t index,
                    int quality, unsigned char **out, size_t *out_len);
 
