@@ -1,0 +1,55 @@
+/* What the IO engine's common part (io.c) and its backends (io_uring.c, io_posix.c)
+ * share: the engine state, read slots and the backend operations. */
+#ifndef TP_IO_INTERNAL_H
+#define TP_IO_INTERNAL_H
+
+#include "io.h"
+
+/* One read in flight. Slot i always uses pool buffer i. */
+typedef struct tp__io_slot {
+    tp_io_read req;
+    uint64_t win_off;  /* where the read starts in the file (aligned with O_DIRECT) */
+    uint64_t need;     /* bytes from win_off that cover the request */
+    uint64_t len;      /* bytes to read: need, rounded up to the alignment with O_DIRECT */
+    uint64_t got;      /* bytes read so far */
+    bool busy;         /* submitted, or completed and not yet released */
+} tp__io_slot;
+
+typedef struct tp__io_backend {
+    const char *name;
+    int (*init)(tp_io *io, tp_error *err);
+    /* Queues the read of the rest of slot `s`: len - got bytes at win_off + got. */
+    int (*start)(tp_io *io, unsigned s);
+    /* Hands queued reads to the kernel. */
+    int (*flush)(tp_io *io);
+    /* Collects raw results: up to `max` (slot, bytes or -errno) pairs, waiting for at
+     * least `min`. @return : the number collected or a negative code. */
+    int (*wait)(tp_io *io, unsigned *slots, int64_t *results, unsigned max, unsigned min);
+    void (*fini)(tp_io *io);
+} tp__io_backend;
+
+struct tp_io {
+    tp_io_options o;
+    const tp__io_backend *backend;
+    void *state;            /* the backend's */
+    int *fds;
+    unsigned nfiles, files_cap;
+    unsigned char *pool;    /* queue_depth buffers of buffer_bytes, 4 KiB aligned */
+    tp__io_slot *slots;
+    unsigned *free_slots;
+    unsigned nfree;
+    unsigned in_flight;
+    bool started;           /* the first read was submitted: no more files */
+    tp_io_done *ready;      /* finished reads not yet handed out by tp_io_reap */
+    unsigned nready;
+};
+
+static inline unsigned char *tp__io_buffer(const tp_io *io, unsigned s)
+{
+    return io->pool + (size_t)s * io->o.buffer_bytes;
+}
+
+extern const tp__io_backend tp__io_uring_backend;
+extern const tp__io_backend tp__io_posix_backend;
+
+#endif
