@@ -16,6 +16,8 @@
 
 #include "tp_common.h"
 
+#include <turbopump/dataset.h>
+
 typedef struct tp_io tp_io;
 
 typedef enum tp_io_kind {
@@ -25,6 +27,17 @@ typedef enum tp_io_kind {
 } tp_io_kind;
 
 #define TP_IO_ALIGN 4096u /* O_DIRECT alignment of offsets, lengths and buffers */
+
+/* LMDB keeps values up to about half a page inside its B-tree leaves and larger ones in
+ * overflow pages. Small values are copied from the map (a read would fetch a whole page
+ * for them anyway); large ones are read through the engine rather than faulted in. */
+#define TP_IO_MAP_COPY_MAX 2048u
+
+/* @return : whether the record at `loc` should be copied from LMDB's map instead of read. */
+static inline bool tp_io_use_map(const tp_sample_location *loc)
+{
+    return loc->mapped && loc->length <= TP_IO_MAP_COPY_MAX;
+}
 
 /* Test-only fault injection, called with every completed read before the engine acts on
  * it: it may replace *result (bytes read, or -errno) to inject an error or a short read.

@@ -220,6 +220,7 @@ static int lmdb_locate(const tp__shard_reader *base, uint64_t local, tp_sample_l
     loc->offset = (uint64_t)((const unsigned char *)val.mv_data - r->map);
     loc->length = val.mv_size;
     loc->checksum = tp__le64(val.mv_data);
+    loc->mapped = val.mv_data;
     mdb_txn_abort(txn);
     return 0;
 }

@@ -196,6 +196,7 @@ static int tpr_locate(const tp__shard_reader *base, uint64_t local, tp_sample_lo
     loc->offset = tp__le64(e);
     loc->length = tp__le64(e + 8);
     loc->checksum = tp__le64(e + 16);
+    loc->mapped = NULL;
     return 0;
 }
 

@@ -18,10 +18,12 @@ int tp_cmd_gen(int argc, char **argv);
 int tp_cmd_pack(int argc, char **argv);
 int tp_cmd_inspect(int argc, char **argv);
 int tp_cmd_verify(int argc, char **argv);
+int tp_cmd_bench(int argc, char **argv);
 void tp_usage_gen(FILE *out);
 void tp_usage_pack(FILE *out);
 void tp_usage_inspect(FILE *out);
 void tp_usage_verify(FILE *out);
+void tp_usage_bench(FILE *out);
 
 /* Exit statuses: 0 success, 1 failure (bad data, IO error), 2 usage error. */
 enum { TP_EXIT_OK = 0, TP_EXIT_FAIL = 1, TP_EXIT_USAGE = 2 };

@@ -13,6 +13,8 @@ static const tp_cli_command commands[] = {
      tp_usage_inspect},
     {"verify", "check every checksum of a dataset (and optionally decode)", tp_cmd_verify,
      tp_usage_verify},
+    {"bench", "measure turbopump's stages (bench io: the IO engine)", tp_cmd_bench,
+     tp_usage_bench},
 };
 
 static void usage(FILE *out)

@@ -149,6 +149,9 @@ typedef struct tp_sample_location {
     uint64_t offset;
     uint64_t length;
     uint64_t checksum;
+    /* LMDB shards: the same bytes in LMDB's read-only map (valid while the dataset is
+     * open), for records small enough that copying beats a read; NULL for record shards. */
+    const void *mapped;
 } tp_sample_location;
 
 /* Opens the dataset directory `path`: parses and checks manifest.json (checksum,

@@ -1,0 +1,256 @@
+/* `turbopump bench`: measurements of turbopump's own stages. `bench io` issues random (or
+ * sequential) whole-record reads over a dataset through the IO engine, keeping a fixed
+ * number in flight, and reports IOPS, bandwidth and latency percentiles. */
+#include "cli.h"
+#include "io.h"
+#include "storage.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+
+#define CMD "bench"
+
+void tp_usage_bench(FILE *out)
+{
+    fprintf(out,
+            "Usage: turbopump bench io DS [--direct] [--qd N] [--threads T] [--seconds S]\n"
+            "                      [--pattern random|sequential] [--backend uring|posix]\n"
+            "                      [--json]\n\n"
+            "io: whole-record reads over the dataset at DS through the IO engine, N in\n"
+            "flight, for S seconds; prints IOPS, MB/s, bytes per read as issued (after\n"
+            "alignment) and latency percentiles (submission to completion).\n\n"
+            "Options:\n"
+            "  --direct            O_DIRECT reads (bypass the page cache)\n"
+            "  --qd N              reads in flight (default 64)\n"
+            "  --threads T         posix backend threads (default min(N, 8))\n"
+            "  --seconds S         duration (default 10)\n"
+            "  --pattern P         random (default) or sequential record order\n"
+            "  --backend B         uring or posix (default: io_uring, else posix)\n"
+            "  --json              print one JSON object\n"
+            "  -h, --help          show this help\n");
+}
+
+typedef struct bench_options {
+    const char *path;
+    uint64_t qd, threads, seconds;
+    bool direct, sequential, json;
+    tp_io_kind kind;
+} bench_options;
+
+static int parse_bench(int argc, char **argv, bench_options *o)
+{
+    static const struct option longopts[] = {
+        {"direct", no_argument, 0, 'd'}, {"qd", required_argument, 0, 'q'},
+        {"threads", required_argument, 0, 't'}, {"seconds", required_argument, 0, 's'},
+        {"pattern", required_argument, 0, 'p'}, {"backend", required_argument, 0, 'b'},
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    *o = (bench_options){.qd = 64, .seconds = 10};
+    int c, rc = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 'd' || c == 'j')
+            *(c == 'd' ? &o->direct : &o->json) = true;
+        else if (c == 'q')
+            rc = tp_cli_u64(CMD, "--qd", optarg, 1, 4096, &o->qd);
+        else if (c == 't')
+            rc = tp_cli_u64(CMD, "--threads", optarg, 1, 256, &o->threads);
+        else if (c == 's')
+            rc = tp_cli_u64(CMD, "--seconds", optarg, 1, 86400, &o->seconds);
+        else if (c == 'p' && (!strcmp(optarg, "random") || !strcmp(optarg, "sequential")))
+            o->sequential = optarg[0] == 's';
+        else if (c == 'b' && (!strcmp(optarg, "uring") || !strcmp(optarg, "posix")))
+            o->kind = optarg[0] == 'u' ? TP_IO_URING : TP_IO_POSIX;
+        else if (c == 'h') {
+            tp_usage_bench(stdout);
+            exit(TP_EXIT_OK);
+        } else
+            return tp_cli_usage_error(CMD, "bad option or value (see --help)");
+    }
+    if (rc < 0)
+        return TP_EXIT_USAGE;
+    if (argc - optind != 2 || strcmp(argv[optind], "io"))
+        return tp_cli_usage_error(CMD, "usage: turbopump bench io DS [OPTIONS]");
+    o->path = argv[optind + 1];
+    return 0;
+}
+
+typedef struct io_run {
+    const bench_options *o;
+    const tp_dataset *ds;
+    tp_io *io;
+    int files[4096];
+    uint64_t rng, next_seq;
+    double *submitted;   /* submission time per engine buffer */
+    double *lat;         /* latencies in microseconds */
+    size_t nlat, cap;
+    uint64_t reads, errors, issued, record_bytes;
+} io_run;
+
+static uint64_t next_id(io_run *r)
+{
+    uint64_t n = tp_dataset_sample_count(r->ds);
+    if (r->o->sequential)
+        return r->next_seq++ % n;
+    r->rng ^= r->rng << 13;
+    r->rng ^= r->rng >> 7;
+    r->rng ^= r->rng << 17;
+    return r->rng % n;
+}
+
+static int open_run(io_run *r, tp_error *err)
+{
+    uint64_t slack = r->o->direct ? 2 * TP_IO_ALIGN : 0;
+    tp_io_options io = {.kind = r->o->kind, .queue_depth = (unsigned)r->o->qd,
+                        .threads = (unsigned)r->o->threads, .direct = r->o->direct,
+                        .buffer_bytes = (size_t)(tp_dataset_max_record(r->ds) + slack)};
+    TP_TRY(tp_io_create(&r->io, &io, err));
+    size_t nshards = tp_dataset_shard_count(r->ds);
+    if (nshards > TP_ARRAY_LEN(r->files))
+        return tp__error_set(err, TP_EUSAGE, "more than %zu shards", TP_ARRAY_LEN(r->files));
+    for (size_t s = 0; s < nshards; s++) {
+        tp_shard_info si;
+        tp_sample_location loc;
+        tp_dataset_shard_info(r->ds, s, &si);
+        TP_TRY(tp_dataset_locate(r->ds, si.first_sample, &loc, err));
+        TP_TRY(r->files[s] = tp_io_add_file(r->io, loc.fd, err));
+    }
+    r->submitted = calloc(r->o->qd, sizeof(double));
+    r->cap = 1 << 20;
+    r->lat = malloc(r->cap * sizeof(double));
+    return r->submitted && r->lat ? 0 : tp__error_set(err, -ENOMEM, "out of memory");
+}
+
+/* Submits reads for every free timing slot; tags are slot numbers. */
+static int fill(io_run *r, unsigned *free_slots, unsigned *nfree, double now, tp_error *err)
+{
+    tp_io_read batch[64];
+    unsigned n = 0;
+    for (; n < TP_ARRAY_LEN(batch) && n < *nfree; n++) {
+        tp_sample_location loc;
+        TP_TRY(tp_dataset_locate(r->ds, next_id(r), &loc, err));
+        unsigned slot = free_slots[*nfree - 1 - n];
+        r->submitted[slot] = now;
+        batch[n] = (tp_io_read){.file = (unsigned)r->files[loc.shard], .offset = loc.offset,
+                                .length = loc.length, .tag = slot};
+    }
+    int done = n ? tp_io_submit(r->io, batch, n, err) : 0;
+    TP_TRY(done);
+    /* Accepted reads took the top `done` slots; the rest stay free. */
+    for (unsigned i = 0; i < (unsigned)done; i++)
+        free_slots[*nfree - 1 - i] = free_slots[*nfree - n + ((unsigned)done - 1 - i)];
+    *nfree -= (unsigned)done;
+    return 0;
+}
+
+static void collect(io_run *r, const tp_io_done *d, double now)
+{
+    if (d->result < 0)
+        r->errors++;
+    r->reads++;
+    r->issued += d->issued;
+    r->record_bytes += d->length;
+    if (r->nlat == r->cap) {
+        double *grown = realloc(r->lat, 2 * r->cap * sizeof(double));
+        if (!grown)
+            return;
+        r->lat = grown;
+        r->cap *= 2;
+    }
+    r->lat[r->nlat++] = (now - r->submitted[d->tag]) * 1e6;
+}
+
+static int run_reads(io_run *r, double *elapsed, tp_error *err)
+{
+    unsigned qd = (unsigned)r->o->qd, nfree = qd, *free_slots = malloc(qd * sizeof(unsigned));
+    if (!free_slots)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    for (unsigned i = 0; i < qd; i++)
+        free_slots[i] = i;
+    double start = tp_cli_now(), deadline = start + (double)r->o->seconds, now = start;
+    int rc = 0;
+    while (rc == 0 && (now < deadline || tp_io_in_flight(r->io) > 0)) {
+        if (now < deadline)
+            rc = fill(r, free_slots, &nfree, now, err);
+        tp_io_done done[64];
+        int n = rc ? 0 : tp_io_reap(r->io, done, TP_ARRAY_LEN(done), 1);
+        if (n < 0)
+            rc = tp__error_set(err, n, "io: %s", tp_strerror(n));
+        now = tp_cli_now();
+        for (int i = 0; i < n; i++) {
+            collect(r, &done[i], now);
+            free_slots[nfree++] = (unsigned)done[i].tag;
+            tp_io_release(r->io, &done[i]);
+        }
+    }
+    *elapsed = now - start;
+    free(free_slots);
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(const io_run *r, double p)
+{
+    if (!r->nlat)
+        return 0;
+    size_t i = (size_t)(p * (double)(r->nlat - 1) + 0.5);
+    return r->lat[i];
+}
+
+static void report(const io_run *r, double secs)
+{
+    qsort(r->lat, r->nlat, sizeof(double), cmp_double);
+    double iops = (double)r->reads / secs, mbps = (double)r->issued / secs / 1e6;
+    double per_read = r->reads ? (double)r->issued / (double)r->reads : 0;
+    const bench_options *o = r->o;
+    if (o->json)
+        printf("{\"backend\": \"%s\", \"fixed_buffers\": %s, \"qd\": %llu, \"direct\": %s, "
+               "\"pattern\": \"%s\", \"seconds\": %.3f, \"reads\": %llu, \"errors\": %llu, "
+               "\"iops\": %.1f, \"mb_per_s\": %.2f, \"read_bytes\": %.1f, "
+               "\"record_bytes\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+               tp_io_backend(r->io), tp_io_fixed_buffers(r->io) ? "true" : "false",
+               (unsigned long long)o->qd, o->direct ? "true" : "false",
+               o->sequential ? "sequential" : "random", secs, (unsigned long long)r->reads,
+               (unsigned long long)r->errors, iops, mbps, per_read,
+               r->reads ? (double)r->record_bytes / (double)r->reads : 0,
+               percentile(r, 0.50), percentile(r, 0.99));
+    else
+        printf("%s: %s%s, qd %llu, %s%s reads for %.1f s: %.0f IOPS, %.1f MB/s, %.0f bytes "
+               "per read, latency p50 %.0f us, p99 %.0f us, %llu errors\n", o->path,
+               tp_io_backend(r->io), tp_io_fixed_buffers(r->io) ? " (fixed buffers)" : "",
+               (unsigned long long)o->qd, o->sequential ? "sequential" : "random",
+               o->direct ? " O_DIRECT" : "", secs, iops, mbps, per_read, percentile(r, 0.50),
+               percentile(r, 0.99), (unsigned long long)r->errors);
+}
+
+int tp_cmd_bench(int argc, char **argv)
+{
+    bench_options o;
+    int rc = parse_bench(argc, argv, &o);
+    if (rc)
+        return rc;
+    io_run r = {.o = &o, .rng = 0x9e3779b97f4a7c15ull};
+    tp_dataset *ds = NULL;
+    tp_error err = {0};
+    double secs = 0;
+    rc = tp_dataset_open(&ds, o.path, &err);
+    r.ds = ds;
+    if (rc == 0 && tp_dataset_sample_count(ds) == 0)
+        rc = tp__error_set(&err, TP_EUSAGE, "%s has no samples", o.path);
+    if (rc == 0)
+        rc = open_run(&r, &err);
+    if (rc == 0)
+        rc = run_reads(&r, &secs, &err);
+    if (rc == 0)
+        report(&r, secs);
+    else
+        tp_cli_error(CMD, "%s", err.msg);
+    tp_io_destroy(r.io);
+    tp_dataset_close(ds);
+    free(r.submitted);
+    free(r.lat);
+    return rc == 0 && r.errors == 0 ? TP_EXIT_OK : TP_EXIT_FAIL;
+}
