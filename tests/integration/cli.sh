@@ -28,7 +28,7 @@ gen_images() { "$TP" gen imagefolder "$1" --samples "$2" --classes "${3:-3}" --s
 case_help() {
     expect 0 "$TP" --help;        contains out "pack"; contains out "verify"
     expect 0 "$TP" --version;     contains out "turbopump 0."
-    for c in gen pack inspect verify; do expect 0 "$TP" "$c" --help; contains out "Usage"; done
+    for c in gen pack inspect verify bench; do expect 0 "$TP" "$c" --help; contains out "Usage"; done
     expect 2 "$TP";               contains err "Usage"
     expect 2 "$TP" frobnicate;    contains err "unknown command"
     expect 2 "$TP" pack only-one; contains err "needs SRC and DST"
@@ -247,6 +247,29 @@ case_tensors() {
     python3 -c 'import json; d=json.load(open("out")); f=d["fields"][1]; assert f["shape"]==[8,8,3] and f["dtype"]=="uint8", f'
     expect 2 "$TP" gen tensors x --samples 10 --record-bytes 100; contains err "multiple of 8"
     expect 2 "$TP" gen tensors x --samples 10; contains err "exactly one of"
+}
+
+case_bench_io() {
+    expect 0 "$TP" gen tensors t --samples 2000 --record-bytes 4096
+    for backend in uring posix; do
+        for direct in "" --direct; do
+            # shellcheck disable=SC2086
+            expect 0 "$TP" bench io t --seconds 1 --qd 8 --backend $backend $direct --json
+            python3 - out "$backend" "$direct" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["backend"] == {"uring": "io_uring", "posix": "posix"}[sys.argv[2]], d
+assert d["direct"] == (sys.argv[3] == "--direct") and d["qd"] == 8, d
+assert d["reads"] > 100 and d["errors"] == 0 and d["iops"] > 0, d
+assert d["read_bytes"] == 4096 and d["p99_us"] >= d["p50_us"] > 0, d
+PY
+        done
+    done
+    expect 0 "$TP" bench io t --seconds 1 --pattern sequential; contains out "sequential reads"
+    TP_IO=posix expect 0 "$TP" bench io t --seconds 1;      contains out "posix"
+    expect 2 "$TP" bench io t --qd 0;                        contains err "--qd"
+    expect 2 "$TP" bench frobnicate t;                       contains err "bench io"
+    expect 1 "$TP" bench io nonexistent;                     contains err "not a dataset"
 }
 
 "case_${1:?usage: cli.sh CASE}"
