@@ -26,6 +26,41 @@ int tp_jpeg_inspect(const void *data, size_t len, uint64_t max_pixels, tp_jpeg_i
 int tp_jpeg_decode_rgb(const void *data, size_t len, unsigned char *out,
                        const tp_jpeg_info *info, tp_error *err);
 
+/* A decoded RGB image (3 bytes per pixel, rows packed), reused across decodes: the
+ * buffer grows as needed and belongs to the caller (free `pixels`). When a decode was
+ * scaled or cropped, pixel (0, 0) is pixel (x0, y0) of the source scaled by
+ * scale_num/8. */
+typedef struct tp_image {
+    unsigned char *pixels;
+    size_t cap;
+    int width, height;
+    int x0, y0;
+    int scale_num;
+    int src_width, src_height;
+} tp_image;
+
+/* What to decode: the region (x, y, width, height) of the source, or all of it when
+ * width/height are 0, at a resolution that still gives at least out_width x out_height
+ * pixels for that region (0: full resolution). */
+typedef struct tp_jpeg_request {
+    int x, y, width, height;
+    int out_width, out_height;
+    uint64_t max_pixels; /* 0: TP_JPEG_DEFAULT_MAX_PIXELS */
+} tp_jpeg_request;
+
+/* A reusable decoder: one per thread. */
+typedef struct tp_jpeg_decoder tp_jpeg_decoder;
+int tp_jpeg_decoder_create(tp_jpeg_decoder **out);
+void tp_jpeg_decoder_destroy(tp_jpeg_decoder *d);
+
+/* Decodes what `rq` asks for into `img`. Whole-image decodes are bit-exact with
+ * libjpeg-turbo's own (ISLOW DCT, fancy upsampling); region decodes equal the same region
+ * of a full decode at the same scale. Warnings about corrupt data are errors.
+ * @return : 0, TP_EBADIMAGE (corrupt, truncated, unsupported), TP_ETOOBIG (more pixels
+ *           than allowed), TP_EUSAGE (region outside the image) or -ENOMEM. */
+int tp_jpeg_decode(tp_jpeg_decoder *d, const void *data, size_t len, const tp_jpeg_request *rq,
+                   tp_image *img, tp_error *err);
+
 /* Compresses `len` bytes with zstd at `level` into a malloc'd buffer.
  * @return : the compressed size, or a negative code. */
 int64_t tp_zstd_compress(const void *src, size_t len, int level, unsigned char **out);

@@ -7,7 +7,7 @@ PACKAGES=(
   gcc make cmake ninja-build pkg-config git
   liburing-dev liblmdb-dev libturbojpeg0-dev libjpeg62-turbo-dev libzstd-dev
   libjansson-dev libxxhash-dev check libsubunit-dev
-  python3 util-linux
+  libjpeg-turbo-progs python3 util-linux
 )
 
 missing=()

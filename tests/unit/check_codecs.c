@@ -3,7 +3,9 @@
 #include "testutil.h"
 
 #include "codecs.h"
+#include "jpeg_fixtures.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <turbojpeg.h>
 
@@ -86,12 +88,248 @@ START_TEST(test_zstd)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- decoder */
+
+#define FW 333
+#define FH 250
+
+static unsigned char *tj_decode(const unsigned char *jpeg, unsigned long len, int w, int h)
+{
+    unsigned char *rgb = malloc((size_t)w * h * 3);
+    tjhandle tj = tjInitDecompress();
+    ck_assert_int_eq(tjDecompress2(tj, jpeg, len, rgb, w, 0, h, TJPF_RGB, 0), 0);
+    tjDestroy(tj);
+    return rgb;
+}
+
+static void decode_ok(tp_jpeg_decoder *d, const unsigned char *jpeg, unsigned long len,
+                      const tp_jpeg_request *rq, tp_image *img)
+{
+    tp_error err = {0};
+    ck_assert_msg(tp_jpeg_decode(d, jpeg, len, rq, img, &err) == 0, "%s", err.msg);
+}
+
+/* Whole-image decodes are bit-exact with libjpeg-turbo's own (TurboJPEG, same DCT). */
+START_TEST(test_full_exact)
+{
+    if (_i == FIX_CMYK)
+        return; /* TurboJPEG has no CMYK -> RGB; see test_cmyk */
+    unsigned char *jpeg;
+    unsigned long len;
+    fixture_jpeg(_i, FW, FH, &jpeg, &len, NULL);
+    tp_jpeg_decoder *d;
+    ck_assert_int_eq(tp_jpeg_decoder_create(&d), 0);
+    tp_image img = {0};
+    tp_jpeg_request rq = {0};
+    decode_ok(d, jpeg, len, &rq, &img);
+    ck_assert_int_eq(img.width, FW);
+    ck_assert_int_eq(img.height, FH);
+    ck_assert_int_eq(img.scale_num, 8);
+    unsigned char *want = tj_decode(jpeg, len, FW, FH);
+    ck_assert_int_eq(memcmp(img.pixels, want, (size_t)FW * FH * 3), 0);
+    decode_ok(d, jpeg, len, &rq, &img); /* the decoder is reusable */
+    ck_assert_int_eq(memcmp(img.pixels, want, (size_t)FW * FH * 3), 0);
+    free(want);
+    free(img.pixels);
+    tp_jpeg_decoder_destroy(d);
+    free(jpeg);
+}
+END_TEST
+
+static unsigned char *read_ppm(const char *path, int *w, int *h)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    int maxval;
+    unsigned char *px = NULL;
+    if (fscanf(f, "P6 %d %d %d", w, h, &maxval) == 3 && fgetc(f) != EOF) {
+        px = malloc((size_t)*w * *h * 3);
+        if (fread(px, 1, (size_t)*w * *h * 3, f) != (size_t)*w * *h * 3) {
+            free(px);
+            px = NULL;
+        }
+    }
+    fclose(f);
+    return px;
+}
+
+/* Scaled decodes equal `djpeg -scale M/8` (the library's own tool, same defaults). */
+START_TEST(test_scaled_djpeg)
+{
+    int m = _i + 1;
+    unsigned char *jpeg;
+    unsigned long len;
+    fixture_jpeg(FIX_420, FW, FH, &jpeg, &len, NULL);
+    char *dir = tp_test_mkdtemp(), *in = tp_test_path(dir, "in.jpg"),
+         *out = tp_test_path(dir, "out.ppm"), cmd[8192];
+    FILE *f = fopen(in, "wb");
+    fwrite(jpeg, 1, len, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "djpeg -scale %d/8 -ppm -outfile %s %s", m, out, in);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "check_codecs: djpeg unavailable, scale %d/8 not compared\n", m);
+    } else {
+        int w, h;
+        unsigned char *want = read_ppm(out, &w, &h);
+        ck_assert_ptr_nonnull(want);
+        tp_jpeg_decoder *d;
+        ck_assert_int_eq(tp_jpeg_decoder_create(&d), 0);
+        tp_image img = {0};
+        tp_jpeg_request rq = {.out_width = w, .out_height = h};
+        decode_ok(d, jpeg, len, &rq, &img);
+        ck_assert_int_eq(img.scale_num, m);
+        ck_assert_int_eq(img.width, w);
+        ck_assert_int_eq(img.height, h);
+        ck_assert_int_eq(memcmp(img.pixels, want, (size_t)w * h * 3), 0);
+        free(want);
+        free(img.pixels);
+        tp_jpeg_decoder_destroy(d);
+    }
+    free(in);
+    free(out);
+    tp_test_rmdir(dir);
+    free(jpeg);
+}
+END_TEST
+
+/* A region decode equals the same region of a full decode at the same scale. */
+START_TEST(test_region)
+{
+    static const int kinds[] = {FIX_420, FIX_422, FIX_444, FIX_PROGRESSIVE, FIX_RESTART};
+    int kind = kinds[_i % 5], scale_out = _i < 5 ? 0 : 2; /* full scale, then about 1/2 */
+    unsigned char *jpeg;
+    unsigned long len;
+    fixture_jpeg(kind, FW, FH, &jpeg, &len, NULL);
+    tp_jpeg_decoder *d;
+    ck_assert_int_eq(tp_jpeg_decoder_create(&d), 0);
+    tp_image full = {0}, part = {0};
+    uint64_t x = 77 + (uint64_t)_i;
+    for (int t = 0; t < 40; t++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int rw = 1 + (int)((x >> 33) % FW), rh = 1 + (int)((x >> 13) % FH);
+        int rx = (int)((x >> 45) % (uint64_t)(FW - rw + 1));
+        int ry = (int)((x >> 5) % (uint64_t)(FH - rh + 1));
+        int ow = scale_out ? (rw + 1) / scale_out : 0, oh = scale_out ? (rh + 1) / scale_out : 0;
+        tp_jpeg_request rq = {.x = rx, .y = ry, .width = rw, .height = rh, .out_width = ow,
+                              .out_height = oh};
+        decode_ok(d, jpeg, len, &rq, &part);
+        tp_jpeg_request whole = {.out_width = part.scale_num * FW / 8,
+                                 .out_height = part.scale_num * FH / 8};
+        decode_ok(d, jpeg, len, &whole, &full);
+        ck_assert_int_eq(full.scale_num, part.scale_num);
+        int m = part.scale_num;
+        int sx0 = rx * m / 8, sy0 = ry * m / 8;
+        int sx1 = TP_MIN((rx + rw) * m / 8 + 1, full.width), sy1 = TP_MIN((ry + rh) * m / 8 + 1, full.height);
+        ck_assert_int_le(part.x0, sx0);
+        ck_assert_int_le(part.y0, sy0);
+        ck_assert_int_ge(part.x0 + part.width, sx1 - 1);
+        for (int y = sy0; y < TP_MIN(sy1, part.y0 + part.height); y++)
+            for (int xx = sx0; xx < TP_MIN(sx1, part.x0 + part.width); xx++)
+                ck_assert_msg(!memcmp(part.pixels + ((size_t)(y - part.y0) * part.width +
+                                                     (size_t)(xx - part.x0)) * 3,
+                                      full.pixels + ((size_t)y * full.width + (size_t)xx) * 3, 3),
+                              "kind %d region %dx%d+%d+%d scale %d/8: pixel (%d,%d) differs",
+                              kind, rw, rh, rx, ry, m, xx, y);
+    }
+    free(full.pixels);
+    free(part.pixels);
+    tp_jpeg_decoder_destroy(d);
+    free(jpeg);
+}
+END_TEST
+
+START_TEST(test_cmyk)
+{
+    unsigned char *jpeg, *cmyk;
+    unsigned long len;
+    fixture_jpeg(FIX_CMYK, 64, 40, &jpeg, &len, &cmyk);
+    tp_jpeg_decoder *d;
+    ck_assert_int_eq(tp_jpeg_decoder_create(&d), 0);
+    tp_image img = {0};
+    tp_jpeg_request rq = {0};
+    decode_ok(d, jpeg, len, &rq, &img);
+    ck_assert_int_eq(img.width, 64);
+    /* An Adobe marker means inverted CMYK: R = C*K/255 of the stored samples. JPEG is
+     * lossy, so compare on average. */
+    double err = 0;
+    for (int i = 0; i < 64 * 40; i++)
+        for (int k = 0; k < 3; k++)
+            err += abs((int)img.pixels[i * 3 + k] - (int)(cmyk[i * 4 + k] * cmyk[i * 4 + 3] / 255));
+    ck_assert_double_lt(err / (64 * 40 * 3), 6.0);
+    free(img.pixels);
+    free(cmyk);
+    tp_jpeg_decoder_destroy(d);
+    free(jpeg);
+}
+END_TEST
+
+START_TEST(test_hostile)
+{
+    unsigned char *jpeg;
+    unsigned long len;
+    fixture_jpeg(FIX_420, FW, FH, &jpeg, &len, NULL);
+    tp_jpeg_decoder *d;
+    ck_assert_int_eq(tp_jpeg_decoder_create(&d), 0);
+    tp_image img = {0};
+    tp_jpeg_request rq = {0};
+    tp_error err = {0};
+    ck_assert_int_eq(tp_jpeg_decode(d, jpeg, len * 2 / 3, &rq, &img, &err), TP_EBADIMAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "JPEG"));
+    ck_assert_int_eq(tp_jpeg_decode(d, jpeg, 40, &rq, &img, &err), TP_EBADIMAGE);
+    unsigned char junk[4096];
+    for (int seed = 0; seed < 50; seed++) {
+        tp_test_fill(junk, sizeof(junk), (uint64_t)seed, 5);
+        if (seed % 2)
+            memcpy(junk, jpeg, 600); /* valid headers, garbage after */
+        ck_assert_int_eq(tp_jpeg_decode(d, junk, sizeof(junk), &rq, &img, &err), TP_EBADIMAGE);
+    }
+    /* Headers claiming 65535 x 65535 (beyond what libjpeg supports) and 65500 x 65500
+     * (beyond the pixel limit): refused before any allocation. */
+    unsigned char *big = malloc(len);
+    memcpy(big, jpeg, len);
+    unsigned long sof = 0;
+    for (unsigned long i = 0; i + 9 < len && !sof; i++)
+        if (big[i] == 0xFF && big[i + 1] == 0xC0)
+            sof = i;
+    ck_assert_uint_gt(sof, 0);
+    big[sof + 5] = big[sof + 6] = big[sof + 7] = big[sof + 8] = 0xFF;
+    ck_assert_int_eq(tp_jpeg_decode(d, big, len, &rq, &img, &err), TP_EBADIMAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "dimension"));
+    big[sof + 6] = big[sof + 8] = 0xDC;
+    ck_assert_int_eq(tp_jpeg_decode(d, big, len, &rq, &img, &err), TP_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "65500x65500"));
+    rq = (tp_jpeg_request){.x = FW - 10, .y = 0, .width = 20, .height = 5};
+    ck_assert_int_eq(tp_jpeg_decode(d, jpeg, len, &rq, &img, &err), TP_EUSAGE);
+    /* The decoder still works after all that. */
+    rq = (tp_jpeg_request){0};
+    decode_ok(d, jpeg, len, &rq, &img);
+    unsigned char *tiny;
+    unsigned long tlen;
+    fixture_jpeg(FIX_420, 1, 1, &tiny, &tlen, NULL);
+    decode_ok(d, tiny, tlen, &rq, &img);
+    ck_assert_int_eq(img.width * img.height, 1);
+    free(tiny);
+    free(big);
+    free(img.pixels);
+    tp_jpeg_decoder_destroy(d);
+    free(jpeg);
+}
+END_TEST
+
 static Suite *codecs_suite(void)
 {
     Suite *s = suite_create("codecs");
     TCase *tc = tcase_create("jpeg");
     tcase_add_test(tc, test_inspect_ok);
     tcase_add_test(tc, test_inspect_bad);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("decoder");
+    tcase_add_loop_test(tc, test_full_exact, 0, FIX_COUNT);
+    tcase_add_loop_test(tc, test_scaled_djpeg, 0, 8);
+    tcase_add_loop_test(tc, test_region, 0, 10);
+    tcase_add_test(tc, test_cmyk);
+    tcase_add_test(tc, test_hostile);
     suite_add_tcase(s, tc);
     tc = tcase_create("zstd");
     tcase_add_test(tc, test_zstd);
