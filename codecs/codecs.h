@@ -46,6 +46,10 @@ typedef struct tp_jpeg_request {
     int x, y, width, height;
     int out_width, out_height;
     uint64_t max_pixels; /* 0: TP_JPEG_DEFAULT_MAX_PIXELS */
+    /* Optional: called once the header is read, with the image's size, to fill in the
+     * region and output size (a random crop needs the size first). */
+    void (*plan)(void *ctx, int width, int height, struct tp_jpeg_request *rq);
+    void *plan_ctx;
 } tp_jpeg_request;
 
 /* A reusable decoder: one per thread. */

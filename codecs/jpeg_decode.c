@@ -142,17 +142,21 @@ static int plan_region(const struct jpeg_decompress_struct *c, const tp_jpeg_req
     return 0;
 }
 
-static int decode(tp_jpeg_decoder *d, const tp_jpeg_request *rq, tp_image *img, tp_error *err)
+static int decode(tp_jpeg_decoder *d, const tp_jpeg_request *req, tp_image *img, tp_error *err)
 {
     struct jpeg_decompress_struct *c = &d->cinfo;
     jpeg_read_header(c, TRUE);
-    uint64_t limit = rq->max_pixels ? rq->max_pixels : TP_JPEG_DEFAULT_MAX_PIXELS;
+    uint64_t limit = req->max_pixels ? req->max_pixels : TP_JPEG_DEFAULT_MAX_PIXELS;
     img->src_width = (int)c->image_width;
     img->src_height = (int)c->image_height;
     if ((uint64_t)c->image_width * c->image_height > limit)
         return tp__error_set(err, TP_ETOOBIG, "JPEG of %ux%u exceeds the limit of %llu "
                              "pixels", c->image_width, c->image_height,
                              (unsigned long long)limit);
+    tp_jpeg_request planned = *req;
+    if (req->plan)
+        req->plan(req->plan_ctx, img->src_width, img->src_height, &planned);
+    const tp_jpeg_request *rq = &planned;
     int rw = rq->width ? rq->width : (int)c->image_width;
     int rh = rq->height ? rq->height : (int)c->image_height;
     int m = pick_scale(rq, rw, rh);

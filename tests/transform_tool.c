@@ -1,0 +1,49 @@
+/* Test helper: decodes and transforms one JPEG and writes the RGB bytes to stdout, so a
+ * Python test can compare them with Pillow's. Usage:
+ *   transform_tool FILE rrc SIZE X Y W H exact|scaled
+ *   transform_tool FILE center SIZE exact|scaled
+ *   transform_tool FILE none  (prints "W H" then the pixels) */
+#include "transform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        return 2;
+    char *data;
+    size_t len;
+    if (tp__read_file(argv[1], 1 << 28, &data, &len) < 0)
+        return 1;
+    tp_transform t = {0};
+    tp_crop crop;
+    char name[32];
+    snprintf(name, sizeof(name), "%s%s", argv[2], argc > 3 ? argv[3] : "");
+    if (tp_transform_parse(strcmp(argv[2], "none") ? name : "none", &t) < 0)
+        return 2;
+    if (t.kind == TP_TRANSFORM_RRC && argc == 9) {
+        crop = (tp_crop){atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), atoi(argv[7])};
+        t.fixed = &crop;
+    }
+    t.exact = !strcmp(argv[argc - 1], "exact");
+    tp_transformer *tr;
+    tp_error err;
+    unsigned char *out = malloc((size_t)(t.size ? t.size : 1) * (t.size ? t.size : 1) * 3);
+    if (tp_transformer_create(&tr) < 0 ||
+        tp_transform_jpeg(tr, data, len, &t, 0, 0, 0, out, &err) < 0) {
+        fprintf(stderr, "transform_tool: %s\n", err.msg);
+        return 1;
+    }
+    if (t.kind == TP_TRANSFORM_NONE) {
+        const tp_image *img = tp_transformer_image(tr);
+        printf("%d %d\n", img->width, img->height);
+        fwrite(img->pixels, 1, (size_t)img->width * img->height * 3, stdout);
+    } else {
+        fwrite(out, 1, (size_t)t.size * t.size * 3, stdout);
+    }
+    tp_transformer_destroy(tr);
+    free(out);
+    free(data);
+    return 0;
+}

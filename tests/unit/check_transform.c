@@ -1,0 +1,194 @@
+/* Unit tests of the transforms (codecs/transform.h): torchvision's crop geometry, the
+ * per-sample generator, the resampler's invariants, and that decode + transform gives
+ * the same bytes whatever thread runs it. Pixel-level agreement with Pillow is checked
+ * by tests/python/test_transform_pil.py. */
+#include "testutil.h"
+
+#include "jpeg_fixtures.h"
+#include "transform.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+START_TEST(test_rng)
+{
+    tp_rng a, b, c;
+    tp_rng_seed(&a, 1, 2, 3);
+    tp_rng_seed(&b, 1, 2, 3);
+    tp_rng_seed(&c, 1, 2, 4);
+    uint64_t x = tp_rng_next(&a);
+    ck_assert_uint_eq(x, tp_rng_next(&b));
+    ck_assert_uint_ne(x, tp_rng_next(&c));
+    int hist[6] = {0};
+    for (int i = 0; i < 60000; i++) {
+        int64_t v = tp_rng_int(&a, 0, 5);
+        ck_assert(v >= 0 && v <= 5);
+        hist[v]++;
+        double u = tp_rng_uniform(&a, 0.08, 1.0);
+        ck_assert(u >= 0.08 && u < 1.0);
+    }
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_lt(abs(hist[i] - 10000), 500);
+}
+END_TEST
+
+START_TEST(test_rrc_geometry)
+{
+    tp_rng r;
+    tp_rng_seed(&r, 7, 0, 0);
+    int sizes[][2] = {{500, 375}, {375, 500}, {224, 224}, {1, 1}, {4000, 3000}};
+    for (size_t s = 0; s < TP_ARRAY_LEN(sizes); s++)
+        for (int i = 0; i < 2000; i++) {
+            int W = sizes[s][0], H = sizes[s][1];
+            tp_crop c;
+            tp_rrc_params(W, H, 0.08, 1.0, 3.0 / 4, 4.0 / 3, &r, &c);
+            ck_assert(c.x >= 0 && c.y >= 0 && c.width >= 1 && c.height >= 1);
+            ck_assert(c.x + c.width <= W && c.y + c.height <= H);
+            if (W >= 224) { /* rounding aside, torchvision's area and ratio bounds hold */
+                double area = (double)c.width * c.height / ((double)W * H);
+                double ratio = (double)c.width / c.height;
+                ck_assert(area > 0.07 && area <= 1.0);
+                ck_assert(ratio > 0.70 && ratio < 1.42);
+            }
+        }
+    /* Too elongated for any try: the central crop clamped to the ratio range. */
+    tp_crop c;
+    tp_rrc_params(1000, 10, 0.08, 1.0, 3.0 / 4, 4.0 / 3, &r, &c);
+    ck_assert_int_eq(c.height, 10);
+    ck_assert_int_eq(c.width, 13); /* round(10 * 4/3) */
+    ck_assert_int_eq(c.x, (1000 - 13) / 2);
+    ck_assert_int_eq(c.y, 0);
+}
+END_TEST
+
+/* Resize(256) + CenterCrop(224) of a 500x375 image, by torchvision's arithmetic:
+ * resized to 341x256 (int(256 * 500 / 375)), top = round(16.0) = 16,
+ * left = round(58.5) = 58 (half to even). */
+START_TEST(test_center_box)
+{
+    double box[4];
+    tp_center_box(500, 375, 256, 224, box);
+    ck_assert_double_eq_tol(box[0], 58 * 500.0 / 341, 1e-9);
+    ck_assert_double_eq_tol(box[1], 16 * 375.0 / 256, 1e-9);
+    ck_assert_double_eq_tol(box[2], 282 * 500.0 / 341, 1e-9);
+    ck_assert_double_eq_tol(box[3], 240 * 375.0 / 256, 1e-9);
+    tp_center_box(375, 500, 256, 224, box); /* portrait: 256x341 */
+    ck_assert_double_eq_tol(box[0], 16 * 375.0 / 256, 1e-9);
+    ck_assert_double_eq_tol(box[1], 58 * 500.0 / 341, 1e-9);
+}
+END_TEST
+
+START_TEST(test_resample_invariants)
+{
+    enum { W = 64, H = 48 };
+    unsigned char src[W * H * 3], dst[W * H * 3];
+    tp_test_fill(src, sizeof(src), 3, 3);
+    tp_resample_scratch s = {0};
+    tp_resample_job j = {.src = src, .src_w = W, .src_h = H, .src_stride = W * 3,
+                         .box_x1 = W, .box_y1 = H, .win_x1 = W, .win_y1 = H, .dst = dst,
+                         .dst_w = W, .dst_h = H, .dst_stride = W * 3};
+    ck_assert_int_eq(tp_resample(&j, &s), 0); /* same size: identity */
+    ck_assert_int_eq(memcmp(src, dst, sizeof(src)), 0);
+    memset(src, 77, sizeof(src));
+    j.dst_w = 13, j.dst_h = 29, j.dst_stride = 13 * 3; /* any resize of a flat image is flat */
+    ck_assert_int_eq(tp_resample(&j, &s), 0);
+    for (int i = 0; i < 13 * 29 * 3; i++)
+        ck_assert_uint_eq(dst[i], 77);
+    j.dst_w = 200, j.dst_h = 150, j.dst_stride = 200 * 3;
+    unsigned char *big = malloc(200 * 150 * 3);
+    j.dst = big;
+    ck_assert_int_eq(tp_resample(&j, &s), 0);
+    for (int i = 0; i < 200 * 150 * 3; i++)
+        ck_assert_uint_eq(big[i], 77);
+    free(big);
+    tp_resample_scratch_free(&s);
+}
+END_TEST
+
+typedef struct job {
+    const unsigned char *jpeg;
+    unsigned long len;
+    const tp_transform *t;
+    unsigned first, step;
+    unsigned char *out; /* 16 samples x size^2 x 3 */
+} job;
+
+static void *run_job(void *arg)
+{
+    job *j = arg;
+    tp_transformer *tr;
+    ck_assert_int_eq(tp_transformer_create(&tr), 0);
+    size_t one = (size_t)j->t->size * j->t->size * 3;
+    for (unsigned id = j->first; id < 16; id += j->step) {
+        tp_error err;
+        ck_assert_int_eq(tp_transform_jpeg(tr, j->jpeg, j->len, j->t, 42, 1, id,
+                                           j->out + id * one, &err), 0);
+    }
+    tp_transformer_destroy(tr);
+    return NULL;
+}
+
+/* Output depends only on (seed, epoch, id): two threads interleaving samples produce the
+ * bytes one thread does; different ids give different crops. */
+START_TEST(test_threads_same_output)
+{
+    tp_transform t;
+    ck_assert_int_eq(tp_transform_parse(_i ? "center224" : "rrc224", &t), 0);
+    unsigned char *jpeg;
+    unsigned long len;
+    fixture_jpeg(FIX_420, 500, 375, &jpeg, &len, NULL);
+    size_t all = 16 * 224 * 224 * 3;
+    unsigned char *one = malloc(all), *two = malloc(all);
+    job a = {jpeg, len, &t, 0, 1, one};
+    run_job(&a);
+    job b = {jpeg, len, &t, 0, 2, two}, c = {jpeg, len, &t, 1, 2, two};
+    pthread_t tb, tc;
+    pthread_create(&tb, NULL, run_job, &b);
+    pthread_create(&tc, NULL, run_job, &c);
+    pthread_join(tb, NULL);
+    pthread_join(tc, NULL);
+    ck_assert_int_eq(memcmp(one, two, all), 0);
+    size_t img = 224 * 224 * 3;
+    if (!_i)
+        ck_assert_int_ne(memcmp(one, one + img, img), 0);
+    else
+        ck_assert_int_eq(memcmp(one, one + img, img), 0); /* center crop is not random */
+    free(one);
+    free(two);
+    free(jpeg);
+}
+END_TEST
+
+START_TEST(test_parse)
+{
+    tp_transform t;
+    ck_assert_int_eq(tp_transform_parse("rrc224", &t), 0);
+    ck_assert_int_eq(t.kind, TP_TRANSFORM_RRC);
+    ck_assert_int_eq(t.size, 224);
+    ck_assert_int_eq(tp_transform_parse("center224", &t), 0);
+    ck_assert_int_eq(t.resize, 256);
+    ck_assert_int_eq(tp_transform_parse("none", &t), 0);
+    ck_assert_int_eq(tp_transform_parse("rrc", &t), TP_EUSAGE);
+    ck_assert_int_eq(tp_transform_parse("rrc224x", &t), TP_EUSAGE);
+    ck_assert_int_eq(tp_transform_parse("blur5", &t), TP_EUSAGE);
+}
+END_TEST
+
+static Suite *transform_suite(void)
+{
+    Suite *s = suite_create("transform");
+    TCase *tc = tcase_create("geometry");
+    tcase_add_test(tc, test_rng);
+    tcase_add_test(tc, test_rrc_geometry);
+    tcase_add_test(tc, test_center_box);
+    tcase_add_test(tc, test_parse);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("pixels");
+    tcase_add_test(tc, test_resample_invariants);
+    tcase_add_loop_test(tc, test_threads_same_output, 0, 2);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tp_test_run(transform_suite()); }
