@@ -64,7 +64,8 @@ int tp__pread_all(int fd, void *buf, size_t len, uint64_t off)
 
 int tp__read_file(const char *path, size_t max, char **out, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO planted where a file should be must not hang. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -errno;
     struct stat st;

@@ -34,7 +34,13 @@ static int open_shards(tp_dataset *ds, tp_error *err)
         /* Checked before anything maps the file: touching a mapping past the end of a
          * truncated file would raise SIGBUS. */
         struct stat st;
-        int rc = stat(path, &st) < 0 ? -errno : (uint64_t)st.st_size != sh->bytes ? 1 : 0;
+        int rc = stat(path, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL
+                 : (uint64_t)st.st_size != sh->bytes ? 1 : 0;
+        if (rc == -EINVAL) {
+            free(path);
+            return tp__error_set(err, TP_ECORRUPT, "%s/%s: not a regular file", ds->path,
+                                 sh->file);
+        }
         if (rc != 0) {
             rc = rc < 0 ? tp__error_set(err, rc, "%s: %s", path, tp_strerror(rc))
                         : tp__error_set(err, (uint64_t)st.st_size < sh->bytes ? TP_ETRUNCATED
@@ -144,7 +150,8 @@ TP_API int tp_dataset_shard_info(const tp_dataset *ds, size_t i, tp_shard_info *
 {
     TP_RETURN_IF(i >= ds->m.nshards, TP_EUSAGE);
     const tp__shard_reader *r = ds->shards[i];
-    *out = (tp_shard_info){.path = r->path, .format = ds->m.format, .align = ds->m.align,
+    *out = (tp_shard_info){.path = r->path, .fd = r->fd, .format = ds->m.format,
+                           .align = ds->m.align,
                            .first_sample = ds->m.shards[i].first_sample,
                            .samples = r->records, .bytes = r->bytes};
     return 0;
@@ -176,6 +183,20 @@ TP_API int tp_dataset_locate(const tp_dataset *ds, uint64_t id, tp_sample_locati
     return r->ops->locate(r, id - ds->m.shards[s].first_sample, loc, err);
 }
 
+TP_API int tp_dataset_check_record(const tp_dataset *ds, const tp_record *rec, tp_error *err)
+{
+    for (uint32_t i = 0; i < rec->nfields; i++) {
+        const tp_field_info *f = &ds->m.fields[rec->fields[i].field];
+        uint64_t want;
+        if (tp__field_raw_size(f, &want) < 0 || (want && rec->fields[i].raw_size != want))
+            return tp__error_set(err, TP_ECORRUPT, "field '%s' holds %llu bytes, its %s kind "
+                                 "needs %llu", f->name,
+                                 (unsigned long long)rec->fields[i].raw_size,
+                                 tp_field_kind_name(f->kind), (unsigned long long)want);
+    }
+    return 0;
+}
+
 TP_API int tp_dataset_read(const tp_dataset *ds, uint64_t id, void *buf, size_t cap,
                            size_t *len, tp_error *err)
 {
@@ -187,6 +208,8 @@ TP_API int tp_dataset_read(const tp_dataset *ds, uint64_t id, void *buf, size_t 
     tp_record rec;
     tp_error detail;
     int rc = tp_record_parse(buf, *len, loc.checksum, (uint32_t)ds->m.nfields, &rec, &detail);
+    if (rc == 0)
+        rc = tp_dataset_check_record(ds, &rec, &detail);
     if (rc < 0)
         return tp__error_set(err, rc, "%s: sample %" PRIu64 " (record %" PRIu64 " at offset %"
                              PRIu64 "): %s", r->path, id, local, loc.offset, detail.msg);

@@ -45,6 +45,24 @@ static bool dir_is_empty(const char *path)
     return empty;
 }
 
+/* A directory is one of our datasets if its manifest.json says so; a directory that
+ * merely holds some other manifest.json (a web app's, say) is not, and is never replaced. */
+static bool is_our_dataset(const char *path)
+{
+    char *file = tp__path_join(path, "manifest.json"), *text = NULL;
+    size_t len;
+    bool ours = false;
+    if (file && tp__read_file(file, 64u << 20, &text, &len) == 0) {
+        json_t *root = json_loadb(text, len, 0, NULL);
+        const char *fmt = json_string_value(json_object_get(root, "format"));
+        ours = fmt && !strcmp(fmt, "turbopump-dataset");
+        json_decref(root);
+    }
+    free(text);
+    free(file);
+    return ours;
+}
+
 /* Decides whether `path` may be written: missing, an empty directory, or (with replace)
  * an existing dataset. Anything else is refused. */
 static int check_target(tp_dataset_writer *w, bool replace, tp_error *err)
@@ -55,9 +73,7 @@ static int check_target(tp_dataset_writer *w, bool replace, tp_error *err)
                                                    strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return tp__error_set(err, -ENOTDIR, "%s exists and is not a directory", w->path);
-    char *manifest = tp__path_join(w->path, "manifest.json");
-    bool is_dataset = manifest && access(manifest, F_OK) == 0;
-    free(manifest);
+    bool is_dataset = is_our_dataset(w->path);
     if (is_dataset && !replace)
         return tp__error_set(err, -EEXIST, "%s is already a dataset (replace it with --force)",
                              w->path);
@@ -172,12 +188,8 @@ int tp__values_check(const tp_field_info *fields, size_t nfields, const tp_field
         if ((unsigned)v[i].compression > TP_COMPRESS_ZSTD || (v[i].size && !v[i].data))
             return tp__error_set(err, TP_EUSAGE, "field '%s': bad compression or data",
                                  f->name);
-        uint64_t want = f->kind == TP_FIELD_INT64 ? 8 : 0;
-        if (f->kind == TP_FIELD_TENSOR) {
-            want = tp_dtype_size(f->dtype);
-            for (uint32_t d = 0; d < f->ndim; d++)
-                want *= (uint64_t)f->shape[d];
-        }
+        uint64_t want;
+        TP_TRY(tp__field_raw_size(f, &want)); /* schemas were checked at create */
         if (want && raw != want)
             return tp__error_set(err, TP_EUSAGE, "field '%s' must hold %llu bytes, not %llu",
                                  f->name, (unsigned long long)want, (unsigned long long)raw);
@@ -309,8 +321,13 @@ static int publish(tp_dataset_writer *w, tp_error *err)
         if (!old)
             return tp__error_set(err, -ENOMEM, "out of memory");
         sprintf(old, "%s.old-%d", w->path, (int)getpid());
-        int rc = rename(w->path, old) < 0 || rename(w->staging, w->path) < 0 ? -errno : 0;
-        tp__remove_tree(old);
+        int rc = rename(w->path, old) < 0 ? -errno : 0;
+        if (rc == 0 && rename(w->staging, w->path) < 0) {
+            rc = -errno;
+            rename(old, w->path); /* put the old dataset back */
+        }
+        if (rc == 0)
+            tp__remove_tree(old);
         free(old);
         if (rc < 0)
             return tp__error_set(err, rc, "replacing %s: %s", w->path, tp_strerror(rc));

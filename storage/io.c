@@ -101,6 +101,12 @@ void tp_io_destroy(tp_io *io)
 {
     if (!io)
         return;
+    /* Reads still in flight write into the pool: let them land before it is freed. */
+    tp_io_done done[64];
+    int n;
+    while (io->backend && io->in_flight > 0 && (n = tp_io_reap(io, done, 64, 1)) >= 0)
+        for (int i = 0; i < n; i++)
+            tp_io_release(io, &done[i]);
     if (io->backend)
         io->backend->fini(io);
     for (unsigned i = 0; i < io->nfiles; i++)

@@ -83,10 +83,28 @@ static int field_check(const tp_field_info *f, tp_error *err)
     if (tp_dtype_size(f->dtype) == 0 || f->ndim < 1 || f->ndim > TP_MAX_DIMS)
         return tp__error_set(err, TP_EUSAGE, "field '%s': a tensor needs a dtype and 1-%d "
                              "dimensions", f->name, TP_MAX_DIMS);
+    uint64_t bytes;
     for (uint32_t d = 0; d < f->ndim; d++)
         if (f->shape[d] < 1 || f->shape[d] > (INT64_C(1) << 31))
             return tp__error_set(err, TP_EUSAGE, "field '%s': dimension %u out of range",
                                  f->name, d);
+    if (tp__field_raw_size(f, &bytes) < 0)
+        return tp__error_set(err, TP_EUSAGE, "field '%s': tensor larger than 2^48 bytes",
+                             f->name);
+    return 0;
+}
+
+int tp__field_raw_size(const tp_field_info *f, uint64_t *want)
+{
+    *want = f->kind == TP_FIELD_INT64 ? 8 : 0;
+    if (f->kind != TP_FIELD_TENSOR)
+        return 0;
+    uint64_t size = tp_dtype_size(f->dtype);
+    for (uint32_t d = 0; d < f->ndim; d++)
+        if (f->shape[d] < 1 || __builtin_mul_overflow(size, (uint64_t)f->shape[d], &size) ||
+            size > (UINT64_C(1) << 48))
+            return TP_EUSAGE;
+    *want = size;
     return 0;
 }
 
@@ -350,6 +368,8 @@ static int parse_header(json_t *root, tp__manifest *m, tp_error *err)
     if (get_u64(root, "align", &align) < 0 || align < 1 || align > 65536 || (align & (align - 1)))
         return bad(err, "\"align\" must be a power of two up to 65536");
     m->align = (uint32_t)align;
+    if (m->format == TP_SHARD_LMDB && align != 1)
+        return bad(err, "\"align\" must be 1 for LMDB shards");
     const char *id = json_string_value(json_object_get(root, "id"));
     if (!id || strlen(id) != 2 * TP_DATASET_ID_BYTES ||
         strspn(id, "0123456789abcdef") != 2 * TP_DATASET_ID_BYTES)

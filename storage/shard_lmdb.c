@@ -197,8 +197,12 @@ static int lr_get(const lmdb_reader *r, uint64_t local, MDB_txn **txn, MDB_val *
     if (rc)
         return lmdb_error(err, rc, r->base.path, "begin read");
     rc = mdb_get(*txn, r->records, &key, val);
-    if (rc == 0 && val->mv_size < TP_RECORD_HEADER)
-        rc = MDB_CORRUPTED;
+    if (rc == 0 && val->mv_size < TP_RECORD_HEADER) {
+        mdb_txn_abort(*txn);
+        return tp__error_set(err, TP_ECORRUPT, "%s: record %llu of %zu bytes is shorter than "
+                             "its header", r->base.path, (unsigned long long)local,
+                             val->mv_size);
+    }
     if (rc) {
         mdb_txn_abort(*txn);
         return rc == MDB_NOTFOUND
@@ -268,6 +272,14 @@ static int lr_scan(lmdb_reader *r, MDB_txn *txn, uint64_t records, tp_error *err
         key_encode(want, n);
         if (n >= records || key.mv_size != 8 || memcmp(key.mv_data, want, 8) != 0)
             break;
+        const unsigned char *v = val.mv_data;
+        if (val.mv_size < TP_RECORD_HEADER || v < r->map ||
+            (uint64_t)(v - r->map) > r->base.bytes - val.mv_size) {
+            mdb_cursor_close(cur);
+            return tp__error_set(err, TP_ECORRUPT, "%s: record %llu (%zu bytes) lies outside "
+                                 "the file or is shorter than a record header", r->base.path,
+                                 (unsigned long long)n, val.mv_size);
+        }
         r->base.max_record = TP_MAX(r->base.max_record, val.mv_size);
     }
     mdb_cursor_close(cur);
@@ -328,7 +340,7 @@ static int lr_check(lmdb_reader *r, const tp__shard_header *want, uint64_t recor
     if (rc == 0)
         rc = find_map(r, val.mv_data, err);
     const tp__shard_header *got = &r->base.header;
-    if (rc == 0 && (got->shard_index != want->shard_index ||
+    if (rc == 0 && (got->shard_index != want->shard_index || got->align != 1 ||
                     got->first_sample != want->first_sample ||
                     memcmp(got->id, want->id, sizeof(got->id))))
         rc = tp__error_set(err, TP_ECORRUPT, "%s: header does not match the manifest "
@@ -355,6 +367,16 @@ static int lr_open(lmdb_reader *r, const tp__shard_header *want, uint64_t record
                                         MDB_NORDAHEAD, 0);
     if (rc)
         return lmdb_error(err, rc, path, "open environment");
+    /* Pages LMDB believes in but the file lacks would raise SIGBUS when touched. */
+    MDB_envinfo info;
+    MDB_stat st2;
+    mdb_env_info(r->env, &info);
+    mdb_env_stat(r->env, &st2);
+    if ((uint64_t)(info.me_last_pgno + 1) * st2.ms_psize > r->base.bytes)
+        return tp__error_set(err, TP_ECORRUPT, "%s: LMDB uses %llu pages of %u bytes but the "
+                             "file has %llu bytes", path,
+                             (unsigned long long)info.me_last_pgno + 1, st2.ms_psize,
+                             (unsigned long long)r->base.bytes);
     rc = mdb_env_get_fd(r->env, &r->base.fd);
     if (rc)
         return lmdb_error(err, rc, path, "get fd");

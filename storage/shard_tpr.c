@@ -287,6 +287,8 @@ static int tpr_load(tpr_reader *r, const tp__shard_header *want, uint64_t record
     if (fstat(r->base.fd, &st) < 0)
         return tp__error_set(err, -errno, "%s: %s", p, strerror(errno));
     r->base.bytes = (uint64_t)st.st_size;
+    if (!S_ISREG(st.st_mode))
+        return tp__error_set(err, TP_ECORRUPT, "%s: not a regular file", p);
     if (r->base.bytes < TP_SHARD_HEADER + TP_SHARD_FOOTER)
         return tp__error_set(err, TP_ETRUNCATED, "%s: %llu bytes is too short for a shard", p,
                              (unsigned long long)r->base.bytes);
@@ -322,7 +324,7 @@ int tp__tpr_reader_open(tp__shard_reader **out, const char *path, const tp__shar
     r->base.ops = &tpr_reader_ops;
     if (err)
         err->code = 0;
-    r->base.fd = open(path, O_RDONLY | O_CLOEXEC);
+    r->base.fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     int rc = r->base.fd < 0 ? tp__error_set(err, -errno, "%s: %s", path, strerror(errno))
                             : tpr_load(r, want, records, err);
     if (rc < 0) {

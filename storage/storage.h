@@ -125,6 +125,10 @@ char *tp__manifest_dump(const tp__manifest *m);
 int tp__manifest_parse(const char *text, size_t len, tp__manifest *m, tp_error *err);
 void tp__manifest_free(tp__manifest *m);
 
+/* The exact raw size the schema demands of field `f` (8 for int64, shape x dtype for a
+ * tensor), or 0 when any size goes. @return : 0, or TP_EUSAGE when it would overflow. */
+int tp__field_raw_size(const tp_field_info *f, uint64_t *want);
+
 /* Validates a field schema (names, kinds, shapes). @return : 0 or TP_EUSAGE. */
 int tp__fields_check(const tp_field_info *fields, size_t n, tp_error *err);
 int tp__field_kind_parse(const char *s, tp_field_kind *k);

@@ -1,11 +1,17 @@
 /* `turbopump bench`: measurements of turbopump's own stages. `bench io` issues random (or
  * sequential) whole-record reads over a dataset through the IO engine, keeping a fixed
- * number in flight, and reports IOPS, bandwidth and latency percentiles. */
+ * number in flight, and reports IOPS, bandwidth and latency percentiles. `bench decode`
+ * loads a dataset's JPEGs into memory and measures decoding plus a training transform
+ * on T threads. */
 #include "cli.h"
 #include "io.h"
 #include "storage.h"
+#include "codecs.h"
+#include "transform.h"
 
 #include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #define CMD "bench"
@@ -27,12 +33,18 @@ void tp_usage_bench(FILE *out)
             "  --pattern P         random (default) or sequential record order\n"
             "  --backend B         uring or posix (default: io_uring, else posix)\n"
             "  --json              print one JSON object\n"
-            "  -h, --help          show this help\n");
+            "  -h, --help          show this help\n\n"
+            "Usage: turbopump bench decode DS [--threads T] [--transform NAME]\n"
+            "                      [--samples N] [--seconds S] [--json]\n\n"
+            "decode: loads the 'jpg' field of the first N samples (default 500) into memory,\n"
+            "then decodes and transforms them on T threads (default 1) for S seconds\n"
+            "(default 5): rrc224 (RandomResizedCrop 224 + flip, the default), center224\n"
+            "(Resize 256 + CenterCrop 224) or none (full decode). Prints images/s.\n");
 }
 
 typedef struct bench_options {
-    const char *path;
-    uint64_t qd, threads, seconds;
+    const char *what, *path, *transform;
+    uint64_t qd, threads, seconds, samples;
     bool direct, sequential, json;
     tp_io_kind kind;
 } bench_options;
@@ -43,8 +55,10 @@ static int parse_bench(int argc, char **argv, bench_options *o)
         {"direct", no_argument, 0, 'd'}, {"qd", required_argument, 0, 'q'},
         {"threads", required_argument, 0, 't'}, {"seconds", required_argument, 0, 's'},
         {"pattern", required_argument, 0, 'p'}, {"backend", required_argument, 0, 'b'},
-        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    *o = (bench_options){.qd = 64, .seconds = 10};
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
+        {"transform", required_argument, 0, 'T'}, {"samples", required_argument, 0, 'n'},
+        {0, 0, 0, 0}};
+    *o = (bench_options){.qd = 64, .seconds = 0, .transform = "rrc224", .samples = 500};
     int c, rc = 0;
     while (rc == 0 && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == 'd' || c == 'j')
@@ -57,6 +71,10 @@ static int parse_bench(int argc, char **argv, bench_options *o)
             rc = tp_cli_u64(CMD, "--seconds", optarg, 1, 86400, &o->seconds);
         else if (c == 'p' && (!strcmp(optarg, "random") || !strcmp(optarg, "sequential")))
             o->sequential = optarg[0] == 's';
+        else if (c == 'T')
+            o->transform = optarg;
+        else if (c == 'n')
+            rc = tp_cli_u64(CMD, "--samples", optarg, 1, UINT64_C(1) << 32, &o->samples);
         else if (c == 'b' && (!strcmp(optarg, "uring") || !strcmp(optarg, "posix")))
             o->kind = optarg[0] == 'u' ? TP_IO_URING : TP_IO_POSIX;
         else if (c == 'h') {
@@ -67,9 +85,14 @@ static int parse_bench(int argc, char **argv, bench_options *o)
     }
     if (rc < 0)
         return TP_EXIT_USAGE;
-    if (argc - optind != 2 || strcmp(argv[optind], "io"))
-        return tp_cli_usage_error(CMD, "usage: turbopump bench io DS [OPTIONS]");
+    if (argc - optind != 2 || (strcmp(argv[optind], "io") && strcmp(argv[optind], "decode")))
+        return tp_cli_usage_error(CMD, "usage: turbopump bench io|decode DS [OPTIONS]");
+    o->what = argv[optind];
     o->path = argv[optind + 1];
+    if (!o->seconds)
+        o->seconds = o->what[0] == 'i' ? 10 : 5;
+    if (!o->threads && o->what[0] == 'd')
+        o->threads = 1;
     return 0;
 }
 
@@ -108,10 +131,8 @@ static int open_run(io_run *r, tp_error *err)
         return tp__error_set(err, TP_EUSAGE, "more than %zu shards", TP_ARRAY_LEN(r->files));
     for (size_t s = 0; s < nshards; s++) {
         tp_shard_info si;
-        tp_sample_location loc;
         tp_dataset_shard_info(r->ds, s, &si);
-        TP_TRY(tp_dataset_locate(r->ds, si.first_sample, &loc, err));
-        TP_TRY(r->files[s] = tp_io_add_file(r->io, loc.fd, err));
+        TP_TRY(r->files[s] = tp_io_add_file(r->io, si.fd, err));
     }
     r->submitted = calloc(r->o->qd, sizeof(double));
     r->cap = 1 << 20;
@@ -226,17 +247,133 @@ static void report(const io_run *r, double secs)
                percentile(r, 0.99), (unsigned long long)r->errors);
 }
 
-int tp_cmd_bench(int argc, char **argv)
+/* ---------------------------------------------------------------- decode */
+
+typedef struct blob {
+    unsigned char *data;
+    size_t len;
+} blob;
+
+typedef struct decode_run {
+    const bench_options *o;
+    tp_transform t;
+    blob *images;
+    size_t n;
+    double deadline;
+    atomic_uint_fast64_t next, done, failed;
+} decode_run;
+
+/* Loads the 'jpg' field of the first samples into memory, decompressing zstd. */
+static int load_images(decode_run *d, const tp_dataset *ds, tp_error *err)
 {
-    bench_options o;
-    int rc = parse_bench(argc, argv, &o);
-    if (rc)
-        return rc;
-    io_run r = {.o = &o, .rng = 0x9e3779b97f4a7c15ull};
+    int field = tp_dataset_field_index(ds, "jpg");
+    if (field < 0)
+        return tp__error_set(err, TP_ENOFIELD, "%s has no 'jpg' field", d->o->path);
+    d->n = (size_t)TP_MIN(d->o->samples, tp_dataset_sample_count(ds));
+    d->images = calloc(d->n + 1, sizeof(blob));
+    unsigned char *rec = malloc((size_t)tp_dataset_max_record(ds) + 1);
+    int rc = d->images && rec ? 0 : tp__error_set(err, -ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < d->n; i++) {
+        size_t len;
+        tp_record r;
+        rc = tp_dataset_read(ds, i, rec, tp_dataset_max_record(ds), &len, err);
+        if (rc == 0)
+            rc = tp_record_parse(rec, len, 0, (uint32_t)tp_dataset_field_count(ds), &r, err);
+        const tp_field_value *v = rc == 0 ? tp_record_field(&r, (uint32_t)field) : NULL;
+        if (rc == 0 && !v)
+            rc = tp__error_set(err, TP_ENOFIELD, "sample %zu has no 'jpg'", i);
+        if (rc == 0 && !(d->images[i].data = malloc(v->raw_size + 1)))
+            rc = tp__error_set(err, -ENOMEM, "out of memory");
+        if (rc == 0 && v->compression == TP_COMPRESS_ZSTD)
+            rc = tp_zstd_decompress(v->data, v->size, d->images[i].data, v->raw_size, err);
+        else if (rc == 0)
+            memcpy(d->images[i].data, v->data, v->size);
+        if (rc == 0)
+            d->images[i].len = v->raw_size;
+    }
+    free(rec);
+    return rc;
+}
+
+static void *decode_worker(void *arg)
+{
+    decode_run *d = arg;
+    tp_transformer *tr;
+    unsigned char *out = malloc((size_t)TP_MAX(d->t.size, 1) * TP_MAX(d->t.size, 1) * 3);
+    if (!out || tp_transformer_create(&tr) < 0) {
+        free(out);
+        atomic_fetch_add(&d->failed, 1);
+        return NULL;
+    }
+    for (;;) {
+        uint64_t k = atomic_fetch_add(&d->next, 1);
+        if ((k % 16 == 0 && tp_cli_now() > d->deadline && k >= d->n) || k > (UINT64_C(1) << 40))
+            break;
+        const blob *b = &d->images[k % d->n];
+        tp_error err;
+        if (tp_transform_jpeg(tr, b->data, b->len, &d->t, 1, k / d->n, k % d->n, out, &err) < 0)
+            atomic_fetch_add(&d->failed, 1);
+        atomic_fetch_add(&d->done, 1);
+    }
+    tp_transformer_destroy(tr);
+    free(out);
+    return NULL;
+}
+
+static int bench_decode(const bench_options *o)
+{
+    decode_run d = {.o = o};
+    tp_dataset *ds = NULL;
+    tp_error err = {0};
+    int rc = tp_transform_parse(o->transform, &d.t) < 0
+                 ? tp__error_set(&err, TP_EUSAGE, "unknown transform '%s' (rrc224, "
+                                 "center224, none)", o->transform)
+                 : tp_dataset_open(&ds, o->path, &err);
+    if (rc == 0)
+        rc = load_images(&d, ds, &err);
+    if (rc == 0 && d.n == 0)
+        rc = tp__error_set(&err, TP_EUSAGE, "%s has no samples", o->path);
+    pthread_t threads[256];
+    size_t started = 0;
+    double start = tp_cli_now(), secs = 0;
+    d.deadline = start + (double)o->seconds;
+    while (rc == 0 && started < o->threads &&
+           pthread_create(&threads[started], NULL, decode_worker, &d) == 0)
+        started++;
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    secs = tp_cli_now() - start;
+    uint64_t done = atomic_load(&d.done), failed = atomic_load(&d.failed);
+    if (rc < 0)
+        tp_cli_error(CMD, "%s", err.msg);
+    else if (o->json)
+        printf("{\"transform\": \"%s\", \"threads\": %llu, \"images\": %llu, \"errors\": "
+               "%llu, \"seconds\": %.3f, \"images_per_s\": %.1f, \"images_per_s_per_thread\": "
+               "%.1f, \"distinct_images\": %zu}\n", o->transform,
+               (unsigned long long)o->threads, (unsigned long long)done,
+               (unsigned long long)failed, secs, (double)done / secs,
+               (double)done / secs / (double)o->threads, d.n);
+    else
+        printf("%s: %s on %llu thread%s: %.0f images/s (%.0f per thread) over %llu images "
+               "(%zu distinct) in %.1f s, %llu errors\n", o->path, o->transform,
+               (unsigned long long)o->threads, o->threads == 1 ? "" : "s",
+               (double)done / secs, (double)done / secs / (double)o->threads,
+               (unsigned long long)done, d.n, secs, (unsigned long long)failed);
+    for (size_t i = 0; d.images && i < d.n; i++)
+        free(d.images[i].data);
+    free(d.images);
+    tp_dataset_close(ds);
+    return rc == 0 && failed == 0 ? TP_EXIT_OK : TP_EXIT_FAIL;
+}
+
+static int bench_io(const bench_options *op)
+{
+    const bench_options o = *op;
+    io_run r = {.o = op, .rng = 0x9e3779b97f4a7c15ull};
     tp_dataset *ds = NULL;
     tp_error err = {0};
     double secs = 0;
-    rc = tp_dataset_open(&ds, o.path, &err);
+    int rc = tp_dataset_open(&ds, o.path, &err);
     r.ds = ds;
     if (rc == 0 && tp_dataset_sample_count(ds) == 0)
         rc = tp__error_set(&err, TP_EUSAGE, "%s has no samples", o.path);
@@ -253,4 +390,13 @@ int tp_cmd_bench(int argc, char **argv)
     free(r.submitted);
     free(r.lat);
     return rc == 0 && r.errors == 0 ? TP_EXIT_OK : TP_EXIT_FAIL;
+}
+
+int tp_cmd_bench(int argc, char **argv)
+{
+    bench_options o;
+    int rc = parse_bench(argc, argv, &o);
+    if (rc)
+        return rc;
+    return o.what[0] == 'i' ? bench_io(&o) : bench_decode(&o);
 }

@@ -92,7 +92,8 @@ static void check_record(verify_job *j, const char *shard, uint64_t id,
     tp_record rec;
     tp_error err;
     uint32_t nfields = (uint32_t)tp_dataset_field_count(j->ds);
-    if (tp_record_parse(buf, loc->length, loc->checksum, nfields, &rec, &err) < 0) {
+    if (tp_record_parse(buf, loc->length, loc->checksum, nfields, &rec, &err) < 0 ||
+        tp_dataset_check_record(j->ds, &rec, &err) < 0) {
         report(j, "%s: sample %llu: %s", shard, id, err.msg);
         return;
     }
@@ -113,13 +114,14 @@ static void verify_range(verify_job *j, const tp_shard_info *si, span_buf *buf,
 {
     tp_sample_location locs[4096];
     while (first < end) {
-        size_t n = 0;
+        size_t n = 0, skip = 0;
         uint64_t span_start = 0, span_end = 0;
         tp_error err;
         for (; first + n < end && n < TP_ARRAY_LEN(locs); n++) {
             tp_sample_location *l = &locs[n];
             if (tp_dataset_locate(j->ds, first + n, l, &err) < 0) {
                 report(j, "%s: sample %llu: %s", si->path, first + n, err.msg);
+                skip = 1; /* reported once; go on after it */
                 break;
             }
             if (n == 0)
@@ -128,8 +130,8 @@ static void verify_range(verify_job *j, const tp_shard_info *si, span_buf *buf,
                 break;
             span_end = l->offset + l->length;
         }
-        if (n == 0) { /* the first record could not be located: already reported */
-            first++;
+        if (n == 0) {
+            first += skip;
             continue;
         }
         size_t span = (size_t)(span_end - span_start);
@@ -151,7 +153,7 @@ static void verify_range(verify_job *j, const tp_shard_info *si, span_buf *buf,
                              &locs[i]);
         }
         atomic_fetch_add(&j->samples, n);
-        first += n;
+        first += n + skip;
     }
 }
 

@@ -29,15 +29,25 @@ typedef struct walker {
     int depth;
 } walker;
 
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF —
+ * what the JSON manifest will accept. */
 static bool utf8_ok(const unsigned char *s)
 {
     while (*s) {
-        int n = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 ? 1 : (*s & 0xF0) == 0xE0 ? 2
-                : (*s & 0xF8) == 0xF0 ? 3 : -1;
-        if (n < 0 || (n == 1 && *s < 0xC2))
+        unsigned c = *s++, n, lo = 0x80, hi = 0xBF;
+        if (c < 0x80)
+            continue;
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1;
+        else if (c >= 0xE0 && c <= 0xEF)
+            n = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        else if (c >= 0xF0 && c <= 0xF4)
+            n = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        else
             return false;
-        s++;
-        for (int i = 0; i < n; i++, s++)
+        if (*s < lo || *s > hi)
+            return false;
+        for (unsigned i = 0; i < n; i++, s++)
             if ((*s & 0xC0) != 0x80)
                 return false;
     }
@@ -191,10 +201,12 @@ static int take_files(walker *w, uint32_t label)
     s->items = grown;
     for (size_t i = 0; i < w->nfiles; i++) {
         found *f = &w->files[i];
+        /* Relative names only, so the id does not depend on how the root was spelled. */
         char line[64];
         snprintf(line, sizeof(line), "\n%u %llu ", label, (unsigned long long)f->size);
-        uint64_t parts[3] = {s->listing_hash, tp__hash64(line, strlen(line)),
-                             tp__hash64(f->path, strlen(f->path))};
+        uint64_t parts[4] = {s->listing_hash, tp__hash64(line, strlen(line)),
+                             tp__hash64(f->reldir, strlen(f->reldir)),
+                             tp__hash64(f->name, strlen(f->name))};
         s->listing_hash = tp__hash64(parts, sizeof(parts));
         s->items[s->nitems++] = (tp_scan_item){.path = f->path, .label = label};
         free(f->reldir);

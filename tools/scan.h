@@ -16,7 +16,7 @@ typedef struct tp_scan {
     tp_scan_item *items;
     size_t nitems;
     size_t skipped;  /* inputs warned about and left out */
-    uint64_t listing_hash; /* hash of the relative paths and sizes, in order */
+    uint64_t listing_hash; /* hash of class, relative path and size of each file, in order */
 } tp_scan;
 
 /* Scans `root`. Each unusable input is reported through `warn` (which may stop the scan

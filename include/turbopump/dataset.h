@@ -133,6 +133,7 @@ typedef struct tp_dataset tp_dataset;
 
 typedef struct tp_shard_info {
     const char *path;           /* valid while the dataset is open */
+    int fd;                     /* open read-only descriptor, owned by the dataset */
     tp_shard_format format;
     uint32_t align;
     uint64_t first_sample;
@@ -206,6 +207,12 @@ typedef struct tp_record {
  * @return : 0, or TP_ECORRUPT with the cause in `err`. */
 TP_API int tp_record_parse(const void *buf, size_t len, uint64_t expected_checksum,
                            uint32_t nfields_max, tp_record *out, tp_error *err);
+
+/* Checks a parsed record against the dataset's schema: int64 fields hold 8 bytes and
+ * tensors exactly shape x dtype bytes (after decompression). tp_dataset_read does this;
+ * call it after parsing records read by other means.
+ * @return : 0, or TP_ECORRUPT naming the field. */
+TP_API int tp_dataset_check_record(const tp_dataset *ds, const tp_record *rec, tp_error *err);
 
 /* @return : the value of field `field` in `rec`, or NULL when the sample lacks it. */
 TP_API const tp_field_value *tp_record_field(const tp_record *rec, uint32_t field);

@@ -59,6 +59,9 @@ assert d["classes"] == ["class0000", "class0001", "class0002"], d["classes"]
 assert sum(s["samples"] for s in d["shards"]) == 60
 PY
     [ ! -e ds.partial ] || fail "staging directory left behind"
+    # The same files give the same bytes however the source path is spelled.
+    expect 0 "$TP" pack ./img/ ds2 --jobs 1
+    same_tree ds ds2
 }
 
 case_jobs_identical() {
@@ -100,12 +103,12 @@ make_bad_tree() {
     ln -s ../bad img/bad/cycle
     ln -s /nonexistent/file.jpg img/bad/dangling.jpg
     echo notes > img/bad/readme.txt
-    mkdir "img/$(printf 'cls\xfe')"
+    mkdir "img/$(printf 'cls\xfe')" "img/$(printf 'surrogate\xed\xa0\x80')"
     cp "$one" img/sub/ok.jpg
-    local skipped=10
+    local skipped=11
     if [ "$(id -u)" -ne 0 ]; then
         cp "$one" img/bad/unreadable.jpg; chmod 000 img/bad/unreadable.jpg
-        skipped=11
+        skipped=12
     fi
     echo "$skipped"
 }
@@ -134,7 +137,7 @@ case_strict() {
     expect 1 "$TP" pack img ds --strict
     contains err "(--strict)"
     [ ! -e ds ] && [ ! -e ds.partial ] || fail "--strict left output behind"
-    rm -rf img/bad img/empty "img/$(printf 'cls\xfe')"
+    rm -rf img/bad img/empty "img/$(printf 'cls\xfe')" "img/$(printf 'surrogate\xed\xa0\x80')"
     expect 0 "$TP" pack img ds --strict; contains out "packed 13 samples"
 }
 

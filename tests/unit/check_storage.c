@@ -241,13 +241,21 @@ START_TEST(test_writer_refusals)
     ck_assert_int_eq(tp_dataset_writer_create(&w, path, &o, &err), -EEXIST);
     ck_assert_ptr_nonnull(strstr(err.msg, "--force"));
     ck_assert_int_eq(access(staging, F_OK), -1);
-    /* A non-empty directory that is not a dataset is never replaced. */
+    /* A non-empty directory that is not a dataset is never replaced, even when it holds
+     * somebody else's manifest.json. */
     char *other = tp_test_path(dir, "other"), *file = tp_test_path(other, "keep.txt");
     ck_assert_int_eq(mkdir(other, 0755), 0);
     fclose(fopen(file, "w"));
     o.replace = true;
     ck_assert_int_eq(tp_dataset_writer_create(&w, other, &o, &err), -ENOTEMPTY);
     ck_assert_int_eq(access(file, F_OK), 0);
+    char *foreign = tp_test_path(other, "manifest.json");
+    FILE *mf = fopen(foreign, "w");
+    fputs("{\"name\": \"my web app\"}\n", mf);
+    fclose(mf);
+    ck_assert_int_eq(tp_dataset_writer_create(&w, other, &o, &err), -ENOTEMPTY);
+    ck_assert_int_eq(access(file, F_OK), 0);
+    free(foreign);
     /* Replacing: the old dataset stays intact until finish. */
     ck_assert_int_eq(tp_dataset_writer_create(&w, path, &o, &err), 0);
     tp_dataset_writer *w2;
@@ -472,6 +480,98 @@ START_TEST(test_truncated)
 }
 END_TEST
 
+/* A record whose structure and checksum are fine but whose int64 field is 3 bytes: the
+ * schema check refuses it on read. */
+START_TEST(test_schema_sizes_on_read)
+{
+    char *dir = tp_test_mkdtemp(), *path = tp_test_path(dir, "ds");
+    tp_dataset_writer_options o = {.fields = schema, .nfields = 4};
+    tp_dataset_writer *w;
+    tp_error err = {0};
+    ck_assert_int_eq(tp_dataset_writer_create(&w, path, &o, &err), 0);
+    unsigned char b[64] = {0}, rec[256];
+    tp_field_value bad[2] = {{.field = 1, .data = b, .size = 3, .raw_size = 3},
+                             {.field = 3, .data = b, .size = 4, .raw_size = 4}};
+    for (int i = 0; i < 2; i++) {
+        uint64_t len = tp__record_size(&bad[i], 1), sum = tp__record_encode(rec, &bad[i], 1);
+        ck_assert_int_eq(tp__writer_append_record(w, rec, len, sum, &err), 0);
+    }
+    ck_assert_int_eq(tp_dataset_writer_finish(w, &err), 0);
+    tp_dataset_writer_destroy(w);
+    tp_dataset *ds;
+    ck_assert_int_eq(tp_dataset_open(&ds, path, &err), 0);
+    size_t len;
+    unsigned char buf[4096];
+    ck_assert_int_eq(tp_dataset_read(ds, 0, buf, sizeof(buf), &len, &err), TP_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "'cls' holds 3 bytes"));
+    ck_assert_int_eq(tp_dataset_read(ds, 1, buf, sizeof(buf), &len, &err), TP_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "'emb' holds 4 bytes"));
+    tp_dataset_close(ds);
+    free(path);
+    tp_test_rmdir(dir);
+}
+END_TEST
+
+/* Rewrites a dataset's manifest with a new shard size, checksum recomputed: what a
+ * hostile (or buggy) writer could produce. */
+static void set_shard_bytes(const char *path, uint64_t bytes)
+{
+    char *file = tp_test_path(path, "manifest.json"), *text;
+    size_t len;
+    ck_assert_int_eq(tp__read_file(file, 1 << 20, &text, &len), 0);
+    tp__manifest m;
+    ck_assert_int_eq(tp__manifest_parse(text, len, &m, NULL), 0);
+    m.bytes -= m.shards[0].bytes - bytes;
+    m.shards[0].bytes = bytes;
+    char *out = tp__manifest_dump(&m);
+    FILE *f = fopen(file, "w");
+    fputs(out, f);
+    fclose(f);
+    free(out);
+    free(text);
+    tp__manifest_free(&m);
+    free(file);
+}
+
+/* An LMDB file cut short by a page, with a manifest that agrees with the cut: refused
+ * at open, without touching the missing page (which would raise SIGBUS). */
+START_TEST(test_lmdb_short_file)
+{
+    char *dir, *path = corrupt_fixture(&dir, &configs[2]);
+    char *shard = tp_test_path(path, "shard-00000.mdb");
+    uint64_t size = tp_test_file_size(shard) - 4096;
+    tp_test_truncate(shard, size);
+    set_shard_bytes(path, size);
+    expect_open_error(path, "LMDB uses");
+    free(shard);
+    free(path);
+    tp_test_rmdir(dir);
+}
+END_TEST
+
+/* A FIFO where the manifest or a shard should be must not hang the reader. */
+START_TEST(test_not_regular_files)
+{
+    const config *c = &configs[_i];
+    char *dir, *path = corrupt_fixture(&dir, c);
+    char *shard = tp_test_path(path, shard_name(c));
+    unlink(shard);
+    ck_assert_int_eq(mkfifo(shard, 0644), 0);
+    set_shard_bytes(path, 0);
+    expect_open_error(path, "not a regular file");
+    char *manifest = tp_test_path(path, "manifest.json");
+    unlink(manifest);
+    ck_assert_int_eq(mkfifo(manifest, 0644), 0);
+    tp_dataset *ds;
+    tp_error err;
+    ck_assert_int_lt(tp_dataset_open(&ds, path, &err), 0);
+    free(manifest);
+    free(shard);
+    free(path);
+    tp_test_rmdir(dir);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- golden files */
 
 static const unsigned char golden_id[TP_DATASET_ID_BYTES] = {
@@ -579,6 +679,9 @@ static Suite *storage_suite(void)
     tcase_add_loop_test(tc, test_flip_structure, 0, 2); /* .tpr structures */
     tcase_add_loop_test(tc, test_flip_manifest, 0, n);
     tcase_add_loop_test(tc, test_truncated, 0, n);
+    tcase_add_test(tc, test_schema_sizes_on_read);
+    tcase_add_test(tc, test_lmdb_short_file);
+    tcase_add_loop_test(tc, test_not_regular_files, 0, n);
     suite_add_tcase(s, tc);
     tc = tcase_create("golden");
     tcase_add_loop_test(tc, test_golden, 0, n);
