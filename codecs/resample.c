@@ -72,7 +72,10 @@ static int precompute(tp_resample_scratch *s, int which, double in0, double in1,
     return 0;
 }
 
-static unsigned char clip8(int64_t v)
+/* Weights sum to 1 << PRECISION_BITS, so 255 times the sum, plus rounding, fits in
+ * 32 bits (as in Pillow); overshoot from negative-free triangle weights cannot occur,
+ * but rounding of the weights can leave a sum slightly off, hence the clamp. */
+static unsigned char clip8(int32_t v)
 {
     v >>= PRECISION_BITS;
     return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
@@ -87,7 +90,7 @@ static void horizontal(const unsigned char *src, size_t sstride, int row0, int r
         for (int xx = 0; xx < out; xx++) {
             int xmin = c->bounds[xx * 2], n = c->bounds[xx * 2 + 1];
             const int32_t *k = c->k + (size_t)xx * c->ksize;
-            int64_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+            int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
             for (int x = 0; x < n; x++) {
                 const unsigned char *p = in + (size_t)(x + xmin) * 3;
                 s0 += p[0] * k[x];
@@ -101,20 +104,26 @@ static void horizontal(const unsigned char *src, size_t sstride, int row0, int r
     }
 }
 
+/* Row by row: each tap adds a whole input row to an accumulator row, which the
+ * compiler vectorises (summation order per pixel is unchanged, so results are too). */
 static void vertical(const unsigned char *tmp, int width, int row0, const coeffs *c, int out,
-                     unsigned char *dst, size_t dstride)
+                     unsigned char *dst, size_t dstride, int32_t *acc)
 {
     size_t stride = (size_t)width * 3;
     for (int yy = 0; yy < out; yy++) {
         int ymin = c->bounds[yy * 2] - row0, n = c->bounds[yy * 2 + 1];
         const int32_t *k = c->k + (size_t)yy * c->ksize;
-        unsigned char *o = dst + (size_t)yy * dstride;
-        for (size_t x = 0; x < stride; x++) {
-            int64_t s = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < n; y++)
-                s += tmp[(size_t)(y + ymin) * stride + x] * k[y];
-            o[x] = clip8(s);
+        for (size_t x = 0; x < stride; x++)
+            acc[x] = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < n; y++) {
+            const unsigned char *row = tmp + (size_t)(y + ymin) * stride;
+            int32_t w = k[y];
+            for (size_t x = 0; x < stride; x++)
+                acc[x] += row[x] * w;
         }
+        unsigned char *o = dst + (size_t)yy * dstride;
+        for (size_t x = 0; x < stride; x++)
+            o[x] = clip8(acc[x]);
     }
 }
 
@@ -132,8 +141,9 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
     }
     int rows = TP_MAX(last - first, 1);
     TP_TRY(grow(&s->tmp, &s->tmp_cap, (size_t)rows * j->dst_w * 3));
+    TP_TRY(grow(&s->acc, &s->acc_cap, (size_t)j->dst_w * 3 * sizeof(int32_t)));
     horizontal(j->src, j->src_stride, first, last - first, &ch, j->dst_w, s->tmp);
-    vertical(s->tmp, j->dst_w, first, &cv, j->dst_h, j->dst, j->dst_stride);
+    vertical(s->tmp, j->dst_w, first, &cv, j->dst_h, j->dst, j->dst_stride, s->acc);
     return 0;
 }
 
@@ -145,5 +155,6 @@ void tp_resample_scratch_free(tp_resample_scratch *s)
     }
     free(s->w);
     free(s->tmp);
+    free(s->acc);
     memset(s, 0, sizeof(*s));
 }

@@ -38,8 +38,8 @@ void tp_center_box(int width, int height, int resize, int size, double box[4]);
 /* ---- resampling */
 
 typedef struct tp_resample_scratch {
-    void *bounds[2], *k[2], *w, *tmp;
-    size_t bounds_cap[2], k_cap[2], w_cap, tmp_cap;
+    void *bounds[2], *k[2], *w, *tmp, *acc;
+    size_t bounds_cap[2], k_cap[2], w_cap, tmp_cap, acc_cap;
 } tp_resample_scratch;
 
 typedef struct tp_resample_job {

@@ -39,13 +39,15 @@ void tp_usage_bench(FILE *out)
             "decode: loads the 'jpg' field of the first N samples (default 500) into memory,\n"
             "then decodes and transforms them on T threads (default 1) for S seconds\n"
             "(default 5): rrc224 (RandomResizedCrop 224 + flip, the default), center224\n"
-            "(Resize 256 + CenterCrop 224) or none (full decode). Prints images/s.\n");
+            "(Resize 256 + CenterCrop 224) or none (full decode). Prints images/s.\n"
+            "--exact decodes at full scale (Pillow-identical pixels) instead of the\n"
+            "smallest DCT scale that covers the output.\n");
 }
 
 typedef struct bench_options {
     const char *what, *path, *transform;
     uint64_t qd, threads, seconds, samples;
-    bool direct, sequential, json;
+    bool direct, sequential, json, exact;
     tp_io_kind kind;
 } bench_options;
 
@@ -57,6 +59,7 @@ static int parse_bench(int argc, char **argv, bench_options *o)
         {"pattern", required_argument, 0, 'p'}, {"backend", required_argument, 0, 'b'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
         {"transform", required_argument, 0, 'T'}, {"samples", required_argument, 0, 'n'},
+        {"exact", no_argument, 0, 'x'},
         {0, 0, 0, 0}};
     *o = (bench_options){.qd = 64, .seconds = 0, .transform = "rrc224", .samples = 500};
     int c, rc = 0;
@@ -73,6 +76,8 @@ static int parse_bench(int argc, char **argv, bench_options *o)
             o->sequential = optarg[0] == 's';
         else if (c == 'T')
             o->transform = optarg;
+        else if (c == 'x')
+            o->exact = true;
         else if (c == 'n')
             rc = tp_cli_u64(CMD, "--samples", optarg, 1, UINT64_C(1) << 32, &o->samples);
         else if (c == 'b' && (!strcmp(optarg, "uring") || !strcmp(optarg, "posix")))
@@ -329,6 +334,7 @@ static int bench_decode(const bench_options *o)
                  ? tp__error_set(&err, TP_EUSAGE, "unknown transform '%s' (rrc224, "
                                  "center224, none)", o->transform)
                  : tp_dataset_open(&ds, o->path, &err);
+    d.t.exact = o->exact;
     if (rc == 0)
         rc = load_images(&d, ds, &err);
     if (rc == 0 && d.n == 0)
@@ -347,9 +353,9 @@ static int bench_decode(const bench_options *o)
     if (rc < 0)
         tp_cli_error(CMD, "%s", err.msg);
     else if (o->json)
-        printf("{\"transform\": \"%s\", \"threads\": %llu, \"images\": %llu, \"errors\": "
+        printf("{\"transform\": \"%s\", \"exact\": %s, \"threads\": %llu, \"images\": %llu, \"errors\": "
                "%llu, \"seconds\": %.3f, \"images_per_s\": %.1f, \"images_per_s_per_thread\": "
-               "%.1f, \"distinct_images\": %zu}\n", o->transform,
+               "%.1f, \"distinct_images\": %zu}\n", o->transform, o->exact ? "true" : "false",
                (unsigned long long)o->threads, (unsigned long long)done,
                (unsigned long long)failed, secs, (double)done / secs,
                (double)done / secs / (double)o->threads, d.n);
