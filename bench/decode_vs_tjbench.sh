@@ -26,7 +26,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 
 # tjbench, one file at a time: seconds per image from its megapixels/s, summed.
 tj=$(find "$work/images" -name '*.jpg' | sort | while read -r f; do
-       tjbench "$f" -rgb -benchtime 0.1 -warmup 0.02 -quiet 2>/dev/null | awk 'NF >= 9 && $1 == "RGB" {print $5 * $6 / ($NF * 1e6)}'
+       tjbench "$f" -rgb -benchtime 0.1 -warmup 0.02 -quiet -nowrite 2>/dev/null | awk 'NF >= 9 && $1 == "RGB" {print $5 * $6 / ($NF * 1e6)}'
      done | awk '{s += $1; k++} END {printf "%.2f", k / s}')
 echo "tjbench full decode to RGB, 1 thread: $tj frames/s over $n files"
 

@@ -65,6 +65,12 @@ void tp_jpeg_decoder_destroy(tp_jpeg_decoder *d);
 int tp_jpeg_decode(tp_jpeg_decoder *d, const void *data, size_t len, const tp_jpeg_request *rq,
                    tp_image *img, tp_error *err);
 
+/* Decodes a whole PNG to 8-bit RGB into `img` (alpha dropped, palette/gray/16-bit
+ * converted). @return : 0, TP_EBADIMAGE (corrupt, truncated, CRC error), TP_ETOOBIG
+ *           (more than max_pixels, 0 meaning the default limit) or -ENOMEM. */
+int tp_png_decode(const void *data, size_t len, uint64_t max_pixels, tp_image *img,
+                  tp_error *err);
+
 /* Compresses `len` bytes with zstd at `level` into a malloc'd buffer.
  * @return : the compressed size, or a negative code. */
 int64_t tp_zstd_compress(const void *src, size_t len, int level, unsigned char **out);

@@ -6,8 +6,8 @@ set -euo pipefail
 PACKAGES=(
   gcc make cmake ninja-build pkg-config git
   liburing-dev liblmdb-dev libturbojpeg0-dev libjpeg62-turbo-dev libzstd-dev
-  libjansson-dev libxxhash-dev check libsubunit-dev
-  libjpeg-turbo-progs python3 util-linux
+  libjansson-dev libxxhash-dev libspng-dev check libsubunit-dev
+  libjpeg-turbo-progs python3 python3-numpy python3-pil python3-pytest util-linux
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #include "codecs.h"
 #include "jpeg_fixtures.h"
 
+#include <spng.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <turbojpeg.h>
@@ -317,6 +318,61 @@ START_TEST(test_hostile)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- PNG */
+
+static unsigned char *encode_png(const unsigned char *px, int w, int h, int color_type,
+                                 int channels, size_t *len)
+{
+    spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
+    ck_assert_int_eq(spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1), 0);
+    struct spng_ihdr ihdr = {.width = (uint32_t)w, .height = (uint32_t)h, .bit_depth = 8,
+                             .color_type = (uint8_t)color_type};
+    ck_assert_int_eq(spng_set_ihdr(ctx, &ihdr), 0);
+    ck_assert_int_eq(spng_encode_image(ctx, px, (size_t)w * h * channels, SPNG_FMT_PNG,
+                                       SPNG_ENCODE_FINALIZE), 0);
+    int err;
+    unsigned char *png = spng_get_png_buffer(ctx, len, &err);
+    ck_assert_ptr_nonnull(png);
+    spng_ctx_free(ctx);
+    return png;
+}
+
+START_TEST(test_png_roundtrip)
+{
+    enum { W = 37, H = 23 };
+    unsigned char rgba[W * H * 4], rgb[W * H * 3];
+    tp_test_fill(rgba, sizeof(rgba), 9, 9);
+    for (int i = 0; i < W * H; i++)
+        memcpy(rgb + i * 3, rgba + i * 4, 3);
+    struct { int type, channels; const unsigned char *px; } cases[] = {
+        {SPNG_COLOR_TYPE_TRUECOLOR, 3, rgb}, {SPNG_COLOR_TYPE_TRUECOLOR_ALPHA, 4, rgba},
+        {SPNG_COLOR_TYPE_GRAYSCALE, 1, rgb}};
+    tp_image img = {0};
+    tp_error err = {0};
+    for (size_t c = 0; c < TP_ARRAY_LEN(cases); c++) {
+        size_t len;
+        unsigned char *png = encode_png(cases[c].px, W, H, cases[c].type, cases[c].channels, &len);
+        ck_assert_msg(tp_png_decode(png, len, 0, &img, &err) == 0, "%s", err.msg);
+        ck_assert_int_eq(img.width, W);
+        ck_assert_int_eq(img.height, H);
+        for (int i = 0; i < W * H; i++)
+            for (int k = 0; k < 3; k++) {
+                int want = cases[c].channels == 1 ? cases[c].px[i] : cases[c].px[i * cases[c].channels + k];
+                ck_assert_int_eq(img.pixels[i * 3 + k], want);
+            }
+        ck_assert_int_eq(tp_png_decode(png, len, W * H - 1, &img, &err), TP_ETOOBIG);
+        ck_assert_int_eq(tp_png_decode(png, len / 2, 0, &img, &err), TP_EBADIMAGE);
+        png[len / 2] ^= 0x40; /* the chunk's CRC no longer matches */
+        ck_assert_int_eq(tp_png_decode(png, len, 0, &img, &err), TP_EBADIMAGE);
+        free(png);
+    }
+    unsigned char junk[300];
+    tp_test_fill(junk, sizeof(junk), 4, 4);
+    ck_assert_int_eq(tp_png_decode(junk, sizeof(junk), 0, &img, &err), TP_EBADIMAGE);
+    free(img.pixels);
+}
+END_TEST
+
 static Suite *codecs_suite(void)
 {
     Suite *s = suite_create("codecs");
@@ -330,6 +386,9 @@ static Suite *codecs_suite(void)
     tcase_add_loop_test(tc, test_region, 0, 10);
     tcase_add_test(tc, test_cmyk);
     tcase_add_test(tc, test_hostile);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("png");
+    tcase_add_test(tc, test_png_roundtrip);
     suite_add_tcase(s, tc);
     tc = tcase_create("zstd");
     tcase_add_test(tc, test_zstd);

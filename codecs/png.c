@@ -1,0 +1,59 @@
+/* PNG decoding through libspng to 8-bit RGB (palette, grayscale, 16-bit and alpha are
+ * converted; alpha is dropped). Dimensions are checked against the pixel limit before
+ * anything is decoded, chunk sizes are bounded, and CRC errors are errors. */
+#include "codecs.h"
+
+#include <spng.h>
+#include <stdlib.h>
+
+#define MAX_CHUNK (16u << 20)
+
+static int spng_fail(tp_error *err, int rc)
+{
+    return tp__error_set(err, TP_EBADIMAGE, "PNG: %s", spng_strerror(rc));
+}
+
+static int png_decode(spng_ctx *ctx, const void *data, size_t len, uint64_t limit,
+                      tp_image *img, tp_error *err)
+{
+    struct spng_ihdr ihdr;
+    int rc = spng_set_png_buffer(ctx, data, len);
+    if (!rc)
+        rc = spng_set_chunk_limits(ctx, MAX_CHUNK, MAX_CHUNK);
+    if (!rc)
+        rc = spng_get_ihdr(ctx, &ihdr);
+    if (rc)
+        return spng_fail(err, rc);
+    if ((uint64_t)ihdr.width * ihdr.height > limit)
+        return tp__error_set(err, TP_ETOOBIG, "PNG of %ux%u exceeds the limit of %llu pixels",
+                             ihdr.width, ihdr.height, (unsigned long long)limit);
+    size_t size;
+    if ((rc = spng_decoded_image_size(ctx, SPNG_FMT_RGB8, &size)))
+        return spng_fail(err, rc);
+    if (size > img->cap) {
+        unsigned char *p = realloc(img->pixels, size);
+        if (!p)
+            return tp__error_set(err, -ENOMEM, "out of memory for a %ux%u PNG", ihdr.width,
+                                 ihdr.height);
+        img->pixels = p;
+        img->cap = size;
+    }
+    if ((rc = spng_decode_image(ctx, img->pixels, size, SPNG_FMT_RGB8, 0)))
+        return spng_fail(err, rc);
+    *img = (tp_image){.pixels = img->pixels, .cap = img->cap, .width = (int)ihdr.width,
+                      .height = (int)ihdr.height, .scale_num = 8,
+                      .src_width = (int)ihdr.width, .src_height = (int)ihdr.height};
+    return 0;
+}
+
+int tp_png_decode(const void *data, size_t len, uint64_t max_pixels, tp_image *img,
+                  tp_error *err)
+{
+    spng_ctx *ctx = spng_ctx_new(0);
+    if (!ctx)
+        return tp__error_set(err, -ENOMEM, "cannot create a PNG decoder");
+    int rc = png_decode(ctx, data, len, max_pixels ? max_pixels : TP_JPEG_DEFAULT_MAX_PIXELS,
+                        img, err);
+    spng_ctx_free(ctx);
+    return rc;
+}
