@@ -71,10 +71,33 @@ int tp_jpeg_decode(tp_jpeg_decoder *d, const void *data, size_t len, const tp_jp
 int tp_png_decode(const void *data, size_t len, uint64_t max_pixels, tp_image *img,
                   tp_error *err);
 
-/* Compresses `len` bytes with zstd at `level` into a malloc'd buffer.
- * @return : the compressed size, or a negative code. */
+/* Per-thread zstd contexts, reused for every field a thread handles. */
+typedef struct tp_zstd tp_zstd;
+int tp_zstd_create(tp_zstd **out);
+void tp_zstd_destroy(tp_zstd *z);
+
+/* A dictionary digested once for compression (at `level`; 0 for decompression only) and
+ * decompression; read-only, shared by all threads.
+ * @return : 0, TP_ECORRUPT (not a zstd dictionary) or -ENOMEM. */
+typedef struct tp_zstd_dict tp_zstd_dict;
+int tp_zstd_dict_create(tp_zstd_dict **out, const void *dict, size_t len, int level,
+                        tp_error *err);
+void tp_zstd_dict_destroy(tp_zstd_dict *d);
+
+/* Compresses `len` bytes (with `dict` when not NULL, whose level then applies) into a
+ * malloc'd buffer. @return : the compressed size, or a negative code. */
+int64_t tp_zstd_compress_with(tp_zstd *z, const tp_zstd_dict *dict, const void *src,
+                              size_t len, int level, unsigned char **out);
+/* Decompresses exactly `raw_len` bytes into `dst`. @return : 0, TP_ECORRUPT. */
+int tp_zstd_decompress_with(tp_zstd *z, const tp_zstd_dict *dict, const void *src, size_t len,
+                            void *dst, size_t raw_len, tp_error *err);
+/* One-off versions that create a context per call. */
 int64_t tp_zstd_compress(const void *src, size_t len, int level, unsigned char **out);
-/* Decompresses exactly `raw_len` bytes into `dst`. @return : 0, TP_ECORRUPT, -ENOMEM. */
 int tp_zstd_decompress(const void *src, size_t len, void *dst, size_t raw_len, tp_error *err);
+
+/* Trains a dictionary of at most `cap` bytes from `n` samples laid end to end.
+ * @return : the dictionary's size, or TP_EUSAGE (too few or too uniform samples). */
+int64_t tp_zstd_train(const void *samples, const size_t *sizes, unsigned n, void *dict,
+                      size_t cap, tp_error *err);
 
 #endif

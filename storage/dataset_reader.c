@@ -13,6 +13,8 @@
 struct tp_dataset {
     char *path;
     tp__manifest m;
+    char *dict;
+    size_t dict_len;
     tp__shard_reader **shards;
     uint64_t max_record;
 };
@@ -87,6 +89,28 @@ static int load_manifest(tp_dataset *ds, tp_error *err)
     return rc;
 }
 
+static int load_dict(tp_dataset *ds, tp_error *err)
+{
+    if (!ds->m.has_dict)
+        return 0;
+    char *file = tp__path_join(ds->path, TP_DICT_FILE);
+    int rc = file ? tp__read_file(file, TP_DICT_MAX, &ds->dict, &ds->dict_len) : -ENOMEM;
+    if (rc < 0)
+        rc = tp__error_set(err, rc, "%s: %s", file ? file : TP_DICT_FILE, tp_strerror(rc));
+    else if (ds->dict_len != ds->m.dict_bytes ||
+             tp__hash64(ds->dict, ds->dict_len) != ds->m.dict_checksum)
+        rc = tp__error_set(err, TP_ECORRUPT, "%s: size or checksum differs from the manifest",
+                           file);
+    free(file);
+    return rc;
+}
+
+TP_API const void *tp_dataset_zstd_dict(const tp_dataset *ds, size_t *len)
+{
+    *len = ds->dict_len;
+    return ds->dict;
+}
+
 TP_API int tp_dataset_open(tp_dataset **out, const char *path, tp_error *err)
 {
     tp_dataset *ds = calloc(1, sizeof(*ds));
@@ -95,6 +119,8 @@ TP_API int tp_dataset_open(tp_dataset **out, const char *path, tp_error *err)
         return tp__error_set(err, -ENOMEM, "out of memory");
     }
     int rc = load_manifest(ds, err);
+    if (rc == 0)
+        rc = load_dict(ds, err);
     if (rc == 0)
         rc = open_shards(ds, err);
     if (rc < 0) {
@@ -114,6 +140,7 @@ TP_API void tp_dataset_close(tp_dataset *ds)
             ds->shards[i]->ops->close(ds->shards[i]);
     free(ds->shards);
     tp__manifest_free(&ds->m);
+    free(ds->dict);
     free(ds->path);
     free(ds);
 }
@@ -188,6 +215,9 @@ TP_API int tp_dataset_check_record(const tp_dataset *ds, const tp_record *rec, t
     for (uint32_t i = 0; i < rec->nfields; i++) {
         const tp_field_info *f = &ds->m.fields[rec->fields[i].field];
         uint64_t want;
+        if (rec->fields[i].compression == TP_COMPRESS_ZSTD_DICT && !ds->dict)
+            return tp__error_set(err, TP_ECORRUPT, "field '%s' needs the dataset's zstd "
+                                 "dictionary, and the dataset has none", f->name);
         if (tp__field_raw_size(f, &want) < 0 || (want && rec->fields[i].raw_size != want))
             return tp__error_set(err, TP_ECORRUPT, "field '%s' holds %llu bytes, its %s kind "
                                  "needs %llu", f->name,

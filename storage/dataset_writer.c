@@ -30,6 +30,7 @@ struct tp_dataset_writer {
     bool finished;
     bool replace_existing;
     bool own_staging; /* the staging directory is locked by us and ours to remove */
+    unsigned char *dict; /* the zstd dictionary to store, if any */
 };
 
 static bool dir_is_empty(const char *path)
@@ -135,6 +136,17 @@ static int copy_options(tp_dataset_writer *w, const tp_dataset_writer_options *o
             return tp__error_set(err, -ENOMEM, "out of memory");
         m->nclasses = i + 1;
     }
+    if (o->zstd_dict_len) {
+        if (o->zstd_dict_len > TP_DICT_MAX || !o->zstd_dict)
+            return tp__error_set(err, TP_EUSAGE, "zstd dictionary of %zu bytes (at most %u)",
+                                 o->zstd_dict_len, TP_DICT_MAX);
+        if (!(w->dict = malloc(o->zstd_dict_len)))
+            return tp__error_set(err, -ENOMEM, "out of memory");
+        memcpy(w->dict, o->zstd_dict, o->zstd_dict_len);
+        m->has_dict = true;
+        m->dict_bytes = o->zstd_dict_len;
+        m->dict_checksum = tp__hash64(w->dict, o->zstd_dict_len);
+    }
     if (o->id)
         memcpy(m->id, o->id, TP_DATASET_ID_BYTES);
     else if (getrandom(m->id, TP_DATASET_ID_BYTES, 0) != TP_DATASET_ID_BYTES)
@@ -185,7 +197,7 @@ int tp__values_check(const tp_field_info *fields, size_t nfields, const tp_field
         const tp_field_info *f = &fields[v[i].field];
         bool plain = v[i].compression == TP_COMPRESS_NONE;
         uint64_t raw = plain ? v[i].size : v[i].raw_size;
-        if ((unsigned)v[i].compression > TP_COMPRESS_ZSTD || (v[i].size && !v[i].data))
+        if ((unsigned)v[i].compression > TP_COMPRESS_ZSTD_DICT || (v[i].size && !v[i].data))
             return tp__error_set(err, TP_EUSAGE, "field '%s': bad compression or data",
                                  f->name);
         uint64_t want;
@@ -262,6 +274,10 @@ TP_API int tp_dataset_writer_append(tp_dataset_writer *w, const tp_field_value *
                                     size_t n, tp_error *err)
 {
     TP_TRY(tp__values_check(w->m.fields, w->m.nfields, values, n, err));
+    for (size_t i = 0; i < n; i++)
+        if (values[i].compression == TP_COMPRESS_ZSTD_DICT && !w->m.has_dict)
+            return tp__error_set(err, TP_EUSAGE, "field %u uses a zstd dictionary, and the "
+                                 "writer has none", values[i].field);
     uint64_t len = tp__record_size(values, n);
     if (len > w->cap) {
         size_t cap = (size_t)TP_MAX(len, 2 * (uint64_t)w->cap);
@@ -277,6 +293,25 @@ TP_API int tp_dataset_writer_append(tp_dataset_writer *w, const tp_field_value *
 }
 
 TP_API uint64_t tp_dataset_writer_count(const tp_dataset_writer *w) { return w->m.samples; }
+
+static int write_dict(tp_dataset_writer *w, tp_error *err)
+{
+    if (!w->m.has_dict)
+        return 0;
+    char *path = tp__path_join(w->staging, TP_DICT_FILE);
+    int fd = path ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644) : -1;
+    int rc = !path ? -ENOMEM : fd < 0 ? -errno : 0;
+    if (rc == 0)
+        rc = tp__write_all(fd, w->dict, (size_t)w->m.dict_bytes);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (fd >= 0 && close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc < 0)
+        tp__error_set(err, rc, "writing %s: %s", path ? path : TP_DICT_FILE, tp_strerror(rc));
+    free(path);
+    return rc;
+}
 
 static int write_manifest(tp_dataset_writer *w, tp_error *err)
 {
@@ -343,6 +378,8 @@ TP_API int tp_dataset_writer_finish(tp_dataset_writer *w, tp_error *err)
                              w->path);
     int rc = w->cur ? shard_close(w, err) : 0;
     if (rc == 0)
+        rc = write_dict(w, err);
+    if (rc == 0)
         rc = write_manifest(w, err);
     if (rc == 0)
         rc = publish(w, err);
@@ -365,6 +402,7 @@ TP_API void tp_dataset_writer_destroy(tp_dataset_writer *w)
     if (w->lock_fd >= 0)
         close(w->lock_fd);
     tp__manifest_free(&w->m);
+    free(w->dict);
     free(w->buf);
     free(w->path);
     free(w->staging);

@@ -158,13 +158,25 @@ static json_t *manifest_json(const tp__manifest *m)
                                                 (json_int_t)m->shards[i].first_sample,
                                                 "samples", (json_int_t)m->shards[i].samples,
                                                 "bytes", (json_int_t)m->shards[i].bytes));
-    return json_pack("{s:s, s:i, s:s, s:s, s:i, s:I, s:I, s:o, s:o, s:s, s:o, s:s, s:s}",
-                     "format", "turbopump-dataset", "version", TP_FORMAT_VERSION, "id", id,
-                     "shard_format", m->format == TP_SHARD_LMDB ? "lmdb" : "record",
-                     "align", (int)m->align, "samples", (json_int_t)m->samples, "bytes",
-                     (json_int_t)m->bytes, "fields", fields, "classes", classes, "source",
-                     m->source ? m->source : "", "shards", shards, "created_by",
-                     "turbopump " TP_VERSION_STRING, "checksum", "xxh3:0000000000000000");
+    json_t *root = json_pack("{s:s, s:i, s:s, s:s, s:i, s:I, s:I, s:o, s:o, s:s, s:o}",
+                             "format", "turbopump-dataset", "version", TP_FORMAT_VERSION, "id",
+                             id, "shard_format", m->format == TP_SHARD_LMDB ? "lmdb" : "record",
+                             "align", (int)m->align, "samples", (json_int_t)m->samples,
+                             "bytes", (json_int_t)m->bytes, "fields", fields, "classes",
+                             classes, "source", m->source ? m->source : "", "shards", shards);
+    if (root && m->has_dict) {
+        char sum[32];
+        snprintf(sum, sizeof(sum), "xxh3:%016" PRIx64, m->dict_checksum);
+        json_object_set_new(root, "zstd_dict", json_pack("{s:s, s:I, s:s}", "file",
+                                                         TP_DICT_FILE, "bytes",
+                                                         (json_int_t)m->dict_bytes,
+                                                         "checksum", sum));
+    }
+    if (root) { /* the checksum must stay the last member */
+        json_object_set_new(root, "created_by", json_string("turbopump " TP_VERSION_STRING));
+        json_object_set_new(root, "checksum", json_string("xxh3:0000000000000000"));
+    }
+    return root;
 }
 
 static char *checksum_digits(char *text)
@@ -379,7 +391,20 @@ static int parse_header(json_t *root, tp__manifest *m, tp_error *err)
     if (get_u64(root, "samples", &m->samples) < 0 || get_u64(root, "bytes", &m->bytes) < 0)
         return bad(err, "\"samples\" and \"bytes\" must be non-negative integers");
     m->source = dup_string(root, "source");
-    return m->source ? 0 : bad(err, "\"source\" must be a string");
+    if (!m->source)
+        return bad(err, "\"source\" must be a string");
+    json_t *dict = json_object_get(root, "zstd_dict");
+    if (!dict)
+        return 0;
+    const char *file = json_string_value(json_object_get(dict, "file"));
+    const char *sum = json_string_value(json_object_get(dict, "checksum"));
+    if (!file || strcmp(file, TP_DICT_FILE) || get_u64(dict, "bytes", &m->dict_bytes) < 0 ||
+        m->dict_bytes == 0 || m->dict_bytes > TP_DICT_MAX || !sum || strlen(sum) != 21 ||
+        strncmp(sum, "xxh3:", 5) || strspn(sum + 5, "0123456789abcdef") != 16)
+        return bad(err, "\"zstd_dict\" is malformed");
+    m->dict_checksum = strtoull(sum + 5, NULL, 16);
+    m->has_dict = true;
+    return 0;
 }
 
 int tp__manifest_parse(const char *text, size_t len, tp__manifest *m, tp_error *err)

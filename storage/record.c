@@ -66,7 +66,7 @@ static int parse_entry(const unsigned char *buf, uint64_t len, size_t i, uint64_
     if ((i > 0 && v->field <= prev) || v->field >= nfields_max)
         return tp__error_set(err, TP_ECORRUPT, "field entry %zu: field index %u out of order "
                              "or unknown", i, v->field);
-    if (e[2] > TP_COMPRESS_ZSTD || memcmp(e + 3, zero, 5) != 0)
+    if (e[2] > TP_COMPRESS_ZSTD_DICT || memcmp(e + 3, zero, 5) != 0)
         return tp__error_set(err, TP_ECORRUPT, "field entry %zu: bad compression or flags", i);
     if (v->compression == TP_COMPRESS_NONE && v->raw_size != v->size)
         return tp__error_set(err, TP_ECORRUPT, "field entry %zu: raw size differs", i);

@@ -117,7 +117,13 @@ typedef struct tp__manifest {
     char *source;
     size_t nshards;
     tp__manifest_shard *shards;
+    bool has_dict;          /* a zstd dictionary is stored in TP_DICT_FILE */
+    uint64_t dict_bytes;
+    uint64_t dict_checksum;
 } tp__manifest;
+
+#define TP_DICT_FILE "zstd.dict"
+#define TP_DICT_MAX (16u << 20)
 
 /* Serialises `m` as manifest.json text with its checksum. @return : malloc'd text or NULL. */
 char *tp__manifest_dump(const tp__manifest *m);

@@ -268,6 +268,23 @@ typedef struct decode_run {
     atomic_uint_fast64_t next, done, failed;
 } decode_run;
 
+static int decompress(const tp_dataset *ds, const tp_field_value *v, void *dst, tp_error *err)
+{
+    size_t len;
+    const void *bytes = tp_dataset_zstd_dict(ds, &len);
+    tp_zstd *z = NULL;
+    tp_zstd_dict *dict = NULL;
+    int rc = tp_zstd_create(&z) < 0 ? tp__error_set(err, -ENOMEM, "out of memory") : 0;
+    if (rc == 0 && v->compression == TP_COMPRESS_ZSTD_DICT)
+        rc = bytes ? tp_zstd_dict_create(&dict, bytes, len, 0, err)
+                   : tp__error_set(err, TP_ECORRUPT, "no zstd dictionary");
+    if (rc == 0)
+        rc = tp_zstd_decompress_with(z, dict, v->data, v->size, dst, v->raw_size, err);
+    tp_zstd_dict_destroy(dict);
+    tp_zstd_destroy(z);
+    return rc;
+}
+
 /* Loads the 'jpg' field of the first samples into memory, decompressing zstd. */
 static int load_images(decode_run *d, const tp_dataset *ds, tp_error *err)
 {
@@ -289,8 +306,8 @@ static int load_images(decode_run *d, const tp_dataset *ds, tp_error *err)
             rc = tp__error_set(err, TP_ENOFIELD, "sample %zu has no 'jpg'", i);
         if (rc == 0 && !(d->images[i].data = malloc(v->raw_size + 1)))
             rc = tp__error_set(err, -ENOMEM, "out of memory");
-        if (rc == 0 && v->compression == TP_COMPRESS_ZSTD)
-            rc = tp_zstd_decompress(v->data, v->size, d->images[i].data, v->raw_size, err);
+        if (rc == 0 && v->compression != TP_COMPRESS_NONE)
+            rc = decompress(ds, v, d->images[i].data, err);
         else if (rc == 0)
             memcpy(d->images[i].data, v->data, v->size);
         if (rc == 0)

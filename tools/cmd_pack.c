@@ -22,8 +22,8 @@
 typedef struct pack_options {
     const char *src, *dst;
     tp_shard_format format;
-    uint64_t jobs, shard_bytes, align, zstd;
-    bool strict, force, quiet;
+    uint64_t jobs, shard_bytes, align, zstd, dict_size;
+    bool strict, force, quiet, dict;
 } pack_options;
 
 /* One input's outcome, produced by a worker and consumed in order by the writer. */
@@ -38,6 +38,9 @@ typedef struct pack_job {
     const pack_options *o;
     const tp_scan *scan;
     tp_field_info fields[2];
+    tp_zstd_dict *dict;      /* trained dictionary (--zstd-dict), shared read-only */
+    unsigned char *dict_bytes;
+    size_t dict_len;
     slot *slots;
     size_t window;
     size_t next_claim;   /* next input a worker takes */
@@ -65,6 +68,9 @@ void tp_usage_pack(FILE *out)
             "  --align N             record alignment in record shards, a power of two\n"
             "                        up to 65536: 4096 (default, O_DIRECT-ready) or 1\n"
             "  --zstd LEVEL          store fields zstd-compressed at LEVEL 1-22 when smaller\n"
+            "  --zstd-dict           train a zstd dictionary on a sample of the inputs and\n"
+            "                        compress with it (for datasets of small records)\n"
+            "  --zstd-dict-size SIZE dictionary size (default 110K)\n"
             "  --strict              fail on the first unusable input instead of skipping it\n"
             "  --force               replace an existing dataset at DST\n"
             "  --quiet               no progress display and no summary\n"
@@ -81,10 +87,11 @@ static int parse_options(int argc, char **argv, pack_options *o)
         {"format", required_argument, 0, 'f'}, {"jobs", required_argument, 0, 'j'},
         {"shard-size", required_argument, 0, 's'}, {"align", required_argument, 0, 'a'},
         {"zstd", required_argument, 0, 'z'}, {"strict", no_argument, 0, 'S'},
+        {"zstd-dict", no_argument, 0, 'D'}, {"zstd-dict-size", required_argument, 0, 'Z'},
         {"force", no_argument, 0, 'F'}, {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (pack_options){.format = TP_SHARD_RECORD, .jobs = tp_cli_cpus(),
-                        .shard_bytes = 256ull << 20, .align = 4096};
+                        .shard_bytes = 256ull << 20, .align = 4096, .dict_size = 112640};
     int c;
     while ((c = getopt_long(argc, argv, "hj:", longopts, NULL)) != -1) {
         int rc = 0;
@@ -103,8 +110,11 @@ static int parse_options(int argc, char **argv, pack_options *o)
             rc = tp_cli_u64(CMD, "--align", optarg, 1, 65536, &o->align);
         else if (c == 'z')
             rc = tp_cli_u64(CMD, "--zstd", optarg, 1, 22, &o->zstd);
-        else if (c == 'S' || c == 'F' || c == 'q')
-            *(c == 'S' ? &o->strict : c == 'F' ? &o->force : &o->quiet) = true;
+        else if (c == 'Z')
+            rc = tp_cli_size(CMD, "--zstd-dict-size", optarg, 1024, &o->dict_size);
+        else if (c == 'S' || c == 'F' || c == 'q' || c == 'D')
+            *(c == 'S' ? &o->strict : c == 'F' ? &o->force : c == 'q' ? &o->quiet : &o->dict) =
+                true;
         else if (c == 'h') {
             tp_usage_pack(stdout);
             exit(TP_EXIT_OK);
@@ -116,6 +126,10 @@ static int parse_options(int argc, char **argv, pack_options *o)
     if (o->align & (o->align - 1))
         return tp_cli_usage_error(CMD, "--align must be a power of two, not %llu",
                                   (unsigned long long)o->align);
+    if (o->dict && !o->zstd)
+        return tp_cli_usage_error(CMD, "--zstd-dict needs --zstd LEVEL");
+    if (o->dict_size > TP_DICT_MAX)
+        return tp_cli_usage_error(CMD, "--zstd-dict-size is at most 16M");
     if (argc - optind != 2)
         return tp_cli_usage_error(CMD, "needs SRC and DST");
     o->src = argv[optind];
@@ -144,7 +158,7 @@ static int read_input(const char *path, unsigned char **buf, size_t *len, char *
 }
 
 /* Reads, checks and encodes input `i` into its slot (rec stays NULL when skipped). */
-static void process(const pack_job *j, size_t i, slot *s)
+static void process(const pack_job *j, tp_zstd *z, size_t i, slot *s)
 {
     unsigned char *jpeg = NULL, *packed = NULL;
     size_t len;
@@ -162,11 +176,12 @@ static void process(const pack_job *j, size_t i, slot *s)
     tp__put64(label, j->scan->items[i].label);
     tp_field_value v[2] = {{.field = 0, .data = jpeg, .size = len, .raw_size = len},
                            {.field = 1, .data = label, .size = 8, .raw_size = 8}};
-    int64_t zlen = j->o->zstd ? tp_zstd_compress(jpeg, len, (int)j->o->zstd, &packed) : -1;
+    int64_t zlen = j->o->zstd && z ? tp_zstd_compress_with(z, j->dict, jpeg, len,
+                                                           (int)j->o->zstd, &packed) : -1;
     if (zlen >= 0 && (uint64_t)zlen < len) {
         v[0].data = packed;
         v[0].size = (uint64_t)zlen;
-        v[0].compression = TP_COMPRESS_ZSTD;
+        v[0].compression = j->dict ? TP_COMPRESS_ZSTD_DICT : TP_COMPRESS_ZSTD;
     }
     s->len = tp__record_size(v, 2);
     s->rec = malloc(s->len);
@@ -181,6 +196,9 @@ static void process(const pack_job *j, size_t i, slot *s)
 static void *worker(void *arg)
 {
     pack_job *j = arg;
+    tp_zstd *z = NULL;
+    if (j->o->zstd && tp_zstd_create(&z) < 0)
+        z = NULL; /* stored uncompressed then: still correct, only larger */
     pthread_mutex_lock(&j->mu);
     for (;;) {
         while (!j->stop && j->next_claim < j->scan->nitems &&
@@ -194,12 +212,13 @@ static void *worker(void *arg)
         s->rec = NULL; /* `ready` is only touched under the lock */
         s->len = s->checksum = s->src_bytes = 0;
         s->why[0] = '\0';
-        process(j, i, s);
+        process(j, z, i, s);
         pthread_mutex_lock(&j->mu);
         s->ready = true;
         pthread_cond_broadcast(&j->ready);
     }
     pthread_mutex_unlock(&j->mu);
+    tp_zstd_destroy(z);
     return NULL;
 }
 
@@ -243,8 +262,48 @@ static int warn_input(void *ctx, const char *path, const char *why)
     return 0;
 }
 
-static int open_writer(const pack_options *o, const tp_scan *scan, tp_field_info *fields,
-                       tp_dataset_writer **w)
+#define DICT_SAMPLES 1000
+#define DICT_SAMPLE_BYTES (64u << 20)
+
+/* Trains the dictionary on up to DICT_SAMPLES inputs spread evenly over the dataset (the
+ * same ones for any --jobs, so the output stays byte-identical). */
+static int train_dict(const pack_options *o, const tp_scan *scan, pack_job *j)
+{
+    size_t n = TP_MIN(scan->nitems, (size_t)DICT_SAMPLES), used = 0, total = 0;
+    unsigned char *all = malloc(DICT_SAMPLE_BYTES);
+    size_t *sizes = malloc(n * sizeof(size_t));
+    j->dict_bytes = malloc(o->dict_size);
+    int rc = all && sizes && j->dict_bytes ? 0 : -ENOMEM;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        char *data;
+        size_t len;
+        if (tp__read_file(scan->items[k * scan->nitems / n].path, MAX_INPUT, &data, &len) < 0)
+            continue; /* unusable inputs are reported when they are packed */
+        if (total + len <= DICT_SAMPLE_BYTES) {
+            memcpy(all + total, data, len);
+            total += len;
+            sizes[used++] = len;
+        }
+        free(data);
+    }
+    tp_error err = {0};
+    int64_t got = rc ? rc : tp_zstd_train(all, sizes, (unsigned)used, j->dict_bytes,
+                                          (size_t)o->dict_size, &err);
+    if (got > 0) {
+        j->dict_len = (size_t)got;
+        rc = tp_zstd_dict_create(&j->dict, j->dict_bytes, j->dict_len, (int)o->zstd, &err);
+    } else {
+        rc = got < 0 ? (int)got : TP_EUSAGE;
+    }
+    if (rc < 0)
+        tp_cli_error(CMD, "training a zstd dictionary: %s", err.code ? err.msg : tp_strerror(rc));
+    free(all);
+    free(sizes);
+    return rc;
+}
+
+static int open_writer(const pack_options *o, const tp_scan *scan, const pack_job *j,
+                       tp_field_info *fields, tp_dataset_writer **w)
 {
     fields[0] = (tp_field_info){.name = "jpg", .kind = TP_FIELD_IMAGE, .zstd_level = (int)o->zstd};
     fields[1] = (tp_field_info){.name = "cls", .kind = TP_FIELD_INT64};
@@ -253,9 +312,9 @@ static int open_writer(const pack_options *o, const tp_scan *scan, tp_field_info
         sprintf(source, "imagefolder:%s", abs ? abs : o->src);
     /* The id derives from the inputs and options, so equal inputs give equal bytes. */
     char opts[128];
-    snprintf(opts, sizeof(opts), "%d %llu %llu %llu", (int)o->format,
+    snprintf(opts, sizeof(opts), "%d %llu %llu %llu %d %llu", (int)o->format,
              (unsigned long long)o->align, (unsigned long long)o->shard_bytes,
-             (unsigned long long)o->zstd);
+             (unsigned long long)o->zstd, (int)o->dict, (unsigned long long)o->dict_size);
     uint64_t id[2] = {scan->listing_hash, tp__hash64(opts, strlen(opts))};
     unsigned char idb[TP_DATASET_ID_BYTES];
     tp__put64(idb, id[0]);
@@ -263,7 +322,8 @@ static int open_writer(const pack_options *o, const tp_scan *scan, tp_field_info
     tp_dataset_writer_options wo = {
         .format = o->format, .align = (uint32_t)o->align, .shard_bytes = o->shard_bytes,
         .fields = fields, .nfields = 2, .classes = (const char *const *)scan->classes,
-        .nclasses = scan->nclasses, .id = idb, .source = source, .replace = o->force};
+        .nclasses = scan->nclasses, .id = idb, .source = source, .replace = o->force,
+        .zstd_dict = j->dict_bytes, .zstd_dict_len = j->dict_len};
     tp_error err;
     int rc = tp_dataset_writer_create(w, o->dst, &wo, &err);
     if (rc < 0)
@@ -333,8 +393,11 @@ static int pack(const pack_options *o, const tp_scan *scan, pack_totals *t)
     pack_job j = {.o = o, .scan = scan, .window = o->jobs * 8};
     tp_dataset_writer *w = NULL;
     j.slots = calloc(j.window, sizeof(slot));
-    if (!j.slots || open_writer(o, scan, j.fields, &w) < 0) {
+    if (!j.slots || (o->dict && train_dict(o, scan, &j) < 0) ||
+        open_writer(o, scan, &j, j.fields, &w) < 0) {
         free(j.slots);
+        tp_zstd_dict_destroy(j.dict);
+        free(j.dict_bytes);
         return -1;
     }
     pthread_mutex_init(&j.mu, NULL);
@@ -355,6 +418,8 @@ static int pack(const pack_options *o, const tp_scan *scan, pack_totals *t)
     pthread_cond_destroy(&j.space);
     pthread_mutex_destroy(&j.mu);
     free(j.slots);
+    tp_zstd_dict_destroy(j.dict);
+    free(j.dict_bytes);
     return rc;
 }
 

@@ -24,6 +24,7 @@ typedef struct verify_job {
     const tp_dataset *ds;
     const char *path;
     bool decode;
+    tp_zstd_dict *dict; /* the dataset's zstd dictionary, if it has one */
     atomic_size_t next_task;
     atomic_uint_fast64_t errors, samples;
     pthread_mutex_t print_mu;
@@ -56,14 +57,19 @@ static void report(verify_job *j, const char *fmt, const char *a, uint64_t id, c
 }
 
 /* Decodes one image field (decompressing first when stored compressed). */
-static int decode_field(const tp_field_value *v, tp_error *err)
+static int decode_field(const verify_job *j, const tp_field_value *v, tp_error *err)
 {
     unsigned char *raw = NULL, *pixels = NULL;
     const void *data = v->data;
     if (v->compression != TP_COMPRESS_NONE) {
         if (v->raw_size > (256u << 20) || !(raw = malloc(v->raw_size + 1)))
             return tp__error_set(err, TP_ETOOBIG, "field too large to decompress");
-        int rc = tp_zstd_decompress(v->data, v->size, raw, v->raw_size, err);
+        tp_zstd *z;
+        int rc = tp_zstd_create(&z) < 0 ? tp__error_set(err, -ENOMEM, "out of memory")
+                 : tp_zstd_decompress_with(z, v->compression == TP_COMPRESS_ZSTD_DICT ? j->dict
+                                                                                      : NULL,
+                                           v->data, v->size, raw, v->raw_size, err);
+        tp_zstd_destroy(z);
         if (rc < 0) {
             free(raw);
             return rc;
@@ -99,7 +105,7 @@ static void check_record(verify_job *j, const char *shard, uint64_t id,
     }
     for (uint32_t i = 0; j->decode && i < rec.nfields; i++)
         if (is_jpeg_field(tp_dataset_field(j->ds, rec.fields[i].field)) &&
-            decode_field(&rec.fields[i], &err) < 0)
+            decode_field(j, &rec.fields[i], &err) < 0)
             report(j, "%s: sample %llu: %s", shard, id, err.msg);
 }
 
@@ -221,6 +227,13 @@ int tp_cmd_verify(int argc, char **argv)
         return TP_EXIT_FAIL;
     }
     verify_job j = {.ds = ds, .path = path, .decode = decode};
+    size_t dict_len;
+    const void *dict = tp_dataset_zstd_dict(ds, &dict_len);
+    if (dict && tp_zstd_dict_create(&j.dict, dict, dict_len, 0, &err) < 0) {
+        tp_cli_error(CMD, "%s/zstd.dict: %s", path, err.msg);
+        tp_dataset_close(ds);
+        return TP_EXIT_FAIL;
+    }
     pthread_mutex_init(&j.print_mu, NULL);
     pthread_t threads[256];
     size_t started = 0;
@@ -240,6 +253,7 @@ int tp_cmd_verify(int argc, char **argv)
            tp_dataset_shard_count(ds), (double)bytes / 1e6, secs, (double)bytes / secs / 1e6,
            decode ? ", JPEGs decoded" : "", (unsigned long long)errors, errors == 1 ? "" : "s");
     pthread_mutex_destroy(&j.print_mu);
+    tp_zstd_dict_destroy(j.dict);
     tp_dataset_close(ds);
     return errors ? TP_EXIT_FAIL : TP_EXIT_OK;
 }

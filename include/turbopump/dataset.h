@@ -50,7 +50,8 @@ typedef enum tp_dtype {
 /* How a field's bytes are stored in a record. */
 typedef enum tp_compression {
     TP_COMPRESS_NONE = 0,
-    TP_COMPRESS_ZSTD = 1
+    TP_COMPRESS_ZSTD = 1,      /* a zstd frame */
+    TP_COMPRESS_ZSTD_DICT = 2  /* a zstd frame made with the dataset's dictionary */
 } tp_compression;
 
 /* A field of the dataset's schema. `name` is 1..TP_MAX_FIELD_NAME bytes of [a-z0-9_.-].
@@ -92,6 +93,8 @@ typedef struct tp_dataset_writer_options {
     const unsigned char *id;    /* TP_DATASET_ID_BYTES, or NULL for a random id */
     const char *source;         /* optional free text stored in the manifest */
     bool replace;               /* allow replacing an existing dataset at the path */
+    const void *zstd_dict;      /* optional zstd dictionary stored with the dataset, for */
+    size_t zstd_dict_len;       /* fields stored as TP_COMPRESS_ZSTD_DICT */
 } tp_dataset_writer_options;
 
 /* Starts writing a dataset at `path`. Output goes to the staging directory "<path>.partial"
@@ -109,7 +112,8 @@ TP_API int tp_dataset_writer_create(tp_dataset_writer **out, const char *path,
 
 /* Appends one sample with `n` field values (each field at most once, any order).
  * Values are stored as given: compress beforehand and set `compression` to store
- * compressed bytes. The sample's id is the number of samples appended before it.
+ * compressed bytes (TP_COMPRESS_ZSTD_DICT only with the writer's `zstd_dict`). The
+ * sample's id is the number of samples appended before it.
  * @return : 0, TP_EUSAGE (unknown field, duplicate, bad sizes), or -errno from writing
  *           (e.g. -ENOSPC); after a write error the writer can only be destroyed. */
 TP_API int tp_dataset_writer_append(tp_dataset_writer *w, const tp_field_value *values,
@@ -181,6 +185,8 @@ TP_API const char *tp_dataset_class_name(const tp_dataset *ds, size_t i);
 TP_API size_t tp_dataset_shard_count(const tp_dataset *ds);
 /* @return : 0, or TP_EUSAGE when `i` is out of range. */
 TP_API int tp_dataset_shard_info(const tp_dataset *ds, size_t i, tp_shard_info *out);
+/* @return : the dataset's zstd dictionary (valid while it is open) and *len, or NULL. */
+TP_API const void *tp_dataset_zstd_dict(const tp_dataset *ds, size_t *len);
 /* @return : the largest record length in the dataset (a safe read-buffer size). */
 TP_API uint64_t tp_dataset_max_record(const tp_dataset *ds);
 

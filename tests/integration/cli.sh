@@ -35,6 +35,7 @@ case_help() {
     expect 2 "$TP" pack a b --align 3000; contains err "power of two"
     expect 2 "$TP" pack a b --jobs 0;     contains err "--jobs"
     expect 2 "$TP" pack a b --shard-size 12Q; contains err "--shard-size"
+    expect 2 "$TP" pack a b --zstd-dict;      contains err "needs --zstd"
     expect 2 "$TP" gen imagefolder x;     contains err "--samples"
 }
 
@@ -67,7 +68,7 @@ PY
 case_jobs_identical() {
     gen_images img 80
     for opts in "--format record" "--format record --align 1" "--format lmdb" \
-                "--format record --zstd 3"; do
+                "--format record --zstd 3" "--format lmdb --zstd 3 --zstd-dict"; do
         # shellcheck disable=SC2086
         "$TP" pack img a --jobs 1 --shard-size 1M $opts --quiet
         # shellcheck disable=SC2086

@@ -373,6 +373,57 @@ START_TEST(test_png_roundtrip)
 }
 END_TEST
 
+/* Small JSON-like records: a trained dictionary must beat plain zstd on them, and only
+ * the same dictionary decompresses them. */
+START_TEST(test_zstd_dict)
+{
+    enum { N = 400 };
+    char recs[N][160];
+    size_t sizes[N], total = 0;
+    char *all = malloc(N * 160);
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(recs[i], sizeof(recs[i]),
+                         "{\"id\": %d, \"label\": \"class%04d\", \"caption\": \"a photo of "
+                         "item %d on a table\", \"width\": %d, \"height\": %d}",
+                         i, i % 37, i * 7919 % 1000, 300 + i % 200, 200 + i % 150);
+        sizes[i] = (size_t)n;
+        memcpy(all + total, recs[i], sizes[i]);
+        total += sizes[i];
+    }
+    unsigned char dict[4096];
+    tp_error err = {0};
+    int64_t dlen = tp_zstd_train(all, sizes, N, dict, sizeof(dict), &err);
+    ck_assert_msg(dlen > 0, "%s", err.msg);
+    tp_zstd *z;
+    tp_zstd_dict *d;
+    ck_assert_int_eq(tp_zstd_create(&z), 0);
+    ck_assert_int_eq(tp_zstd_dict_create(&d, dict, (size_t)dlen, 3, &err), 0);
+    size_t plain = 0, with = 0;
+    for (int i = 0; i < N; i += 7) {
+        unsigned char *a, *b;
+        char back[160];
+        int64_t na = tp_zstd_compress_with(z, NULL, recs[i], sizes[i], 3, &a);
+        int64_t nb = tp_zstd_compress_with(z, d, recs[i], sizes[i], 3, &b);
+        ck_assert(na > 0 && nb > 0);
+        plain += (size_t)na;
+        with += (size_t)nb;
+        ck_assert_int_eq(tp_zstd_decompress_with(z, d, b, (size_t)nb, back, sizes[i], &err), 0);
+        ck_assert_int_eq(memcmp(back, recs[i], sizes[i]), 0);
+        ck_assert_int_eq(tp_zstd_decompress_with(z, NULL, a, (size_t)na, back, sizes[i], &err), 0);
+        /* Without its dictionary the frame does not decode. */
+        ck_assert_int_eq(tp_zstd_decompress_with(z, NULL, b, (size_t)nb, back, sizes[i], &err),
+                         TP_ECORRUPT);
+        free(a);
+        free(b);
+    }
+    ck_assert_msg(with * 2 < plain, "dictionary %zu bytes vs plain %zu", with, plain);
+    ck_assert_int_eq(tp_zstd_dict_create(&d, "not a dictionary", 16, 3, &err), TP_ECORRUPT);
+    tp_zstd_dict_destroy(d);
+    tp_zstd_destroy(z);
+    free(all);
+}
+END_TEST
+
 static Suite *codecs_suite(void)
 {
     Suite *s = suite_create("codecs");
@@ -392,6 +443,7 @@ static Suite *codecs_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("zstd");
     tcase_add_test(tc, test_zstd);
+    tcase_add_test(tc, test_zstd_dict);
     suite_add_tcase(s, tc);
     return s;
 }

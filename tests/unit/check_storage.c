@@ -572,6 +572,60 @@ START_TEST(test_not_regular_files)
 }
 END_TEST
 
+/* A dataset's zstd dictionary is stored beside the shards, checked on open, and required
+ * by records that say they use it. */
+START_TEST(test_zstd_dict_file)
+{
+    char *dir = tp_test_mkdtemp(), *path = tp_test_path(dir, "ds");
+    unsigned char dict[300];
+    tp_test_fill(dict, sizeof(dict), 8, 8);
+    tp_dataset_writer_options o = {.fields = schema, .nfields = 4, .zstd_dict = dict,
+                                   .zstd_dict_len = sizeof(dict)};
+    tp_dataset_writer *w;
+    tp_error err = {0};
+    ck_assert_int_eq(tp_dataset_writer_create(&w, path, &o, &err), 0);
+    unsigned char b[16] = {1, 2, 3};
+    tp_field_value v = {.field = 2, .data = b, .size = 16, .raw_size = 40,
+                        .compression = TP_COMPRESS_ZSTD_DICT};
+    ck_assert_int_eq(tp_dataset_writer_append(w, &v, 1, &err), 0);
+    ck_assert_int_eq(tp_dataset_writer_finish(w, &err), 0);
+    tp_dataset_writer_destroy(w);
+    tp_dataset *ds;
+    ck_assert_int_eq(tp_dataset_open(&ds, path, &err), 0);
+    size_t len;
+    const void *got = tp_dataset_zstd_dict(ds, &len);
+    ck_assert_uint_eq(len, sizeof(dict));
+    ck_assert_int_eq(memcmp(got, dict, len), 0);
+    unsigned char buf[4096];
+    ck_assert_int_eq(tp_dataset_read(ds, 0, buf, sizeof(buf), &len, &err), 0);
+    tp_dataset_close(ds);
+    char *file = tp_test_path(path, "zstd.dict");
+    tp_test_flip(file, 100, 0x04);
+    expect_open_error(path, "zstd.dict");
+    unlink(file);
+    expect_open_error(path, "zstd.dict");
+    free(file);
+    /* Without a dictionary, a record that needs one is refused on read. */
+    char *path2 = tp_test_path(dir, "nodict");
+    o.zstd_dict = NULL;
+    o.zstd_dict_len = 0;
+    ck_assert_int_eq(tp_dataset_writer_create(&w, path2, &o, &err), 0);
+    ck_assert_int_eq(tp_dataset_writer_append(w, &v, 1, &err), TP_EUSAGE);
+    unsigned char rec[256]; /* bypass the writer's check, as a hostile file would */
+    uint64_t rlen = tp__record_size(&v, 1), sum = tp__record_encode(rec, &v, 1);
+    ck_assert_int_eq(tp__writer_append_record(w, rec, rlen, sum, &err), 0);
+    ck_assert_int_eq(tp_dataset_writer_finish(w, &err), 0);
+    tp_dataset_writer_destroy(w);
+    ck_assert_int_eq(tp_dataset_open(&ds, path2, &err), 0);
+    ck_assert_int_eq(tp_dataset_read(ds, 0, buf, sizeof(buf), &len, &err), TP_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "dictionary"));
+    tp_dataset_close(ds);
+    free(path2);
+    free(path);
+    tp_test_rmdir(dir);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- golden files */
 
 static const unsigned char golden_id[TP_DATASET_ID_BYTES] = {
@@ -673,6 +727,7 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, test_writer_refusals);
     tcase_add_test(tc, test_writer_discard);
     tcase_add_test(tc, test_writer_validation);
+    tcase_add_test(tc, test_zstd_dict_file);
     suite_add_tcase(s, tc);
     tc = tcase_create("corruption");
     tcase_add_loop_test(tc, test_flip_record, 0, n);
