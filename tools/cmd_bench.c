@@ -41,11 +41,12 @@ void tp_usage_bench(FILE *out)
             "(default 5): rrc224 (RandomResizedCrop 224 + flip, the default), center224\n"
             "(Resize 256 + CenterCrop 224) or none (full decode). Prints images/s.\n"
             "--exact decodes at full scale (Pillow-identical pixels) instead of the\n"
-            "smallest DCT scale that covers the output.\n");
+            "smallest DCT scale that covers the output; --normalize f32|f16 also converts\n"
+            "each image to ImageNet-normalised CHW floats.\n");
 }
 
 typedef struct bench_options {
-    const char *what, *path, *transform;
+    const char *what, *path, *transform, *normalize;
     uint64_t qd, threads, seconds, samples;
     bool direct, sequential, json, exact;
     tp_io_kind kind;
@@ -59,7 +60,7 @@ static int parse_bench(int argc, char **argv, bench_options *o)
         {"pattern", required_argument, 0, 'p'}, {"backend", required_argument, 0, 'b'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
         {"transform", required_argument, 0, 'T'}, {"samples", required_argument, 0, 'n'},
-        {"exact", no_argument, 0, 'x'},
+        {"exact", no_argument, 0, 'x'}, {"normalize", required_argument, 0, 'N'},
         {0, 0, 0, 0}};
     *o = (bench_options){.qd = 64, .seconds = 0, .transform = "rrc224", .samples = 500};
     int c, rc = 0;
@@ -78,6 +79,8 @@ static int parse_bench(int argc, char **argv, bench_options *o)
             o->transform = optarg;
         else if (c == 'x')
             o->exact = true;
+        else if (c == 'N' && (!strcmp(optarg, "f32") || !strcmp(optarg, "f16")))
+            o->normalize = optarg;
         else if (c == 'n')
             rc = tp_cli_u64(CMD, "--samples", optarg, 1, UINT64_C(1) << 32, &o->samples);
         else if (c == 'b' && (!strcmp(optarg, "uring") || !strcmp(optarg, "posix")))
@@ -321,9 +324,14 @@ static void *decode_worker(void *arg)
 {
     decode_run *d = arg;
     tp_transformer *tr;
-    unsigned char *out = malloc((size_t)TP_MAX(d->t.size, 1) * TP_MAX(d->t.size, 1) * 3);
-    if (!out || tp_transformer_create(&tr) < 0) {
+    size_t pixels = (size_t)TP_MAX(d->t.size, 1) * TP_MAX(d->t.size, 1);
+    unsigned char *out = malloc(pixels * 3);
+    float *floats = d->o->normalize ? malloc(pixels * 3 * sizeof(float)) : NULL;
+    tp_dtype dtype = d->o->normalize && !strcmp(d->o->normalize, "f16") ? TP_DTYPE_FLOAT16
+                                                                       : TP_DTYPE_FLOAT32;
+    if (!out || (d->o->normalize && !floats) || tp_transformer_create(&tr) < 0) {
         free(out);
+        free(floats);
         atomic_fetch_add(&d->failed, 1);
         return NULL;
     }
@@ -335,10 +343,14 @@ static void *decode_worker(void *arg)
         tp_error err;
         if (tp_transform_jpeg(tr, b->data, b->len, &d->t, 1, k / d->n, k % d->n, out, &err) < 0)
             atomic_fetch_add(&d->failed, 1);
+        else if (floats && d->t.size)
+            tp_normalize_chw(out, d->t.size, d->t.size, tp_imagenet_mean, tp_imagenet_std, dtype,
+                             floats);
         atomic_fetch_add(&d->done, 1);
     }
     tp_transformer_destroy(tr);
     free(out);
+    free(floats);
     return NULL;
 }
 

@@ -284,6 +284,8 @@ case_bench_decode() {
         python3 -c 'import json,sys; d=json.load(open("out")); assert d["images"] >= 20 and d["errors"] == 0 and d["images_per_s"] > 0 and d["threads"] == 2 and d["distinct_images"] == 20, d'
     done
     expect 0 "$TP" bench decode ds --exact --seconds 1; contains out "rrc224 on 1 thread"
+    expect 0 "$TP" bench decode ds --normalize f16 --seconds 1
+    expect 2 "$TP" bench decode ds --normalize f64
     expect 0 "$TP" bench decode ds --samples 5 --seconds 1 --json; contains out '"distinct_images": 5'
     expect 1 "$TP" bench decode ds --transform blur3;   contains err "unknown transform"
     "$TP" gen tensors t --samples 10 --record-bytes 4096 >/dev/null

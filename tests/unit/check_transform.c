@@ -175,6 +175,60 @@ START_TEST(test_parse)
 }
 END_TEST
 
+START_TEST(test_half)
+{
+    static const struct { float f; uint16_t h; } known[] = {
+        {0.0f, 0x0000}, {-0.0f, 0x8000}, {1.0f, 0x3c00}, {-2.0f, 0xc000}, {65504.0f, 0x7bff},
+        {65520.0f, 0x7c00}, {0x1p-24f, 0x0001}, {0x1p-25f, 0x0000}, {0x1.8p-25f, 0x0001},
+        {0x1p-14f, 0x0400}, {1.0f + 0x1p-11f, 0x3c00}, {1.0f + 0x1.8p-11f, 0x3c01}, {1.0f + 0x1.8p-10f, 0x3c02},
+        {-2.1179039f, 0xc03c}};
+    for (size_t i = 0; i < TP_ARRAY_LEN(known); i++)
+        ck_assert_msg(tp_float_to_half(known[i].f) == known[i].h, "%a -> %04x, want %04x",
+                      (double)known[i].f, tp_float_to_half(known[i].f), known[i].h);
+    ck_assert_uint_eq(tp_float_to_half(INFINITY), 0x7c00);
+    ck_assert_uint_eq(tp_float_to_half(NAN) & 0x7c00, 0x7c00);
+    ck_assert_uint_ne(tp_float_to_half(NAN) & 0x3ff, 0);
+#ifdef __FLT16_MAX__
+    /* The compiler's own conversion (round to nearest even) as an independent reference. */
+    uint64_t x = 1;
+    for (int i = 0; i < 1000000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint32_t bits = (uint32_t)x;
+        float f;
+        memcpy(&f, &bits, 4);
+        if (isnan(f))
+            continue;
+        _Float16 h = (_Float16)f;
+        uint16_t want;
+        memcpy(&want, &h, 2);
+        ck_assert_msg(tp_float_to_half(f) == want, "%a", (double)f);
+    }
+#endif
+}
+END_TEST
+
+START_TEST(test_normalize)
+{
+    unsigned char hwc[2 * 3 * 3];
+    for (int i = 0; i < 18; i++)
+        hwc[i] = (unsigned char)(i * 15);
+    float f32[18];
+    uint16_t f16[18];
+    ck_assert_int_eq(tp_normalize_chw(hwc, 2, 3, tp_imagenet_mean, tp_imagenet_std,
+                                      TP_DTYPE_FLOAT32, f32), 0);
+    ck_assert_int_eq(tp_normalize_chw(hwc, 2, 3, tp_imagenet_mean, tp_imagenet_std,
+                                      TP_DTYPE_FLOAT16, f16), 0);
+    for (int c = 0; c < 3; c++)
+        for (int p = 0; p < 6; p++) { /* CHW: plane c, pixel p */
+            float want = (hwc[p * 3 + c] / 255.0f - tp_imagenet_mean[c]) / tp_imagenet_std[c];
+            ck_assert_float_eq_tol(f32[c * 6 + p], want, 1e-6);
+            ck_assert_uint_eq(f16[c * 6 + p], tp_float_to_half(want));
+        }
+    ck_assert_int_eq(tp_normalize_chw(hwc, 2, 3, tp_imagenet_mean, tp_imagenet_std,
+                                      TP_DTYPE_UINT8, f32), TP_EUSAGE);
+}
+END_TEST
+
 static Suite *transform_suite(void)
 {
     Suite *s = suite_create("transform");
@@ -187,6 +241,8 @@ static Suite *transform_suite(void)
     tc = tcase_create("pixels");
     tcase_add_test(tc, test_resample_invariants);
     tcase_add_loop_test(tc, test_threads_same_output, 0, 2);
+    tcase_add_test(tc, test_half);
+    tcase_add_test(tc, test_normalize);
     suite_add_tcase(s, tc);
     return s;
 }
