@@ -9,21 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
 void tp_rng_seed(tp_rng *r, uint64_t seed, uint64_t epoch, uint64_t sample)
 {
     uint64_t x = seed;
-    x = splitmix64(&x) ^ epoch;
-    x = splitmix64(&x) ^ sample;
+    x = tp__splitmix64(&x) ^ epoch;
+    x = tp__splitmix64(&x) ^ sample;
     for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
+        r->s[i] = tp__splitmix64(&x);
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

@@ -68,6 +68,15 @@ static inline void tp__put64(unsigned char *p, uint64_t v)
     tp__put32(p + 4, (uint32_t)(v >> 32));
 }
 
+/* splitmix64: the seeding step of every generator here (xoshiro states, synthetic data). */
+static inline uint64_t tp__splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
 /* File helpers. All return 0 or -errno and retry on EINTR / short transfers. */
 int tp__write_all(int fd, const void *buf, size_t len);
 int tp__pwrite_all(int fd, const void *buf, size_t len, uint64_t off);

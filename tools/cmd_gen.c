@@ -250,21 +250,13 @@ static int gen_imagefolder(const gen_options *o)
 
 /* ---------------------------------------------------------------- tensors */
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
 static void fill_random(unsigned char *p, size_t n, uint64_t seed, uint64_t k)
 {
     uint64_t state = seed ^ (k * UINT64_C(0xd1b54a32d192ed03));
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        tp__put64(p + i, splitmix64(&state));
-    for (uint64_t v = splitmix64(&state); i < n; i++, v >>= 8)
+        tp__put64(p + i, tp__splitmix64(&state));
+    for (uint64_t v = tp__splitmix64(&state); i < n; i++, v >>= 8)
         p[i] = (unsigned char)v;
 }
 

@@ -12,6 +12,7 @@
  * libm result feeds a pixel, so output is identical across runs, threads and
  * compilers. */
 #include "imagesynth.h"
+#include "tp_common.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -98,14 +99,6 @@ typedef struct {
     float nx[SYNTH_MAX_VERTS], ny[SYNTH_MAX_VERTS], nd[SYNTH_MAX_VERTS];
 } synth_shape;
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static uint64_t rotl64(uint64_t x, int k)
 {
     return (x << k) | (x >> (64 - k));
@@ -116,10 +109,10 @@ static uint64_t rotl64(uint64_t x, int k)
 static void rng_seed(synth_rng *r, uint64_t seed, uint64_t class_id, uint64_t index)
 {
     uint64_t st = seed;
-    st = splitmix64(&st) ^ (class_id * 0xd1b54a32d192ed03ull);
-    st = splitmix64(&st) ^ index;
+    st = tp__splitmix64(&st) ^ (class_id * 0xd1b54a32d192ed03ull);
+    st = tp__splitmix64(&st) ^ index;
     for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&st);
+        r->s[i] = tp__splitmix64(&st);
 }
 
 static uint64_t rng_next(synth_rng *r)
@@ -192,7 +185,7 @@ static void hsv_to_rgb(float h, float s, float v, float out[3])
 static void style_for_class(uint32_t class_id, uint32_t nclasses, synth_style *st)
 {
     uint64_t h = class_id;
-    uint64_t bits = splitmix64(&h);
+    uint64_t bits = tp__splitmix64(&h);
     st->hue = ((float)class_id + 0.5f) / (float)nclasses;
     st->sat = 0.45f + 0.4f * (float)(bits & 0xff) / 255.0f;
     st->shape = (int)(class_id % SHAPE_KINDS);
