@@ -112,16 +112,24 @@ static void cmyk_to_rgb(const unsigned char *in, unsigned char *out, unsigned w,
     }
 }
 
+/* RGB rows are read straight into the image, up to 16 per call as libjpeg produces them
+ * (a whole iMCU row at once); CMYK rows go through a one-row buffer for conversion. */
 static void read_rows(tp_jpeg_decoder *d, tp_image *img, bool cmyk)
 {
     struct jpeg_decompress_struct *c = &d->cinfo;
-    for (int y = 0; y < img->height; y++) {
-        unsigned char *dst = img->pixels + (size_t)y * img->width * 3;
-        JSAMPROW row = cmyk ? d->row : dst;
-        if (jpeg_read_scanlines(c, &row, 1) != 1)
+    size_t stride = (size_t)img->width * 3;
+    for (int y = 0; y < img->height;) {
+        JSAMPROW rows[16];
+        int want = cmyk ? 1 : TP_MIN(16, img->height - y);
+        for (int i = 0; i < want; i++)
+            rows[i] = cmyk ? d->row : img->pixels + (size_t)(y + i) * stride;
+        JDIMENSION got = jpeg_read_scanlines(c, rows, (JDIMENSION)want);
+        if (got == 0)
             ERREXIT(c, JERR_INPUT_EOF);
         if (cmyk)
-            cmyk_to_rgb(d->row, dst, c->output_width, c->saw_Adobe_marker);
+            cmyk_to_rgb(d->row, img->pixels + (size_t)y * stride, c->output_width,
+                        c->saw_Adobe_marker);
+        y += (int)got;
     }
 }
 
