@@ -12,7 +12,7 @@
  * libm result feeds a pixel, so output is identical across runs, threads and
  * compilers. */
 #include "imagesynth.h"
-#include "tp_common.h"
+#include "transform.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -33,9 +33,8 @@
 enum { SHAPE_ELLIPSE, SHAPE_RECT, SHAPE_POLY, SHAPE_KINDS };
 enum { TEX_SMOOTH, TEX_STRIPES, TEX_GRAIN, TEX_KINDS };
 
-typedef struct {
-    uint64_t s[4];
-} synth_rng;
+/* xoshiro256**, the same generator the transforms use. */
+typedef tp_rng synth_rng;
 
 /* What the class contributes: the learnable part of every image. */
 typedef struct {
@@ -99,11 +98,6 @@ typedef struct {
     float nx[SYNTH_MAX_VERTS], ny[SYNTH_MAX_VERTS], nd[SYNTH_MAX_VERTS];
 } synth_shape;
 
-static uint64_t rotl64(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
 /* Each key part passes through splitmix64 before the next is folded in, so
  * neighbouring indices or classes still get unrelated streams. */
 static void rng_seed(synth_rng *r, uint64_t seed, uint64_t class_id, uint64_t index)
@@ -115,23 +109,9 @@ static void rng_seed(synth_rng *r, uint64_t seed, uint64_t class_id, uint64_t in
         r->s[i] = tp__splitmix64(&st);
 }
 
-static uint64_t rng_next(synth_rng *r)
-{
-    uint64_t *s = r->s;
-    const uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
-
 static float rng_unit(synth_rng *r)
 {
-    return (float)(rng_next(r) >> 40) * 0x1p-24f;
+    return (float)(tp_rng_next(r) >> 40) * 0x1p-24f;
 }
 
 static float rng_range(synth_rng *r, float lo, float hi)
@@ -141,7 +121,7 @@ static float rng_range(synth_rng *r, float lo, float hi)
 
 static uint32_t rng_below(synth_rng *r, uint32_t n)
 {
-    return (uint32_t)(((rng_next(r) >> 32) * n) >> 32);
+    return (uint32_t)(((tp_rng_next(r) >> 32) * n) >> 32);
 }
 
 static int rng_chance(synth_rng *r, float p)
@@ -354,7 +334,7 @@ static void grid_add_noise(const synth_grid *g, synth_rng *r, float amp, int fir
     const float k = amp * 0x1p-24f;
     int n = g->w * g->h;
     for (int i = 0; i < n; i += 2) {
-        uint64_t bits = rng_next(r);
+        uint64_t bits = tp_rng_next(r);
         float u[2] = {k * (float)(bits >> 40) - 0.5f * amp, k * (float)((bits >> 8) & 0xffffff) - 0.5f * amp};
         for (int j = 0; j < 2 && i + j < n; j++)
             g->v[i + j] = (first ? 0.0f : g->v[i + j]) + u[j];
@@ -599,7 +579,7 @@ static void noise_row(synth_rng *r, int w, float *noise)
 {
     const float k = 1.0f / 104.1f; /* deviation of the byte sum */
     for (int x = 0; x < w; x += 4) {
-        uint64_t bits = rng_next(r);
+        uint64_t bits = tp_rng_next(r);
         for (int i = 0; i < 4; i++, bits >>= 16)
             noise[x + i] = k * (float)((int)(bits & 0xff) + (int)((bits >> 8) & 0xff) - 255);
     }
