@@ -21,11 +21,6 @@ typedef struct tp_jpeg_info {
 int tp_jpeg_inspect(const void *data, size_t len, uint64_t max_pixels, tp_jpeg_info *info,
                     tp_error *err);
 
-/* Decodes a whole JPEG to RGB, 3 bytes per pixel, into `out` (width*height*3 bytes).
- * Corrupt-data warnings from the decoder are errors. @return : 0 or TP_EBADIMAGE. */
-int tp_jpeg_decode_rgb(const void *data, size_t len, unsigned char *out,
-                       const tp_jpeg_info *info, tp_error *err);
-
 /* A decoded RGB image (3 bytes per pixel, rows packed), reused across decodes: the
  * buffer grows as needed and belongs to the caller (free `pixels`). When a decode was
  * scaled or cropped, pixel (0, 0) is pixel (x0, y0) of the source scaled by

@@ -1,6 +1,5 @@
-/* JPEG through libjpeg-turbo's TurboJPEG API: header inspection with size limits and a
- * truncation check for the packer and verifier, and full RGB decoding in which the
- * library's corrupt-data warnings count as errors. */
+/* JPEG header inspection through libjpeg-turbo's TurboJPEG API, with size limits and a
+ * truncation check, for the packer and verifier; decoding is in jpeg_decode.c. */
 #include "codecs.h"
 
 #include <turbojpeg.h>
@@ -43,18 +42,4 @@ int tp_jpeg_inspect(const void *data, size_t len, uint64_t max_pixels, tp_jpeg_i
     if (!has_eoi(p, len))
         return tp__error_set(err, TP_EBADIMAGE, "truncated JPEG (no end-of-image marker)");
     return 0;
-}
-
-int tp_jpeg_decode_rgb(const void *data, size_t len, unsigned char *out,
-                       const tp_jpeg_info *info, tp_error *err)
-{
-    tjhandle tj = tjInitDecompress();
-    if (!tj)
-        return tp__error_set(err, -ENOMEM, "cannot create a JPEG decoder");
-    int rc = tjDecompress2(tj, data, (unsigned long)len, out, info->width, 0, info->height,
-                           TJPF_RGB, TJFLAG_STOPONWARNING);
-    if (rc < 0)
-        rc = tp__error_set(err, TP_EBADIMAGE, "JPEG decode failed: %s", tjGetErrorStr2(tj));
-    tjDestroy(tj);
-    return rc;
 }

@@ -271,21 +271,14 @@ typedef struct decode_run {
     atomic_uint_fast64_t next, done, failed;
 } decode_run;
 
-static int decompress(const tp_dataset *ds, const tp_field_value *v, void *dst, tp_error *err)
+/* One zstd context, and the dataset's dictionary digested once, for the whole load. */
+static int open_zstd(const tp_dataset *ds, tp_zstd **z, tp_zstd_dict **dict, tp_error *err)
 {
     size_t len;
     const void *bytes = tp_dataset_zstd_dict(ds, &len);
-    tp_zstd *z = NULL;
-    tp_zstd_dict *dict = NULL;
-    int rc = tp_zstd_create(&z) < 0 ? tp__error_set(err, -ENOMEM, "out of memory") : 0;
-    if (rc == 0 && v->compression == TP_COMPRESS_ZSTD_DICT)
-        rc = bytes ? tp_zstd_dict_create(&dict, bytes, len, 0, err)
-                   : tp__error_set(err, TP_ECORRUPT, "no zstd dictionary");
-    if (rc == 0)
-        rc = tp_zstd_decompress_with(z, dict, v->data, v->size, dst, v->raw_size, err);
-    tp_zstd_dict_destroy(dict);
-    tp_zstd_destroy(z);
-    return rc;
+    if (tp_zstd_create(z) < 0)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    return bytes ? tp_zstd_dict_create(dict, bytes, len, 0, err) : 0;
 }
 
 /* Loads the 'jpg' field of the first samples into memory, decompressing zstd. */
@@ -297,7 +290,10 @@ static int load_images(decode_run *d, const tp_dataset *ds, tp_error *err)
     d->n = (size_t)TP_MIN(d->o->samples, tp_dataset_sample_count(ds));
     d->images = calloc(d->n + 1, sizeof(blob));
     unsigned char *rec = malloc((size_t)tp_dataset_max_record(ds) + 1);
-    int rc = d->images && rec ? 0 : tp__error_set(err, -ENOMEM, "out of memory");
+    tp_zstd *z = NULL;
+    tp_zstd_dict *dict = NULL;
+    int rc = d->images && rec ? open_zstd(ds, &z, &dict, err)
+                              : tp__error_set(err, -ENOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < d->n; i++) {
         size_t len;
         tp_record r;
@@ -310,12 +306,15 @@ static int load_images(decode_run *d, const tp_dataset *ds, tp_error *err)
         if (rc == 0 && !(d->images[i].data = malloc(v->raw_size + 1)))
             rc = tp__error_set(err, -ENOMEM, "out of memory");
         if (rc == 0 && v->compression != TP_COMPRESS_NONE)
-            rc = decompress(ds, v, d->images[i].data, err);
+            rc = tp_zstd_decompress_with(z, v->compression == TP_COMPRESS_ZSTD_DICT ? dict : NULL,
+                                         v->data, v->size, d->images[i].data, v->raw_size, err);
         else if (rc == 0)
             memcpy(d->images[i].data, v->data, v->size);
         if (rc == 0)
             d->images[i].len = v->raw_size;
     }
+    tp_zstd_dict_destroy(dict);
+    tp_zstd_destroy(z);
     free(rec);
     return rc;
 }

@@ -22,7 +22,6 @@
 
 typedef struct verify_job {
     const tp_dataset *ds;
-    const char *path;
     bool decode;
     tp_zstd_dict *dict; /* the dataset's zstd dictionary, if it has one */
     atomic_size_t next_task;
@@ -56,35 +55,47 @@ static void report(verify_job *j, const char *fmt, const char *a, uint64_t id, c
     pthread_mutex_unlock(&j->print_mu);
 }
 
-/* Decodes one image field (decompressing first when stored compressed). */
-static int decode_field(const verify_job *j, const tp_field_value *v, tp_error *err)
+/* What each verifying thread keeps between records: the read span, and for --decode a
+ * zstd context, a JPEG decoder and their buffers, so nothing is set up per sample. */
+typedef struct worker {
+    unsigned char *p;      /* the read span, page-aligned */
+    size_t cap;
+    tp_zstd *z;
+    tp_jpeg_decoder *dec;
+    tp_image img;
+    unsigned char *raw;    /* a decompressed field */
+    size_t raw_cap;
+} worker;
+
+static int grow_raw(worker *w, uint64_t need, tp_error *err)
 {
-    unsigned char *raw = NULL, *pixels = NULL;
+    if (need > (256u << 20))
+        return tp__error_set(err, TP_ETOOBIG, "field too large to decompress");
+    if (need <= w->raw_cap)
+        return 0;
+    unsigned char *p = realloc(w->raw, (size_t)need);
+    if (!p)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    w->raw = p;
+    w->raw_cap = (size_t)need;
+    return 0;
+}
+
+/* Decodes one image field (decompressing first when stored compressed). */
+static int decode_field(const verify_job *j, worker *w, const tp_field_value *v, tp_error *err)
+{
     const void *data = v->data;
     if (v->compression != TP_COMPRESS_NONE) {
-        if (v->raw_size > (256u << 20) || !(raw = malloc(v->raw_size + 1)))
-            return tp__error_set(err, TP_ETOOBIG, "field too large to decompress");
-        tp_zstd *z;
-        int rc = tp_zstd_create(&z) < 0 ? tp__error_set(err, -ENOMEM, "out of memory")
-                 : tp_zstd_decompress_with(z, v->compression == TP_COMPRESS_ZSTD_DICT ? j->dict
-                                                                                      : NULL,
-                                           v->data, v->size, raw, v->raw_size, err);
-        tp_zstd_destroy(z);
-        if (rc < 0) {
-            free(raw);
-            return rc;
-        }
-        data = raw;
+        TP_TRY(grow_raw(w, v->raw_size, err));
+        TP_TRY(tp_zstd_decompress_with(w->z, v->compression == TP_COMPRESS_ZSTD_DICT ? j->dict
+                                                                                    : NULL,
+                                       v->data, v->size, w->raw, v->raw_size, err));
+        data = w->raw;
     }
-    tp_jpeg_info info;
-    int rc = tp_jpeg_inspect(data, v->raw_size, TP_JPEG_DEFAULT_MAX_PIXELS, &info, err);
-    if (rc == 0 && !(pixels = malloc((size_t)info.width * info.height * 3)))
-        rc = tp__error_set(err, -ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = tp_jpeg_decode_rgb(data, v->raw_size, pixels, &info, err);
-    free(pixels);
-    free(raw);
-    return rc;
+    tp_jpeg_info info; /* header and end-marker checks, as pack applies them */
+    TP_TRY(tp_jpeg_inspect(data, v->raw_size, TP_JPEG_DEFAULT_MAX_PIXELS, &info, err));
+    tp_jpeg_request whole = {0};
+    return tp_jpeg_decode(w->dec, data, v->raw_size, &whole, &w->img, err);
 }
 
 static bool is_jpeg_field(const tp_field_info *f)
@@ -92,7 +103,7 @@ static bool is_jpeg_field(const tp_field_info *f)
     return f->kind == TP_FIELD_IMAGE && (!strcmp(f->name, "jpg") || !strcmp(f->name, "jpeg"));
 }
 
-static void check_record(verify_job *j, const char *shard, uint64_t id,
+static void check_record(verify_job *j, worker *w, const char *shard, uint64_t id,
                          const unsigned char *buf, const tp_sample_location *loc)
 {
     tp_record rec;
@@ -105,17 +116,12 @@ static void check_record(verify_job *j, const char *shard, uint64_t id,
     }
     for (uint32_t i = 0; j->decode && i < rec.nfields; i++)
         if (is_jpeg_field(tp_dataset_field(j->ds, rec.fields[i].field)) &&
-            decode_field(j, &rec.fields[i], &err) < 0)
+            decode_field(j, w, &rec.fields[i], &err) < 0)
             report(j, "%s: sample %llu: %s", shard, id, err.msg);
 }
 
 /* Reads records [first, end) of one shard in spans of up to SPAN bytes. */
-typedef struct span_buf {
-    unsigned char *p;
-    size_t cap;
-} span_buf;
-
-static void verify_range(verify_job *j, const tp_shard_info *si, span_buf *buf,
+static void verify_range(verify_job *j, const tp_shard_info *si, worker *buf,
                          uint64_t first, uint64_t end)
 {
     tp_sample_location locs[4096];
@@ -155,7 +161,7 @@ static void verify_range(verify_job *j, const tp_shard_info *si, span_buf *buf,
             if (rc < 0)
                 report(j, "%s: sample %llu: %s", si->path, first + i, tp_strerror(rc));
             else
-                check_record(j, si->path, first + i, p + (locs[i].offset - span_start),
+                check_record(j, buf, si->path, first + i, p + (locs[i].offset - span_start),
                              &locs[i]);
         }
         atomic_fetch_add(&j->samples, n);
@@ -185,13 +191,19 @@ static void *verify_worker(void *arg)
     uint64_t first, end;
     /* Page-aligned like the page cache it is copied from: the kernel's copy runs
      * several times slower into a buffer that is not (measured on AMD EPYC). */
-    span_buf buf = {aligned_alloc(4096, SPAN), SPAN};
+    worker w = {.p = aligned_alloc(4096, SPAN), .cap = SPAN};
+    bool ok = w.p && (!j->decode || (tp_zstd_create(&w.z) == 0 &&
+                                     tp_jpeg_decoder_create(&w.dec) == 0));
     tp_shard_info si;
-    while (buf.p && next_task(j, &si, &first, &end))
-        verify_range(j, &si, &buf, first, end);
-    if (!buf.p)
+    while (ok && next_task(j, &si, &first, &end))
+        verify_range(j, &si, &w, first, end);
+    if (!ok)
         report(j, "%s%llu%s", "out of memory", 0, "");
-    free(buf.p);
+    free(w.p);
+    free(w.raw);
+    free(w.img.pixels);
+    tp_zstd_destroy(w.z);
+    tp_jpeg_decoder_destroy(w.dec);
     return NULL;
 }
 
@@ -226,7 +238,7 @@ int tp_cmd_verify(int argc, char **argv)
         tp_cli_error(CMD, "%s", err.msg);
         return TP_EXIT_FAIL;
     }
-    verify_job j = {.ds = ds, .path = path, .decode = decode};
+    verify_job j = {.ds = ds, .decode = decode};
     size_t dict_len;
     const void *dict = tp_dataset_zstd_dict(ds, &dict_len);
     if (dict && tp_zstd_dict_create(&j.dict, dict, dict_len, 0, &err) < 0) {

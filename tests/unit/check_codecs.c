@@ -32,9 +32,13 @@ START_TEST(test_inspect_ok)
     ck_assert_int_eq(tp_jpeg_inspect(jpeg, len, 1u << 20, &info, &err), 0);
     ck_assert_int_eq(info.width, 64);
     ck_assert_int_eq(info.height, 48);
-    unsigned char *rgb = malloc(64 * 48 * 3);
-    ck_assert_int_eq(tp_jpeg_decode_rgb(jpeg, len, rgb, &info, &err), 0);
-    free(rgb);
+    tp_jpeg_decoder *d;
+    ck_assert_int_eq(tp_jpeg_decoder_create(&d), 0);
+    tp_image img = {0};
+    tp_jpeg_request whole = {0};
+    ck_assert_int_eq(tp_jpeg_decode(d, jpeg, len, &whole, &img, &err), 0);
+    free(img.pixels);
+    tp_jpeg_decoder_destroy(d);
     ck_assert_int_eq(tp_jpeg_inspect(jpeg, len, 64 * 48 - 1, &info, &err), TP_ETOOBIG);
     tjFree(jpeg);
 }
@@ -60,9 +64,13 @@ START_TEST(test_inspect_bad)
     memcpy(cut, jpeg, len);
     memset(cut + len / 2, 0, len / 2 - 2);
     ck_assert_int_eq(tp_jpeg_inspect(cut, len, 1u << 20, &info, &err), 0);
-    unsigned char *rgb = malloc(64 * 48 * 3);
-    ck_assert_int_eq(tp_jpeg_decode_rgb(cut, len, rgb, &info, &err), TP_EBADIMAGE);
-    free(rgb);
+    tp_jpeg_decoder *d;
+    ck_assert_int_eq(tp_jpeg_decoder_create(&d), 0);
+    tp_image img = {0};
+    tp_jpeg_request whole = {0};
+    ck_assert_int_eq(tp_jpeg_decode(d, cut, len, &whole, &img, &err), TP_EBADIMAGE);
+    free(img.pixels);
+    tp_jpeg_decoder_destroy(d);
     free(cut);
     tjFree(jpeg);
 }
