@@ -88,6 +88,8 @@ int tp__fsync_path(const char *path);
 int tp__fsync_parent(const char *path);
 /* Removes a directory tree without following symlinks. Missing is not an error. */
 int tp__remove_tree(const char *path);
+/* @return : 1 if the directory holds nothing, 0 if it holds something, or -errno. */
+int tp__dir_is_empty(const char *path);
 /* Empties a directory, keeping the directory itself. */
 int tp__remove_contents(const char *path);
 /* Joins two path parts into a malloc'd string. @return : NULL when out of memory. */

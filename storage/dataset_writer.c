@@ -5,7 +5,6 @@
  * crash nor a full disk can leave something at <path> that opens as a dataset. */
 #include "storage.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -32,19 +31,6 @@ struct tp_dataset_writer {
     bool own_staging; /* the staging directory is locked by us and ours to remove */
     unsigned char *dict; /* the zstd dictionary to store, if any */
 };
-
-static bool dir_is_empty(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d)
-        return false;
-    struct dirent *e;
-    bool empty = true;
-    while (empty && (e = readdir(d)) != NULL)
-        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
-    closedir(d);
-    return empty;
-}
 
 /* A directory is one of our datasets if its manifest.json says so; a directory that
  * merely holds some other manifest.json (a web app's, say) is not, and is never replaced. */
@@ -82,7 +68,7 @@ static int check_target(tp_dataset_writer *w, bool replace, tp_error *err)
         w->replace_existing = true;
         return 0;
     }
-    if (!dir_is_empty(w->path))
+    if (tp__dir_is_empty(w->path) != 1)
         return tp__error_set(err, -ENOTEMPTY, "%s is a non-empty directory that is not a "
                              "dataset; refusing to replace it", w->path);
     return 0;

@@ -6,7 +6,6 @@
 #include "imagesynth.h"
 #include "storage.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -193,16 +192,11 @@ static int make_dirs(const gen_options *o)
         tp_cli_error(CMD, "creating %s: %s", o->dst, strerror(errno));
         return -1;
     }
-    DIR *d = opendir(o->dst);
-    struct dirent *e;
-    bool empty = true;
-    while (d && empty && (e = readdir(d)) != NULL)
-        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
-    if (d)
-        closedir(d);
-    if (!d || (!empty && !o->force)) {
-        tp_cli_error(CMD, "%s: %s", o->dst, d ? "directory is not empty (use --force to "
-                                                "write into it)" : strerror(errno));
+    int empty = tp__dir_is_empty(o->dst);
+    if (empty < 0 || (!empty && !o->force)) {
+        tp_cli_error(CMD, "%s: %s", o->dst, empty < 0 ? tp_strerror(empty)
+                                            : "directory is not empty (use --force to write "
+                                              "into it)");
         return -1;
     }
     for (uint64_t c = 0; c < o->classes; c++) {

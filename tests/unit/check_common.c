@@ -123,7 +123,10 @@ START_TEST(test_files)
     ck_assert_int_eq(symlink(a, link), 0);
     ck_assert_int_eq(tp__remove_tree(link), 0); /* removes the link, not its target */
     ck_assert_int_eq(access(f, F_OK), 0);
+    ck_assert_int_eq(tp__dir_is_empty(a), 0);
+    ck_assert_int_eq(tp__dir_is_empty(f), -ENOTDIR);
     ck_assert_int_eq(tp__remove_contents(a), 0);
+    ck_assert_int_eq(tp__dir_is_empty(a), 1);
     ck_assert_int_eq(access(sub, F_OK), -1);
     ck_assert_int_eq(access(a, F_OK), 0);
     ck_assert_int_eq(tp__remove_tree(a), 0);
