@@ -3,7 +3,8 @@
 #   bench/decode_vs_tjbench.sh [SAMPLES] [WORKDIR] [SECONDS] [RUNS]
 # Generates SAMPLES ImageNet-like JPEGs, packs them, measures tjbench's full-decode
 # frames/s on every file (the reference), then `turbopump bench decode` with rrc224,
-# center224 and none on 1 and 2 threads. Medians of RUNS runs; ratios in the same run.
+# center224 and none on 1 and 2 threads, then rrc224 with every DCT scale M/8 allowed and
+# at full scale only. Medians of RUNS runs; ratios in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-500}
@@ -30,10 +31,12 @@ tj=$(find "$work/images" -name '*.jpg' | sort | while read -r f; do
      done | awk '{s += $1; k++} END {printf "%.2f", k / s}')
 echo "tjbench full decode to RGB, 1 thread: $tj frames/s over $n files"
 
-run() { # transform threads -> median images/s
+run() { # transform threads [options] -> median images/s
+  local t=$1 th=$2
+  shift 2
   for _ in $(seq "$runs"); do
-    "$tp" bench decode "$work/ds" --samples "$n" --transform "$1" --threads "$2" \
-      --seconds "$secs" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_s"])'
+    "$tp" bench decode "$work/ds" --samples "$n" --transform "$t" --threads "$th" \
+      --seconds "$secs" --json "$@" | sed -n 's/.*"images_per_s": \([0-9.]*\).*/\1/p'
   done | median
 }
 for t in rrc224 center224 none; do
@@ -41,4 +44,10 @@ for t in rrc224 center224 none; do
   awk -v t="$t" -v one="$one" -v two="$two" -v tj="$tj" 'BEGIN {
     printf "%-9s 1 thread %7.1f images/s (%.2f x tjbench)   2 threads %7.1f images/s (%.2fx)\n",
            t, one, one / tj, two, two / one }'
+done
+# The scale set: the default (1/8, 1/4, 1/2, 1) against every M/8, and full scale only.
+for opt in "--scales all" "--exact"; do
+  v=$(run rrc224 1 $opt)
+  awk -v opt="$opt" -v v="$v" -v tj="$tj" 'BEGIN {
+    printf "rrc224 %-13s 1 thread %7.1f images/s (%.2f x tjbench)\n", opt, v, v / tj }'
 done

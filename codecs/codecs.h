@@ -37,10 +37,17 @@ typedef struct tp_image {
 /* What to decode: the region (x, y, width, height) of the source, or all of it when
  * width/height are 0, at a resolution that still gives at least out_width x out_height
  * pixels for that region (0: full resolution). */
+/* Scale sets for tp_jpeg_request.scales. Full scale is always allowed. The powers of two
+ * are the fast ones: libjpeg-turbo has SIMD code for the 8x8 IDCT, and at 3/8, 5/8, 6/8 and
+ * 7/8 it widens the chroma IDCTs (to 6x6 ... 14x14) in plain C. */
+#define TP_JPEG_SCALES_ALL 0x1FEu
+#define TP_JPEG_SCALES_POW2 ((1u << 1) | (1u << 2) | (1u << 4) | (1u << 8))
+
 typedef struct tp_jpeg_request {
     int x, y, width, height;
     int out_width, out_height;
     uint64_t max_pixels; /* 0: TP_JPEG_DEFAULT_MAX_PIXELS */
+    unsigned scales;     /* the DCT scales M/8 allowed, bit M set for each; 0: all */
     /* Optional: called once the header is read, with the image's size, to fill in the
      * region and output size (a random crop needs the size first). */
     void (*plan)(void *ctx, int width, int height, struct tp_jpeg_request *rq);

@@ -73,14 +73,15 @@ void tp_jpeg_decoder_destroy(tp_jpeg_decoder *d)
     free(d);
 }
 
-/* The smallest M in 1..8 such that the region scaled by M/8 still has at least the
- * requested output size in both directions. */
+/* The smallest allowed M in 1..8 such that the region scaled by M/8 still has at least
+ * the requested output size in both directions. */
 static int pick_scale(const tp_jpeg_request *rq, int rw, int rh)
 {
     if (rq->out_width <= 0 || rq->out_height <= 0)
         return 8;
+    unsigned allowed = rq->scales ? rq->scales : TP_JPEG_SCALES_ALL;
     for (int m = 1; m < 8; m++)
-        if (((int64_t)rw * m + 7) / 8 >= rq->out_width &&
+        if ((allowed >> m & 1) && ((int64_t)rw * m + 7) / 8 >= rq->out_width &&
             ((int64_t)rh * m + 7) / 8 >= rq->out_height)
             return m;
     return 8;

@@ -47,13 +47,13 @@ static int precompute(tp_resample_scratch *s, int which, double in0, double in1,
     size_t nk = (size_t)out * (size_t)c->ksize;
     if (grow(&s->bounds[which], &s->bounds_cap[which], (size_t)out * 2 * sizeof(int)) < 0 ||
         grow(&s->k[which], &s->k_cap[which], nk * sizeof(int32_t)) < 0 ||
-        grow(&s->w, &s->w_cap, (size_t)c->ksize * sizeof(double)) < 0)
+        grow(&s->w, &s->w_cap, nk * sizeof(double)) < 0)
         return -ENOMEM;
     c->bounds = s->bounds[which];
     c->k = s->k[which];
-    double *w = s->w;
     for (int xx = 0; xx < out; xx++) {
         double center = in0 + (xx + 0.5) * scale, ww = 0.0;
+        double *w = (double *)s->w + (size_t)xx * c->ksize;
         int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
         xmin = xmin < lo ? lo : xmin;
         xmax = (xmax > hi ? hi : xmax) - xmin;
@@ -62,7 +62,7 @@ static int precompute(tp_resample_scratch *s, int which, double in0, double in1,
             ww += w[x] = triangle((x + xmin - center + 0.5) * ss);
         int32_t *k = c->k + (size_t)xx * c->ksize;
         for (int x = 0; x < c->ksize; x++) {
-            double v = x < xmax && ww != 0.0 ? w[x] / ww : 0.0;
+            double v = w[x] = x < xmax && ww != 0.0 ? w[x] / ww : 0.0;
             k[x] = (int32_t)(v < 0 ? trunc(-0.5 + v * (1 << PRECISION_BITS))
                                    : trunc(0.5 + v * (1 << PRECISION_BITS)));
         }
@@ -82,7 +82,7 @@ static unsigned char clip8(int32_t v)
 }
 
 static void horizontal(const unsigned char *src, size_t sstride, int row0, int rows,
-                       const coeffs *c, int out, unsigned char *tmp)
+                       const coeffs *c, int out, bool mirror, unsigned char *tmp)
 {
     for (int y = 0; y < rows; y++) {
         const unsigned char *in = src + (size_t)(row0 + y) * sstride;
@@ -97,9 +97,10 @@ static void horizontal(const unsigned char *src, size_t sstride, int row0, int r
                 s1 += p[1] * k[x];
                 s2 += p[2] * k[x];
             }
-            o[xx * 3] = clip8(s0);
-            o[xx * 3 + 1] = clip8(s1);
-            o[xx * 3 + 2] = clip8(s2);
+            unsigned char *d = o + (size_t)(mirror ? out - 1 - xx : xx) * 3;
+            d[0] = clip8(s0);
+            d[1] = clip8(s1);
+            d[2] = clip8(s2);
         }
     }
 }
@@ -127,23 +128,286 @@ static void vertical(const unsigned char *tmp, int width, int row0, const coeffs
     }
 }
 
+/* ---- the default path: 14-bit weights, SIMD where the CPU has it
+ *
+ * Weights rounded to 14 bits fit 16-bit lanes, so two taps of one channel cost one
+ * multiply-add instruction (pmaddwd); the sums stay in 32 bits (255 times the weights'
+ * sum, about 2^14, is far from overflow). The SIMD and scalar versions compute the same integers in the same
+ * way, so output is identical on every CPU. Against the 22-bit path the rounding of the
+ * weights moves a pixel by at most one level. */
+
+#define FAST_BITS 14
+
+typedef struct fcoeffs {
+    int *bounds;   /* per output pixel: first input index, tap pairs, 8-byte loads stay
+                      in the row, taps up to the last non-zero weight */
+    int16_t *k;    /* per output pixel: pairs x 8 lanes {k0 k1 k0 k1 k0 k1 0 0} */
+    int pairs;     /* tap pairs per output pixel (odd tap counts padded with a zero) */
+} fcoeffs;
+
+static int16_t fixed14(double v)
+{
+    return (int16_t)(v < 0 ? trunc(-0.5 + v * (1 << FAST_BITS))
+                           : trunc(0.5 + v * (1 << FAST_BITS)));
+}
+
+/* The 14-bit pair table, from the normalised weights the 22-bit table is made of. */
+static int precompute_fast(tp_resample_scratch *s, int which, double in0, double in1, int lo,
+                           int hi, int out, int row_pixels, fcoeffs *f)
+{
+    coeffs c;
+    TP_TRY(precompute(s, which, in0, in1, lo, hi, out, &c));
+    f->pairs = (c.ksize + 1) / 2;
+    size_t lanes = (size_t)out * (size_t)f->pairs * 8;
+    if (grow(&s->fbounds[which], &s->fbounds_cap[which], (size_t)out * 4 * sizeof(int)) < 0 ||
+        grow(&s->fk[which], &s->fk_cap[which], lanes * sizeof(int16_t)) < 0)
+        return -ENOMEM;
+    f->bounds = s->fbounds[which];
+    f->k = s->fk[which];
+    for (int xx = 0; xx < out; xx++) {
+        const double *w = (const double *)s->w + (size_t)xx * c.ksize; /* normalised */
+        int xmin = c.bounds[xx * 2], n = c.bounds[xx * 2 + 1];
+        int16_t *k = f->k + (size_t)xx * f->pairs * 8;
+        memset(k, 0, (size_t)f->pairs * 8 * sizeof(int16_t));
+        int taps = 0;
+        for (int x = 0; x < n; x++) {
+            int16_t v = fixed14(w[x]);
+            for (int ch = 0; ch < 3; ch++)
+                k[(x / 2) * 8 + ch * 2 + (x & 1)] = v;
+            taps = v ? x + 1 : taps;
+        }
+        int np = (taps + 1) / 2, *b = f->bounds + xx * 4;
+        b[0] = xmin;
+        b[1] = np;
+        /* the last 8-byte load starts at pixel xmin + 2(np - 1) */
+        b[2] = (xmin + 2 * np) * 3 + 2 <= row_pixels * 3;
+        b[3] = taps;
+    }
+    return 0;
+}
+
+static unsigned char clip14(int32_t v)
+{
+    v >>= FAST_BITS;
+    return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* One output pixel of the horizontal pass, in plain C. */
+static void hpixel_scalar(const unsigned char *in, const int *b, const int16_t *k,
+                          unsigned char *o)
+{
+    int32_t s0 = 1 << (FAST_BITS - 1), s1 = s0, s2 = s0;
+    const unsigned char *p = in + (size_t)b[0] * 3;
+    for (int q = 0; q < b[1]; q++, p += 6, k += 8) {
+        s0 += p[0] * k[0] + (k[1] ? p[3] * k[1] : 0);
+        s1 += p[1] * k[2] + (k[3] ? p[4] * k[3] : 0);
+        s2 += p[2] * k[4] + (k[5] ? p[5] * k[5] : 0);
+    }
+    o[0] = clip14(s0);
+    o[1] = clip14(s1);
+    o[2] = clip14(s2);
+}
+
+static void horizontal_scalar(const unsigned char *src, size_t sstride, int row0, int rows,
+                              const fcoeffs *f, int out, bool mirror, unsigned char *tmp)
+{
+    for (int y = 0; y < rows; y++) {
+        const unsigned char *in = src + (size_t)(row0 + y) * sstride;
+        unsigned char *o = tmp + (size_t)y * out * 3;
+        for (int xx = 0; xx < out; xx++)
+            hpixel_scalar(in, f->bounds + xx * 4, f->k + (size_t)xx * f->pairs * 8,
+                          o + (size_t)(mirror ? out - 1 - xx : xx) * 3);
+    }
+}
+
+static void vertical_scalar(const unsigned char *tmp, int width, int row0, const fcoeffs *f,
+                            int out, unsigned char *dst, size_t dstride, int32_t *acc)
+{
+    size_t stride = (size_t)width * 3;
+    for (int yy = 0; yy < out; yy++) {
+        int ymin = f->bounds[yy * 4] - row0, np = f->bounds[yy * 4 + 1];
+        const int16_t *k = f->k + (size_t)yy * f->pairs * 8;
+        for (size_t x = 0; x < stride; x++)
+            acc[x] = 1 << (FAST_BITS - 1);
+        for (int q = 0; q < np; q++)
+            for (int h = 0; h < 2; h++) {
+                int32_t w = k[q * 8 + h];
+                if (!w)
+                    continue;
+                const unsigned char *row = tmp + (size_t)(ymin + 2 * q + h) * stride;
+                for (size_t x = 0; x < stride; x++)
+                    acc[x] += row[x] * w;
+            }
+        unsigned char *o = dst + (size_t)yy * dstride;
+        for (size_t x = 0; x < stride; x++)
+            o[x] = clip14(acc[x]);
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* SSSE3: load pixels p, p+1 (8 bytes), spread to {r0 r1 g0 g1 b0 b1 0 0} as 16-bit lanes,
+ * one pmaddwd per pair of taps; four rows at a time share each pixel's weights. */
+__attribute__((target("ssse3"))) static inline __m128i hsum_ssse3(const unsigned char *p,
+                                                                  const int16_t *k, int np)
+{
+    const __m128i spread = _mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
+    __m128i acc = _mm_set1_epi32(1 << (FAST_BITS - 1));
+    for (int q = 0; q < np; q++, p += 6, k += 8) {
+        __m128i v = _mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)p), spread);
+        acc = _mm_add_epi32(acc, _mm_madd_epi16(v, _mm_loadu_si128((const __m128i *)k)));
+    }
+    return _mm_srai_epi32(acc, FAST_BITS);
+}
+
+static inline void put3(unsigned char *d, uint32_t px)
+{
+    d[0] = (unsigned char)px;
+    d[1] = (unsigned char)(px >> 8);
+    d[2] = (unsigned char)(px >> 16);
+}
+
+__attribute__((target("ssse3"))) static void
+horizontal_ssse3(const unsigned char *src, size_t sstride, int row0, int rows, const fcoeffs *f,
+                 int out, bool mirror, unsigned char *tmp)
+{
+    size_t ostride = (size_t)out * 3;
+    for (int y = 0; y < rows;) {
+        int g = rows - y >= 4 ? 4 : 1; /* rows in this group */
+        const unsigned char *in = src + (size_t)(row0 + y) * sstride;
+        unsigned char *o = tmp + (size_t)y * ostride;
+        for (int xx = 0; xx < out; xx++) {
+            const int *b = f->bounds + xx * 4;
+            const int16_t *k = f->k + (size_t)xx * f->pairs * 8;
+            unsigned char *d = o + (size_t)(mirror ? out - 1 - xx : xx) * 3;
+            if (!b[2]) {
+                for (int r = 0; r < g; r++)
+                    hpixel_scalar(in + r * sstride, b, k, d + r * ostride);
+                continue;
+            }
+            const unsigned char *p = in + (size_t)b[0] * 3;
+            __m128i a0 = hsum_ssse3(p, k, b[1]), a1 = a0, a2 = a0, a3 = a0;
+            if (g == 4) {
+                a1 = hsum_ssse3(p + sstride, k, b[1]);
+                a2 = hsum_ssse3(p + 2 * sstride, k, b[1]);
+                a3 = hsum_ssse3(p + 3 * sstride, k, b[1]);
+            }
+            __m128i v = _mm_packus_epi16(_mm_packs_epi32(a0, a1), _mm_packs_epi32(a2, a3));
+            for (int r = 0; r < g; r++, v = _mm_srli_si128(v, 4))
+                put3(d + r * ostride, (uint32_t)_mm_cvtsi128_si32(v));
+        }
+        y += g;
+    }
+}
+
+/* SSE2: rows a and b interleaved byte-wise, widened to 16 bits, one pmaddwd with
+ * {wa wb} per four columns. */
+static void vertical_sse2(const unsigned char *tmp, int width, int row0, const fcoeffs *f,
+                          int out, unsigned char *dst, size_t dstride)
+{
+    size_t stride = (size_t)width * 3, body = stride & ~(size_t)15;
+    const __m128i zero = _mm_setzero_si128(), half = _mm_set1_epi32(1 << (FAST_BITS - 1));
+    for (int yy = 0; yy < out; yy++) {
+        int ymin = f->bounds[yy * 4] - row0, np = f->bounds[yy * 4 + 1];
+        const int16_t *k = f->k + (size_t)yy * f->pairs * 8;
+        unsigned char *o = dst + (size_t)yy * dstride;
+        for (size_t x = 0; x < body; x += 16) {
+            __m128i s0 = half, s1 = half, s2 = half, s3 = half;
+            for (int q = 0; q < np; q++) {
+                const unsigned char *ra = tmp + (size_t)(ymin + 2 * q) * stride + x;
+                const unsigned char *rb = k[q * 8 + 1] ? ra + stride : ra;
+                __m128i w = _mm_set1_epi32((int)((uint32_t)(uint16_t)k[q * 8 + 1] << 16 |
+                                                 (uint16_t)k[q * 8]));
+                __m128i a = _mm_loadu_si128((const __m128i *)ra);
+                __m128i bb = _mm_loadu_si128((const __m128i *)rb);
+                __m128i lo = _mm_unpacklo_epi8(a, bb), hi = _mm_unpackhi_epi8(a, bb);
+                s0 = _mm_add_epi32(s0, _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), w));
+                s1 = _mm_add_epi32(s1, _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), w));
+                s2 = _mm_add_epi32(s2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), w));
+                s3 = _mm_add_epi32(s3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, zero), w));
+            }
+            s0 = _mm_srai_epi32(s0, FAST_BITS);
+            s1 = _mm_srai_epi32(s1, FAST_BITS);
+            s2 = _mm_srai_epi32(s2, FAST_BITS);
+            s3 = _mm_srai_epi32(s3, FAST_BITS);
+            __m128i v = _mm_packus_epi16(_mm_packs_epi32(s0, s1), _mm_packs_epi32(s2, s3));
+            _mm_storeu_si128((__m128i *)(o + x), v);
+        }
+        if (body == stride)
+            continue;
+        for (size_t x = body; x < stride; x++) { /* the tail, as vertical_scalar does it */
+            int32_t sum = 1 << (FAST_BITS - 1);
+            for (int q = 0; q < np; q++)
+                for (int h = 0; h < 2; h++)
+                    if (k[q * 8 + h])
+                        sum += tmp[(size_t)(ymin + 2 * q + h) * stride + x] * k[q * 8 + h];
+            o[x] = clip14(sum);
+        }
+    }
+}
+#endif
+
+int tp__resample_simd = -1; /* -1: use what the CPU has; 0: plain C (tests) */
+
+static bool use_simd(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (tp__resample_simd < 0)
+        tp__resample_simd = __builtin_cpu_supports("ssse3");
+    return tp__resample_simd > 0;
+#else
+    return false;
+#endif
+}
+
+/* The rows [first, last) of the window that the vertical pass reads. */
+static void rows_read(const int *bounds, int fields, int out, int *first, int *last)
+{
+    *first = bounds[0];
+    *last = bounds[0];
+    for (int y = 0; y < out; y++) {
+        const int *b = bounds + (size_t)y * fields;
+        *first = TP_MIN(*first, b[0]);
+        *last = TP_MAX(*last, b[0] + b[fields - 1]);
+    }
+    *last = TP_MAX(*last, *first + 1);
+}
+
 int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
 {
     assert(j->win_x0 >= 0 && j->win_x1 <= j->src_w && j->win_x0 < j->win_x1);
     assert(j->win_y0 >= 0 && j->win_y1 <= j->src_h && j->win_y0 < j->win_y1);
-    coeffs ch, cv;
-    TP_TRY(precompute(s, 0, j->box_x0, j->box_x1, j->win_x0, j->win_x1, j->dst_w, &ch));
-    TP_TRY(precompute(s, 1, j->box_y0, j->box_y1, j->win_y0, j->win_y1, j->dst_h, &cv));
-    int first = cv.bounds[0], last = first; /* the rows the vertical pass reads */
-    for (int y = 0; y < j->dst_h; y++) {
-        first = TP_MIN(first, cv.bounds[y * 2]);
-        last = TP_MAX(last, cv.bounds[y * 2] + cv.bounds[y * 2 + 1]);
-    }
-    int rows = TP_MAX(last - first, 1);
-    TP_TRY(grow(&s->tmp, &s->tmp_cap, (size_t)rows * j->dst_w * 3));
     TP_TRY(grow(&s->acc, &s->acc_cap, (size_t)j->dst_w * 3 * sizeof(int32_t)));
-    horizontal(j->src, j->src_stride, first, last - first, &ch, j->dst_w, s->tmp);
-    vertical(s->tmp, j->dst_w, first, &cv, j->dst_h, j->dst, j->dst_stride, s->acc);
+    int first, last;
+    if (j->exact) {
+        coeffs ch, cv;
+        TP_TRY(precompute(s, 0, j->box_x0, j->box_x1, j->win_x0, j->win_x1, j->dst_w, &ch));
+        TP_TRY(precompute(s, 1, j->box_y0, j->box_y1, j->win_y0, j->win_y1, j->dst_h, &cv));
+        rows_read(cv.bounds, 2, j->dst_h, &first, &last);
+        TP_TRY(grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
+        horizontal(j->src, j->src_stride, first, last - first, &ch, j->dst_w, j->mirror, s->tmp);
+        vertical(s->tmp, j->dst_w, first, &cv, j->dst_h, j->dst, j->dst_stride, s->acc);
+        return 0;
+    }
+    fcoeffs fh, fv;
+    TP_TRY(precompute_fast(s, 0, j->box_x0, j->box_x1, j->win_x0, j->win_x1, j->dst_w,
+                           j->src_w, &fh));
+    TP_TRY(precompute_fast(s, 1, j->box_y0, j->box_y1, j->win_y0, j->win_y1, j->dst_h,
+                           j->src_h, &fv));
+    rows_read(fv.bounds, 4, j->dst_h, &first, &last);
+    TP_TRY(grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (use_simd()) {
+        horizontal_ssse3(j->src, j->src_stride, first, last - first, &fh, j->dst_w, j->mirror,
+                         s->tmp);
+        vertical_sse2(s->tmp, j->dst_w, first, &fv, j->dst_h, j->dst, j->dst_stride);
+        return 0;
+    }
+#endif
+    horizontal_scalar(j->src, j->src_stride, first, last - first, &fh, j->dst_w, j->mirror,
+                      s->tmp);
+    vertical_scalar(s->tmp, j->dst_w, first, &fv, j->dst_h, j->dst, j->dst_stride, s->acc);
     return 0;
 }
 
@@ -152,6 +416,8 @@ void tp_resample_scratch_free(tp_resample_scratch *s)
     for (int i = 0; i < 2; i++) {
         free(s->bounds[i]);
         free(s->k[i]);
+        free(s->fbounds[i]);
+        free(s->fk[i]);
     }
     free(s->w);
     free(s->tmp);

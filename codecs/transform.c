@@ -162,7 +162,8 @@ static void plan_rrc(void *ctx, int width, int height, tp_jpeg_request *rq)
     p->box[3] = p->crop.y + p->crop.height;
     *rq = (tp_jpeg_request){.x = p->crop.x, .y = p->crop.y, .width = p->crop.width,
                             .height = p->crop.height, .out_width = t->exact ? 0 : t->size,
-                            .out_height = t->exact ? 0 : t->size, .max_pixels = rq->max_pixels};
+                            .out_height = t->exact ? 0 : t->size, .max_pixels = rq->max_pixels,
+                            .scales = t->scales ? t->scales : TP_JPEG_SCALES_POW2};
 }
 
 /* Resize + CenterCrop reads a little around its box (the filter's reach): decode the box
@@ -182,20 +183,8 @@ static void plan_center(void *ctx, int width, int height, tp_jpeg_request *rq)
     *rq = (tp_jpeg_request){.x = x0, .y = y0, .width = x1 - x0, .height = y1 - y0,
                             .out_width = t->exact ? 0 : (int)ceil(t->size * (x1 - x0) / bw),
                             .out_height = t->exact ? 0 : (int)ceil(t->size * (y1 - y0) / bh),
-                            .max_pixels = rq->max_pixels};
-}
-
-static void flip_rows(unsigned char *out, int size)
-{
-    for (int y = 0; y < size; y++) {
-        unsigned char *row = out + (size_t)y * size * 3;
-        for (int a = 0, b = size - 1; a < b; a++, b--)
-            for (int c = 0; c < 3; c++) {
-                unsigned char tmp = row[a * 3 + c];
-                row[a * 3 + c] = row[b * 3 + c];
-                row[b * 3 + c] = tmp;
-            }
-    }
+                            .max_pixels = rq->max_pixels,
+                            .scales = t->scales ? t->scales : TP_JPEG_SCALES_POW2};
 }
 
 /* Maps the plan's source box into the decoded (scaled, cropped) image and resamples. */
@@ -210,7 +199,8 @@ static int resample_plan(tp_transformer *tr, const plan *p, unsigned char *out)
                          .box_x1 = p->box[2] * f - img->x0, .box_y1 = p->box[3] * f - img->y0,
                          .win_x0 = 0, .win_y0 = 0, .win_x1 = img->width, .win_y1 = img->height,
                          .dst = out, .dst_w = t->size, .dst_h = t->size,
-                         .dst_stride = (size_t)t->size * 3};
+                         .dst_stride = (size_t)t->size * 3, .mirror = p->flip,
+                         .exact = t->exact};
     if (t->kind == TP_TRANSFORM_RRC) { /* the crop's own pixels only, as crop-then-resize */
         j.win_x0 = TP_MAX((int)floor(p->box[0] * f) - img->x0, 0);
         j.win_y0 = TP_MAX((int)floor(p->box[1] * f) - img->y0, 0);
@@ -219,10 +209,7 @@ static int resample_plan(tp_transformer *tr, const plan *p, unsigned char *out)
         j.win_x1 = TP_MAX(j.win_x1, j.win_x0 + 1);
         j.win_y1 = TP_MAX(j.win_y1, j.win_y0 + 1);
     }
-    TP_TRY(tp_resample(&j, &tr->scratch));
-    if (p->flip)
-        flip_rows(out, t->size);
-    return 0;
+    return tp_resample(&j, &tr->scratch);
 }
 
 int tp_transform_jpeg(tp_transformer *tr, const void *jpeg, size_t len, const tp_transform *t,

@@ -40,8 +40,8 @@ void tp_center_box(int width, int height, int resize, int size, double box[4]);
 /* ---- resampling */
 
 typedef struct tp_resample_scratch {
-    void *bounds[2], *k[2], *w, *tmp, *acc;
-    size_t bounds_cap[2], k_cap[2], w_cap, tmp_cap, acc_cap;
+    void *bounds[2], *k[2], *fbounds[2], *fk[2], *w, *tmp, *acc;
+    size_t bounds_cap[2], k_cap[2], fbounds_cap[2], fk_cap[2], w_cap, tmp_cap, acc_cap;
 } tp_resample_scratch;
 
 typedef struct tp_resample_job {
@@ -53,11 +53,17 @@ typedef struct tp_resample_job {
     unsigned char *dst;        /* RGB */
     int dst_w, dst_h;
     size_t dst_stride;
+    bool mirror;               /* write each output row right to left (horizontal flip) */
+    bool exact;                /* Pillow's 22-bit arithmetic, identical output; otherwise
+                                  14-bit weights (within one level of it) and SIMD */
 } tp_resample_job;
 
-/* Antialiased bilinear resampling with Pillow's arithmetic. @return : 0 or -ENOMEM. */
+/* Antialiased bilinear resampling with Pillow's weights. @return : 0 or -ENOMEM. */
 int tp_resample(const tp_resample_job *j, tp_resample_scratch *s);
 void tp_resample_scratch_free(tp_resample_scratch *s);
+
+/* For tests: -1 (default) uses SIMD where the CPU has it, 0 forces the plain C path. */
+extern int tp__resample_simd;
 
 /* ---- decode + transform */
 
@@ -75,6 +81,7 @@ typedef struct tp_transform {
     double ratio_lo, ratio_hi;     /* RRC: (3/4, 4/3) */
     double flip_p;                 /* RRC: 0.5 */
     bool exact;                    /* decode at full scale (no DCT scaling) */
+    unsigned scales;               /* DCT scales allowed (TP_JPEG_SCALES_*); 0: POW2 */
     const struct tp_crop *fixed;   /* RRC: use this crop, no flip (validation, tests) */
 } tp_transform;
 

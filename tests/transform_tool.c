@@ -1,7 +1,8 @@
 /* Test helper: decodes and transforms one JPEG and writes the RGB bytes to stdout, so a
  * Python test can compare them with Pillow's. Usage:
- *   transform_tool FILE rrc SIZE X Y W H exact|scaled
- *   transform_tool FILE center SIZE exact|scaled
+ *   transform_tool FILE rrc SIZE X Y W H exact|scaled|allscales
+ *   transform_tool FILE center SIZE exact|scaled|allscales
+ * (scaled: the default DCT scales, 1/8, 1/4, 1/2 and 1; allscales: every M/8)
  *   transform_tool FILE none  (prints "W H" then the pixels) */
 #include "transform.h"
 
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
         t.fixed = &crop;
     }
     t.exact = !strcmp(argv[argc - 1], "exact");
+    t.scales = !strcmp(argv[argc - 1], "allscales") ? TP_JPEG_SCALES_ALL : 0;
     tp_transformer *tr;
     tp_error err;
     unsigned char *out = malloc((size_t)(t.size ? t.size : 1) * (t.size ? t.size : 1) * 3);

@@ -35,20 +35,23 @@ void tp_usage_bench(FILE *out)
             "  --json              print one JSON object\n"
             "  -h, --help          show this help\n\n"
             "Usage: turbopump bench decode DS [--threads T] [--transform NAME]\n"
-            "                      [--samples N] [--seconds S] [--json]\n\n"
+            "                      [--samples N] [--seconds S] [--exact | --scales SET]\n"
+            "                      [--normalize f32|f16] [--json]\n\n"
             "decode: loads the 'jpg' field of the first N samples (default 500) into memory,\n"
             "then decodes and transforms them on T threads (default 1) for S seconds\n"
             "(default 5): rrc224 (RandomResizedCrop 224 + flip, the default), center224\n"
             "(Resize 256 + CenterCrop 224) or none (full decode). Prints images/s.\n"
             "--exact decodes at full scale (Pillow-identical pixels) instead of the\n"
-            "smallest DCT scale that covers the output; --normalize f32|f16 also converts\n"
-            "each image to ImageNet-normalised CHW floats.\n");
+            "smallest DCT scale that covers the output; --scales pow2 (default: 1/8, 1/4,\n"
+            "1/2, 1) or all (every M/8) sets the scales to choose from; --normalize\n"
+            "f32|f16 also converts each image to ImageNet-normalised CHW floats.\n");
 }
 
 typedef struct bench_options {
     const char *what, *path, *transform, *normalize;
     uint64_t qd, threads, seconds, samples;
     bool direct, sequential, json, exact;
+    unsigned scales;
     tp_io_kind kind;
 } bench_options;
 
@@ -61,6 +64,7 @@ static int parse_bench(int argc, char **argv, bench_options *o)
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
         {"transform", required_argument, 0, 'T'}, {"samples", required_argument, 0, 'n'},
         {"exact", no_argument, 0, 'x'}, {"normalize", required_argument, 0, 'N'},
+        {"scales", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     *o = (bench_options){.qd = 64, .seconds = 0, .transform = "rrc224", .samples = 500};
     int c, rc = 0;
@@ -79,6 +83,8 @@ static int parse_bench(int argc, char **argv, bench_options *o)
             o->transform = optarg;
         else if (c == 'x')
             o->exact = true;
+        else if (c == 'S' && (!strcmp(optarg, "pow2") || !strcmp(optarg, "all")))
+            o->scales = optarg[0] == 'p' ? TP_JPEG_SCALES_POW2 : TP_JPEG_SCALES_ALL;
         else if (c == 'N' && (!strcmp(optarg, "f32") || !strcmp(optarg, "f16")))
             o->normalize = optarg;
         else if (c == 'n')
@@ -95,6 +101,8 @@ static int parse_bench(int argc, char **argv, bench_options *o)
         return TP_EXIT_USAGE;
     if (argc - optind != 2 || (strcmp(argv[optind], "io") && strcmp(argv[optind], "decode")))
         return tp_cli_usage_error(CMD, "usage: turbopump bench io|decode DS [OPTIONS]");
+    if (o->exact && o->scales)
+        return tp_cli_usage_error(CMD, "--exact decodes at full scale; it takes no --scales");
     o->what = argv[optind];
     o->path = argv[optind + 1];
     if (!o->seconds)
@@ -365,6 +373,7 @@ static int bench_decode(const bench_options *o)
                                  "center224, none)", o->transform)
                  : tp_dataset_open(&ds, o->path, &err);
     d.t.exact = o->exact;
+    d.t.scales = o->scales;
     if (rc == 0)
         rc = load_images(&d, ds, &err);
     if (rc == 0 && d.n == 0)
@@ -383,9 +392,10 @@ static int bench_decode(const bench_options *o)
     if (rc < 0)
         tp_cli_error(CMD, "%s", err.msg);
     else if (o->json)
-        printf("{\"transform\": \"%s\", \"exact\": %s, \"threads\": %llu, \"images\": %llu, \"errors\": "
-               "%llu, \"seconds\": %.3f, \"images_per_s\": %.1f, \"images_per_s_per_thread\": "
-               "%.1f, \"distinct_images\": %zu}\n", o->transform, o->exact ? "true" : "false",
+        printf("{\"transform\": \"%s\", \"exact\": %s, \"scales\": \"%s\", \"threads\": %llu, "
+               "\"images\": %llu, \"errors\": %llu, \"seconds\": %.3f, \"images_per_s\": %.1f, "
+               "\"images_per_s_per_thread\": %.1f, \"distinct_images\": %zu}\n", o->transform,
+               o->exact ? "true" : "false", o->scales == TP_JPEG_SCALES_ALL ? "all" : "pow2",
                (unsigned long long)o->threads, (unsigned long long)done,
                (unsigned long long)failed, secs, (double)done / secs,
                (double)done / secs / (double)o->threads, d.n);

@@ -285,6 +285,9 @@ case_bench_decode() {
     done
     expect 0 "$TP" bench decode ds --exact --seconds 1; contains out "rrc224 on 1 thread"
     expect 0 "$TP" bench decode ds --normalize f16 --seconds 1
+    expect 0 "$TP" bench decode ds --scales all --seconds 1 --json; contains out '"scales": "all"'
+    expect 2 "$TP" bench decode ds --scales odd;         contains err "bad option"
+    expect 2 "$TP" bench decode ds --exact --scales pow2; contains err "takes no --scales"
     expect 2 "$TP" bench decode ds --normalize f64
     expect 0 "$TP" bench decode ds --samples 5 --seconds 1 --json; contains out '"distinct_images": 5'
     expect 1 "$TP" bench decode ds --transform blur3;   contains err "unknown transform"

@@ -74,7 +74,13 @@ def test_center_exact_equals_pillow(images):
         assert np.array_equal(got, pil_center(img)), path
 
 
-def test_scaled_decode_error_is_small(images):
+# (scales, output size) -> bounds on the mean and the worst crop's mean absolute error.
+# The default scales (1/8, 1/4, 1/2, 1) decode a 224 crop of these ~500x375 images at full
+# scale, so only the resampler's 14-bit weights differ from Pillow; at 96 pixels half and
+# quarter scales come in. Every M/8 (allscales) decodes most crops at 5/8-7/8.
+@pytest.mark.parametrize("mode,size,mean_bound,max_bound", [
+    ("scaled", 224, 0.05, 0.5), ("scaled", 96, 3.0, 8.0), ("allscales", 224, 3.0, 8.0)])
+def test_scaled_decode_error_is_small(images, mode, size, mean_bound, max_bound):
     rng = random.Random(4)
     errors = []
     for path in images:
@@ -84,9 +90,11 @@ def test_scaled_decode_error_is_small(images):
             w = min(img.width, max(1, int(round((s * 4 / 3) ** 0.5))))
             h = min(img.height, max(1, int(round((s * 3 / 4) ** 0.5))))
             x, y = rng.randint(0, img.width - w), rng.randint(0, img.height - h)
-            want = np.asarray(img.crop((x, y, x + w, y + h)).resize((224, 224), Image.BILINEAR))
-            errors.append(np.abs(ours(path, "rrc", 224, x, y, w, h, "scaled") - want).mean())
-        errors.append(np.abs(ours(path, "center", 224, "scaled") - pil_center(img)).mean())
-    print("scaled-decode mean absolute error vs Pillow: mean %.3f, max %.3f over %d crops"
-          % (np.mean(errors), np.max(errors), len(errors)))
-    assert np.mean(errors) < 3.0 and np.max(errors) < 8.0
+            want = np.asarray(img.crop((x, y, x + w, y + h)).resize((size, size), Image.BILINEAR))
+            got = ours(path, "rrc", size, x, y, w, h, mode, size=size)
+            errors.append(np.abs(got - want).mean())
+        got = ours(path, "center", size, mode, size=size)
+        errors.append(np.abs(got - pil_center(img, size, size * 8 // 7)).mean())
+    print("%s decode, %d px: mean absolute error vs Pillow: mean %.3f, max %.3f over %d crops"
+          % (mode, size, np.mean(errors), np.max(errors), len(errors)))
+    assert np.mean(errors) < mean_bound and np.max(errors) < max_bound
