@@ -113,6 +113,7 @@ void tp_io_destroy(tp_io *io)
         close(io->fds[i]);
     free(io->fds);
     free(io->pool);
+    free(io->file_fixed);
     free(io->slots);
     free(io->free_slots);
     free(io->ready);
@@ -125,14 +126,15 @@ unsigned tp_io_in_flight(const tp_io *io) { return io->in_flight; }
 
 int tp_io_add_file(tp_io *io, int fd, tp_error *err)
 {
-    if (io->started)
-        return tp__error_set(err, TP_EUSAGE, "io: files must be added before reading");
     if (io->nfiles == io->files_cap) {
         unsigned cap = io->files_cap ? 2 * io->files_cap : 16;
         int *grown = realloc(io->fds, cap * sizeof(int));
-        if (!grown)
+        if (grown)
+            io->fds = grown;
+        bool *fixed = grown ? realloc(io->file_fixed, cap * sizeof(bool)) : NULL;
+        if (!fixed)
             return tp__error_set(err, -ENOMEM, "out of memory");
-        io->fds = grown;
+        io->file_fixed = fixed;
         io->files_cap = cap;
     }
     /* Our own descriptor: with O_DIRECT it must be opened so, and the caller's stays
@@ -146,6 +148,9 @@ int tp_io_add_file(tp_io *io, int fd, tp_error *err)
                              io->o.direct ? "cannot open with O_DIRECT" : "cannot duplicate",
                              fd, strerror(errno));
     io->fds[io->nfiles] = own;
+    io->file_fixed[io->nfiles] = false;
+    if (io->backend->add_file)
+        io->backend->add_file(io, io->nfiles);
     return (int)io->nfiles++;
 }
 

@@ -82,7 +82,7 @@ bool tp_io_fixed_buffers(const tp_io *io);
 unsigned tp_io_queue_depth(const tp_io *io);
 
 /* Adds a file that reads may name, given an open descriptor (not taken over: the engine
- * opens its own, with O_DIRECT when asked). Add files before the first submit.
+ * opens its own, with O_DIRECT when asked). Files may be added at any time.
  * @return : the file's index, or a negative code (-EINVAL when O_DIRECT is unsupported). */
 int tp_io_add_file(tp_io *io, int fd, tp_error *err);
 

@@ -26,6 +26,8 @@ typedef struct tp__io_backend {
      * least `min`. @return : the number collected or a negative code. */
     int (*wait)(tp_io *io, unsigned *slots, int64_t *results, unsigned max, unsigned min);
     void (*fini)(tp_io *io);
+    /* Optional: file `i` was added (after the first read, too). */
+    void (*add_file)(tp_io *io, unsigned i);
 } tp__io_backend;
 
 struct tp_io {
@@ -33,13 +35,14 @@ struct tp_io {
     const tp__io_backend *backend;
     void *state;            /* the backend's */
     int *fds;
+    bool *file_fixed;       /* io_uring: the file is in the registered table */
     unsigned nfiles, files_cap;
     unsigned char *pool;    /* queue_depth buffers of buffer_bytes, 4 KiB aligned */
     tp__io_slot *slots;
     unsigned *free_slots;
     unsigned nfree;
     unsigned in_flight;
-    bool started;           /* the first read was submitted: no more files */
+    bool started;           /* the first read was submitted */
     tp_io_done *ready;      /* finished reads not yet handed out by tp_io_reap */
     unsigned nready;
 };

@@ -293,6 +293,49 @@ START_TEST(test_past_eof)
 }
 END_TEST
 
+/* Files added after reads have started (the daemon opens datasets as clients ask for
+ * them) are read like the first ones, on both backends, buffered and direct. */
+START_TEST(test_late_file)
+{
+    io_config c = config_of(_i);
+    char *dir = tp_test_mkdtemp();
+    unsigned char data[2][8192];
+    int fds[2];
+    for (int k = 0; k < 2; k++) {
+        char name[8];
+        snprintf(name, sizeof(name), "f%d", k);
+        char *path = tp_test_path(dir, name);
+        tp_test_fill(data[k], sizeof(data[k]), (uint64_t)k, 5);
+        FILE *f = fopen(path, "wb");
+        fwrite(data[k], 1, sizeof(data[k]), f);
+        fclose(f);
+        fds[k] = open(path, O_RDONLY);
+        free(path);
+    }
+    tp_io *io;
+    tp_io_options o = {.kind = c.kind, .direct = c.direct, .queue_depth = 4,
+                       .buffer_bytes = 1 << 16};
+    tp_error err;
+    ck_assert_int_eq(tp_io_create(&io, &o, &err), 0);
+    int files[2] = {tp_io_add_file(io, fds[0], &err), -1};
+    for (int k = 0; files[0] >= 0 && k < 2; k++) {
+        if (k == 1) /* after the first read: the engine has started */
+            ck_assert_msg((files[1] = tp_io_add_file(io, fds[1], &err)) == 1, "%s", err.msg);
+        tp_io_read r = {.file = (unsigned)files[k], .offset = 100, .length = 5000, .tag = 7};
+        ck_assert_int_eq(tp_io_submit(io, &r, 1, &err), 1);
+        tp_io_done d;
+        ck_assert_int_eq(tp_io_reap(io, &d, 1, 1), 1);
+        ck_assert_int_eq(d.result, 0);
+        ck_assert_int_eq(memcmp(d.data, data[k] + 100, 5000), 0);
+        tp_io_release(io, &d);
+    }
+    tp_io_destroy(io);
+    close(fds[0]);
+    close(fds[1]);
+    tp_test_rmdir(dir);
+}
+END_TEST
+
 /* LMDB records small enough to copy from the map give the same bytes as reads through
  * the engine (which run_reads checks for every record); record shards have no map. */
 START_TEST(test_lmdb_map)
@@ -384,6 +427,7 @@ static Suite *io_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_same_bytes, 0, 12);
     tcase_add_loop_test(tc, test_past_eof, 0, 12);
+    tcase_add_loop_test(tc, test_late_file, 0, 12);
     tcase_add_loop_test(tc, test_lmdb_map, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("faults");
