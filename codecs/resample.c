@@ -350,12 +350,11 @@ static void vertical_sse2(const unsigned char *tmp, int width, int row0, const f
 
 int tp__resample_simd = -1; /* -1: use what the CPU has; 0: plain C (tests) */
 
+/* Read-only here (decode threads call it concurrently); only tests set the override. */
 static bool use_simd(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (tp__resample_simd < 0)
-        tp__resample_simd = __builtin_cpu_supports("ssse3");
-    return tp__resample_simd > 0;
+    return tp__resample_simd < 0 ? __builtin_cpu_supports("ssse3") : tp__resample_simd > 0;
 #else
     return false;
 #endif
