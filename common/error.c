@@ -16,6 +16,9 @@ static const char *const project_messages[] = {
     [-(TP_ELMDB) - 4096] = "LMDB error",
     [-(TP_ENOFIELD) - 4096] = "no such field",
     [-(TP_EUSAGE) - 4096] = "invalid argument",
+    [-(TP_EPROTOCOL) - 4096] = "protocol violation",
+    [-(TP_ESESSION) - 4096] = "the daemon ended the session",
+    [-(TP_ENODAEMON) - 4096] = "no turbopump daemon answers",
 };
 
 TP_API const char *tp_strerror(int code)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite: installs what is missing, builds with warnings as errors and runs
-# every test, then repeats the suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# every test, then the concurrency tests (ring, sessions, IO engine, daemon) under
+# ThreadSanitizer, then the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 # TP_TEST_SANITIZE=0 skips the sanitizer pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,13 @@ echo "== tests"
 ctest --test-dir build-test --output-on-failure -j "$jobs"
 
 if [ "${TP_TEST_SANITIZE:-1}" != 0 ]; then
+  echo "== build with ThreadSanitizer; the concurrency tests under it"
+  scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTP_WERROR=ON \
+    -DTP_SANITIZE=thread
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" \
+      -R 'unit\.check_(ring|service|io)|service\.(exact_once|two_daemons|kill_client)'
+
   echo "== build with ASan + UBSan"
   scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DTP_WERROR=ON \
     -DTP_SANITIZE=address,undefined

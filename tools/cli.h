@@ -19,11 +19,17 @@ int tp_cmd_pack(int argc, char **argv);
 int tp_cmd_inspect(int argc, char **argv);
 int tp_cmd_verify(int argc, char **argv);
 int tp_cmd_bench(int argc, char **argv);
+int tp_cmd_serve(int argc, char **argv);
+int tp_cmd_consume(int argc, char **argv);
+int tp_cmd_stat(int argc, char **argv);
 void tp_usage_gen(FILE *out);
 void tp_usage_pack(FILE *out);
 void tp_usage_inspect(FILE *out);
 void tp_usage_verify(FILE *out);
 void tp_usage_bench(FILE *out);
+void tp_usage_serve(FILE *out);
+void tp_usage_consume(FILE *out);
+void tp_usage_stat(FILE *out);
 
 /* Exit statuses: 0 success, 1 failure (bad data, IO error), 2 usage error. */
 enum { TP_EXIT_OK = 0, TP_EXIT_FAIL = 1, TP_EXIT_USAGE = 2 };

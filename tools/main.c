@@ -15,6 +15,11 @@ static const tp_cli_command commands[] = {
      tp_usage_verify},
     {"bench", "measure turbopump's stages (bench io: the IO engine)", tp_cmd_bench,
      tp_usage_bench},
+    {"serve", "the daemon: serve datasets to training processes", tp_cmd_serve,
+     tp_usage_serve},
+    {"consume", "read batches from a daemon as a training process would", tp_cmd_consume,
+     tp_usage_consume},
+    {"stat", "show a running daemon's figures", tp_cmd_stat, tp_usage_stat},
 };
 
 static void usage(FILE *out)

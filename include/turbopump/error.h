@@ -23,7 +23,10 @@ enum {
     TP_ELMDB = -4102,     /* LMDB reported an error (see the tp_error message) */
     TP_ENOFIELD = -4103,  /* the dataset has no field of that name */
     TP_EUSAGE = -4104,    /* invalid argument combination or option value */
-    TP_ELAST = -4105
+    TP_EPROTOCOL = -4105, /* a malformed or out-of-range message or ring counter */
+    TP_ESESSION = -4106,  /* the daemon ended the session (the message says why) */
+    TP_ENODAEMON = -4107, /* no daemon answers at the socket (and none could be started) */
+    TP_ELAST = -4108
 };
 
 /* Detail of a failure, filled by calls that take one (a NULL pointer is allowed and

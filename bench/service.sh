@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The service's cost and limits, each against a reference measured in the same run:
+#   bench/service.sh [WORKDIR] [RUNS]
+# 1. RandomResizedCrop 224 end to end: two consumers (ranks 0 and 1) reading from one
+#    daemon with 2 decode threads, against `turbopump bench decode --threads 2` on the
+#    same 500 JPEGs (what decoding alone achieves on these cores).
+# 2. A raw-tensor dataset (uint8 224x224x3) from the page cache: one consumer's GB/s
+#    against memcpy's GB/s.
+# 3. Time to the first batch on a 1,000,000-sample dataset, and the daemon's peak RSS.
+# Medians of RUNS runs (default 3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-build/bench-service}
+runs=${2:-3}
+tp=$PWD/build/tools/turbopump
+[ -x "$tp" ] || scripts/build.sh build >/dev/null
+mkdir -p "$work/root"
+work=$(cd "$work" && pwd)
+cc -O2 -o "$work/memcpy" bench/memcpy.c
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+field() { sed -n "s/.*\"$1\": \\([0-9.]*\\).*/\\1/p"; }
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+
+[ -f "$work/images.500" ] || { "$tp" gen imagefolder "$work/images" --samples 500 --seed 1 >/dev/null; touch "$work/images.500"; }
+[ -d "$work/root/jpeg" ] || "$tp" pack "$work/images" "$work/root/jpeg" --quiet
+[ -d "$work/root/raw" ] || "$tp" gen tensors "$work/root/raw" --samples 2000 --shape 224x224x3 >/dev/null
+[ -d "$work/root/million" ] || "$tp" gen tensors "$work/root/million" --samples 1000000 --record-bytes 128 --align 1 >/dev/null
+
+sock=$work/tp.sock
+"$tp" serve --root "$work/root" --socket "$sock" --threads 2 --quiet &
+daemon=$!
+trap 'kill $daemon 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+
+# 1: two ranks, 20 epochs of 250 samples each (10,000 images in all) per run
+e2e() {
+  local t0 t1
+  local pids=()
+  t0=$(date +%s.%N)
+  for r in 0 1; do
+    "$tp" consume --socket "$sock" --dataset jpeg --rank $r --world-size 2 --epochs 20 \
+      --batch-size 50 --seed "$1" --json >"$work/e2e.$r" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  t1=$(date +%s.%N)
+  awk -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.1f\n", 10000 / (t1 - t0)}'
+}
+for i in $(seq "$runs"); do
+  e2e "$i" >>"$work/e2e.runs"
+  "$tp" bench decode "$work/root/jpeg" --threads 2 --seconds 5 --json | field images_per_s >>"$work/dec.runs"
+done
+s=$(median <"$work/e2e.runs"); d=$(median <"$work/dec.runs")
+echo "rrc224, 2 consumers through the daemon: $s samples/s; bench decode 2 threads: $d images/s; ratio $(awk -v a="$s" -v b="$d" 'BEGIN {printf "%.2f", a / b}')"
+
+# 2: raw tensors, warm page cache
+cat "$work/root/raw"/*.tpr >/dev/null
+for i in $(seq "$runs"); do
+  "$tp" consume --socket "$sock" --dataset raw --batch-size 64 --epochs 10 --seed "$i" --json | field gb_per_s >>"$work/raw.runs"
+  "$work/memcpy" 2 >>"$work/memcpy.runs"
+done
+g=$(median <"$work/raw.runs"); m=$(median <"$work/memcpy.runs")
+echo "raw uint8 224x224x3 from page cache: consumer $g GB/s; memcpy $m GB/s; ratio $(awk -v a="$g" -v b="$m" 'BEGIN {printf "%.2f", a / b}')"
+
+# 3: first batch on 1,000,000 samples (the dataset opened by the daemon for each run's
+# first session: restart the daemon between runs)
+for i in $(seq "$runs"); do
+  kill $daemon; wait $daemon || true
+  "$tp" serve --root "$work/root" --socket "$sock" --threads 2 --quiet &
+  daemon=$!
+  for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+  "$tp" consume --socket "$sock" --dataset million --batch-size 256 --batches 20 --json | field first_batch_ms >>"$work/first.runs"
+  grep VmHWM /proc/$daemon/status | awk '{print $2 / 1024}' >>"$work/rss.runs"
+done
+echo "1,000,000 samples: first batch after $(median <"$work/first.runs") ms; daemon peak RSS $(median <"$work/rss.runs") MiB"
+rm -f "$work"/*.runs "$work"/e2e.[01]

@@ -1,0 +1,408 @@
+/* libturbopump's client (include/turbopump/client.h): connects to the daemon, or starts a
+ * private one, opens a session, maps the ring the daemon sends, and hands out batches as
+ * views after checking each descriptor. While it waits for a batch it also watches the
+ * socket, so a daemon that ends the session or dies turns into an error within one wait
+ * slice (100 ms), never a hang. */
+#include <turbopump/client.h>
+
+#include "protocol.h"
+#include "ring.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct tp_client {
+    int sock;
+    pid_t daemon;              /* a private daemon we started, or 0 */
+    tp_ring_view *ring;
+    uint32_t nslots, hold;
+    uint64_t slot_bytes;
+    int timeout_ms;
+    uint64_t samples, batches, per_rank;
+    uint32_t next;             /* sequence number tp_client_next delivers next */
+    uint64_t delivered, limit; /* batches handed out; max_batches (0: none) */
+    uint32_t tail;             /* slots before this are released */
+    uint64_t released_mask;    /* bit i: sequence tail + i released (out of order) */
+    uint64_t epoch, batch;     /* of the next batch delivered */
+    bool gone;                 /* the daemon closed the session */
+    char gone_msg[512];
+    int gone_code;
+    char private_socket[PATH_MAX];
+};
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static int connect_to(const char *path, int *out)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(a.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(a.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    *out = fd;
+    return 0;
+}
+
+/* ---- a private daemon */
+
+static int start_daemon(tp_client *c, const tp_client_options *o, const char *root,
+                        tp_error *err)
+{
+    const char *run = getenv("XDG_RUNTIME_DIR");
+    static _Atomic unsigned counter;
+    snprintf(c->private_socket, sizeof(c->private_socket), "%s/turbopump-%d-%u.sock",
+             run && *run ? run : "/tmp", (int)getpid(), atomic_fetch_add(&counter, 1));
+    const char *bin = o->daemon_path ? o->daemon_path : getenv("TURBOPUMP_BIN");
+    bin = bin && *bin ? bin : "turbopump";
+    pid_t parent = getpid(), pid = fork();
+    if (pid < 0)
+        return tp__error_set(err, -errno, "cannot start a daemon: fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the client */
+        if (getppid() != parent)
+            _exit(1);
+        execlp(bin, "turbopump", "serve", "--root", root, "--socket", c->private_socket,
+               "--private", "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    c->daemon = pid;
+    return 0;
+}
+
+/* Waits for the private daemon's socket to accept. */
+static int await_daemon(tp_client *c, const char *bin_hint, tp_error *err)
+{
+    double deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        if (connect_to(c->private_socket, &c->sock) == 0)
+            return 0;
+        int status;
+        if (waitpid(c->daemon, &status, WNOHANG) == c->daemon) {
+            c->daemon = 0;
+            return tp__error_set(err, TP_ENODAEMON, "the private daemon (%s serve) exited "
+                                 "with status %d%s", bin_hint,
+                                 WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                                 WIFEXITED(status) && WEXITSTATUS(status) == 127
+                                     ? ": executable not found (set TURBOPUMP_BIN)" : "");
+        }
+        usleep(5000);
+    }
+    return tp__error_set(err, TP_ENODAEMON, "the private daemon did not answer within 10 s");
+}
+
+static int connect_or_start(tp_client *c, const tp_client_options *o, char *dataset,
+                            size_t cap, tp_error *err)
+{
+    char path[PATH_MAX];
+    if (o->socket)
+        snprintf(path, sizeof(path), "%s", o->socket);
+    else
+        tp__default_socket(path, sizeof(path));
+    snprintf(dataset, cap, "%s", o->dataset);
+    int rc = connect_to(path, &c->sock);
+    if (rc == 0)
+        return 0;
+    if (o->no_autostart || (rc != -ENOENT && rc != -ECONNREFUSED))
+        return tp__error_set(err, TP_ENODAEMON, "no daemon at %s: %s", path, strerror(-rc));
+    /* serve the dataset's directory privately: root = its parent, name = its last part */
+    char real[PATH_MAX], tmp[PATH_MAX];
+    if (!realpath(o->dataset, real))
+        return tp__error_set(err, TP_ENODATASET, "no daemon at %s, and dataset %s: %s", path,
+                             o->dataset, strerror(errno));
+    snprintf(tmp, sizeof(tmp), "%s", real);
+    snprintf(dataset, cap, "%s", basename(tmp));
+    snprintf(tmp, sizeof(tmp), "%s", real);
+    TP_TRY(start_daemon(c, o, dirname(tmp), err));
+    const char *bin = o->daemon_path ? o->daemon_path : getenv("TURBOPUMP_BIN");
+    return await_daemon(c, bin && *bin ? bin : "turbopump", err);
+}
+
+/* ---- the session */
+
+static int fail_reply(int type, const void *buf, const char *what, tp_error *err)
+{
+    if (type == TP_MSG_ERROR) {
+        const tp_msg_error *e = buf;
+        int code = e->code < 0 && e->code > -100000 ? e->code : TP_EPROTOCOL;
+        char msg[sizeof(e->message)];
+        memcpy(msg, e->message, sizeof(msg));
+        msg[sizeof(msg) - 1] = '\0';
+        return tp__error_set(err, code, "%s", msg);
+    }
+    if (type == 0)
+        return tp__error_set(err, TP_ESESSION, "the daemon closed the connection during %s",
+                             what);
+    if (type < 0)
+        return type;
+    return tp__error_set(err, TP_EPROTOCOL, "unexpected reply type %d to %s", type, what);
+}
+
+static int fill_open(tp_msg_open *m, const tp_client_options *o, const char *dataset,
+                     tp_error *err)
+{
+    memset(m, 0, sizeof(*m));
+    tp__msg_init(&m->h, TP_MSG_OPEN, sizeof(*m));
+    const char *tf = o->transform ? o->transform : "rrc224";
+    if (strlen(dataset) >= sizeof(m->dataset) || strlen(tf) >= sizeof(m->transform) ||
+        o->nfields > TP_OPEN_MAX_FIELDS)
+        return tp__error_set(err, TP_EUSAGE, "dataset name, transform or field list too long");
+    strcpy(m->dataset, dataset);
+    strcpy(m->transform, tf);
+    for (size_t i = 0; i < o->nfields; i++) {
+        if (!o->fields[i] || strlen(o->fields[i]) >= sizeof(m->fields[i]))
+            return tp__error_set(err, TP_EUSAGE, "field name %zu is missing or too long", i);
+        strcpy(m->fields[i], o->fields[i]);
+    }
+    m->nfields = (uint32_t)o->nfields;
+    m->flags = (o->shuffle ? TP_OPEN_SHUFFLE : 0) | (o->drop_last ? TP_OPEN_DROP_LAST : 0);
+    m->batch_size = o->batch_size ? o->batch_size : 256;
+    m->seed = o->seed;
+    m->rank = o->rank;
+    m->world = o->world_size ? o->world_size : 1;
+    m->epoch = o->epoch;
+    m->batch = o->batch;
+    m->prefetch = o->prefetch ? o->prefetch : 4;
+    m->output = (uint32_t)o->output;
+    m->limit = o->max_batches;
+    return 0;
+}
+
+static int handshake(tp_client *c, const tp_msg_open *open, tp_error *err)
+{
+    static _Thread_local unsigned char buf[TP_MSG_MAX];
+    tp_msg_hello h;
+    memset(&h, 0, sizeof(h));
+    tp__msg_init(&h.h, TP_MSG_HELLO, sizeof(h));
+    h.min_version = h.max_version = TP_PROTOCOL_VERSION;
+    int rc = tp__msg_send(c->sock, &h, sizeof(h), -1);
+    if (rc < 0)
+        return tp__error_set(err, rc, "cannot talk to the daemon: %s", strerror(-rc));
+    int type = tp__msg_recv(c->sock, buf, sizeof(buf), NULL, c->timeout_ms, err);
+    if (type != TP_MSG_HELLO_OK)
+        return fail_reply(type, buf, "HELLO", err);
+    if ((rc = tp__msg_send(c->sock, open, sizeof(*open), -1)) < 0)
+        return tp__error_set(err, rc, "cannot talk to the daemon: %s", strerror(-rc));
+    int fd = -1;
+    type = tp__msg_recv(c->sock, buf, sizeof(buf), &fd, c->timeout_ms, err);
+    if (type != TP_MSG_OPEN_OK || fd < 0) {
+        if (fd >= 0)
+            close(fd);
+        return type == TP_MSG_OPEN_OK ? tp__error_set(err, TP_EPROTOCOL, "OPEN_OK without a "
+                                                      "ring") : fail_reply(type, buf, "OPEN", err);
+    }
+    const tp_msg_open_ok *ok = (const tp_msg_open_ok *)buf;
+    c->samples = ok->samples;
+    c->batches = ok->batches;
+    c->per_rank = ok->per_rank;
+    TP_TRY(tp_ring_attach(&c->ring, fd, err));
+    c->nslots = tp_ring_view_nslots(c->ring);
+    c->slot_bytes = tp_ring_view_slot_bytes(c->ring);
+    if (c->nslots != ok->nslots || c->slot_bytes != ok->slot_bytes || c->batches == 0)
+        return tp__error_set(err, TP_EPROTOCOL, "the ring does not match OPEN_OK");
+    return 0;
+}
+
+int tp_client_open(tp_client **out, const tp_client_options *o, tp_error *err)
+{
+    if (!o || !o->dataset)
+        return tp__error_set(err, TP_EUSAGE, "no dataset given");
+    uint32_t prefetch = o->prefetch ? o->prefetch : 4;
+    if (o->hold > prefetch || o->hold > 64)
+        return tp__error_set(err, TP_EUSAGE, "hold %u exceeds prefetch %u (and 64)", o->hold,
+                             prefetch);
+    tp_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    c->sock = -1;
+    c->hold = o->hold;
+    c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
+    c->epoch = o->epoch;
+    c->batch = o->batch;
+    c->limit = o->max_batches;
+    char dataset[TP_NAME_MAX];
+    tp_msg_open m;
+    int rc = connect_or_start(c, o, dataset, sizeof(dataset), err);
+    if (rc == 0)
+        rc = fill_open(&m, o, dataset, err);
+    if (rc == 0)
+        rc = handshake(c, &m, err);
+    if (rc < 0) {
+        tp_client_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* Looks at the socket without blocking: an ERROR or hang-up ends the session. */
+static void watch_socket(tp_client *c)
+{
+    static _Thread_local unsigned char buf[TP_MSG_MAX];
+    if (c->gone)
+        return;
+    tp_error e = {0};
+    int type = tp__msg_recv(c->sock, buf, sizeof(buf), NULL, 0, &e);
+    if (type == -ETIMEDOUT || type == TP_MSG_STATE_OK)
+        return;
+    c->gone = true;
+    c->gone_code = TP_ESESSION;
+    if (type == TP_MSG_ERROR) {
+        tp_error fe;
+        c->gone_code = fail_reply(type, buf, "", &fe);
+        snprintf(c->gone_msg, sizeof(c->gone_msg), "%s", fe.msg);
+    } else if (type == 0) {
+        snprintf(c->gone_msg, sizeof(c->gone_msg), "the daemon ended the session (it stopped "
+                 "or died)");
+    } else {
+        snprintf(c->gone_msg, sizeof(c->gone_msg), "connection to the daemon failed: %.400s",
+                 e.msg);
+    }
+}
+
+static uint32_t held(const tp_client *c) { return c->next - c->tail; }
+
+static int wait_batch(tp_client *c, tp_error *err)
+{
+    double deadline = now_ms() + c->timeout_ms;
+    for (;;) {
+        int rc = tp_ring_wait_ready(c->ring, c->next, 100);
+        if (rc == 0)
+            return 0;
+        if (rc != -ETIMEDOUT)
+            return tp__error_set(err, rc, "the daemon wrote an impossible ring counter");
+        watch_socket(c);
+        if (c->gone) /* one more look: the daemon may have published, then left */
+            return tp_ring_wait_ready(c->ring, c->next, 0) == 0
+                       ? 0 : tp__error_set(err, c->gone_code, "%s", c->gone_msg);
+        if (now_ms() > deadline)
+            return tp__error_set(err, -ETIMEDOUT, "no batch within %d ms", c->timeout_ms);
+    }
+}
+
+static int view(tp_client *c, const unsigned char *slot, tp_batch *out, tp_error *err)
+{
+    const tp_batch_desc *d = (const tp_batch_desc *)slot;
+    TP_TRY(tp_batch_desc_check(d, c->slot_bytes, err));
+    if (d->status < 0) {
+        c->gone = true;
+        return tp__error_set(err, TP_ESESSION, "%s", d->error);
+    }
+    memset(out, 0, sizeof(*out));
+    out->epoch = d->epoch;
+    out->index = d->batch;
+    out->samples = d->samples;
+    out->ids = (const uint64_t *)(slot + d->ids_offset);
+    out->skipped = d->skipped;
+    out->nfields = d->nfields;
+    for (uint32_t i = 0; i < d->nfields; i++) {
+        const tp_ring_field *f = &d->fields[i];
+        out->fields[i] = (tp_batch_field){.name = f->name, .dtype = (tp_dtype)f->dtype,
+                                          .ndim = f->ndim, .shape = f->shape,
+                                          .data = slot + f->offset, .bytes = f->bytes};
+    }
+    return 0;
+}
+
+int tp_client_next(tp_client *c, tp_batch *out, tp_error *err)
+{
+    if (c->hold == 0 && held(c) > 0) {
+        c->tail = c->next;
+        c->released_mask = 0;
+        tp_ring_release(c->ring, c->tail);
+    }
+    if (c->limit && c->delivered == c->limit)
+        return tp__error_set(err, TP_EUSAGE, "all %llu batches asked for (max_batches) were "
+                             "read", (unsigned long long)c->limit);
+    uint32_t limit = c->hold ? c->hold : 1;
+    if (held(c) >= limit)
+        return tp__error_set(err, TP_EUSAGE, "already holding %u batches; release one first",
+                             held(c));
+    TP_TRY(wait_batch(c, err));
+    TP_TRY(view(c, tp_ring_view_slot(c->ring, c->next), out, err));
+    out->seq = c->next++;
+    c->delivered++;
+    c->epoch = out->epoch;
+    c->batch = out->index + 1;
+    if (c->batch == c->batches) {
+        c->batch = 0;
+        c->epoch++;
+    }
+    return 0;
+}
+
+int tp_client_release(tp_client *c, const tp_batch *b)
+{
+    uint32_t i = b->seq - c->tail;
+    if (i >= held(c) || (c->released_mask >> i & 1))
+        return TP_EUSAGE;
+    c->released_mask |= UINT64_C(1) << i;
+    uint32_t moved = 0;
+    while (c->released_mask & 1) {
+        c->released_mask >>= 1;
+        moved++;
+    }
+    if (moved) {
+        c->tail += moved;
+        tp_ring_release(c->ring, c->tail);
+    }
+    return 0;
+}
+
+void tp_client_state(const tp_client *c, uint64_t *epoch, uint64_t *batch)
+{
+    *epoch = c->epoch;
+    *batch = c->batch;
+}
+
+uint64_t tp_client_batches_per_epoch(const tp_client *c) { return c->batches; }
+uint64_t tp_client_samples_per_epoch(const tp_client *c) { return c->per_rank; }
+uint64_t tp_client_dataset_samples(const tp_client *c) { return c->samples; }
+
+void tp_client_close(tp_client *c)
+{
+    if (!c)
+        return;
+    if (c->sock >= 0) {
+        tp_msg_header h;
+        tp__msg_init(&h, TP_MSG_CLOSE, sizeof(h));
+        tp__msg_send(c->sock, &h, sizeof(h), -1);
+        close(c->sock);
+    }
+    tp_ring_detach(c->ring);
+    if (c->daemon > 0) { /* a private daemon exits after its last session */
+        double deadline = now_ms() + 2000;
+        while (waitpid(c->daemon, NULL, WNOHANG) == 0) {
+            if (now_ms() > deadline) {
+                kill(c->daemon, SIGTERM);
+                waitpid(c->daemon, NULL, 0);
+                break;
+            }
+            usleep(2000);
+        }
+    }
+    free(c);
+}

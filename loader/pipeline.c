@@ -1,0 +1,371 @@
+/* The shared IO thread and decode pool (pipeline.h). The IO thread owns the IO engine,
+ * which is single-threaded: it takes new tasks and files from a locked inbox, submits as
+ * many reads as the engine has buffers for, reaps completions into the decode queue, and
+ * takes back the buffers decode threads are done with. Records the engine cannot hold
+ * (larger than its buffers) and small LMDB values skip the IO thread: a decode thread
+ * reads or copies them itself. */
+#include "pipeline.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef struct queue {
+    tp_task *head, *tail;
+    size_t len;
+} queue;
+
+static void q_push(queue *q, tp_task *t)
+{
+    t->next = NULL;
+    if (q->tail)
+        q->tail->next = t;
+    else
+        q->head = t;
+    q->tail = t;
+    q->len++;
+}
+
+static tp_task *q_pop(queue *q)
+{
+    tp_task *t = q->head;
+    if (t && !(q->head = t->next))
+        q->tail = NULL;
+    q->len -= t != NULL;
+    return t;
+}
+
+typedef struct file_req {
+    int fd, result;
+    bool done;
+    tp_error err;
+    struct file_req *next;
+} file_req;
+
+struct tp_pipeline {
+    tp_pipeline_options o;
+    tp_io *io;
+    size_t max_read;           /* the largest record the engine's buffers take */
+    pthread_mutex_t lock;
+    pthread_cond_t io_wake, decode_wake, file_done;
+    queue inbox, decode;       /* under lock */
+    unsigned *released;        /* engine buffers to give back, under lock */
+    size_t nreleased;
+    file_req *files;           /* files to add, under lock */
+    bool stopping, io_done;
+    pthread_t io_thread;
+    pthread_t *workers;
+    tp_worker *wstate;
+    unsigned nworkers;
+    _Atomic uint64_t reads, bytes_read, in_flight, done;
+};
+
+int tp__worker_scratch(tp_worker *w, size_t bytes)
+{
+    if (bytes <= w->scratch_cap)
+        return 0;
+    unsigned char *p = realloc(w->scratch, bytes);
+    if (!p)
+        return -ENOMEM;
+    w->scratch = p;
+    w->scratch_cap = bytes;
+    return 0;
+}
+
+/* ---- IO thread */
+
+static void take_inbox(tp_pipeline *p, queue *pending, tp_io_done *rel, size_t *nrel)
+{
+    tp_task *t;
+    while ((t = q_pop(&p->inbox)))
+        q_push(pending, t);
+    *nrel = p->nreleased;
+    for (size_t i = 0; i < p->nreleased; i++)
+        rel[i] = (tp_io_done){.buffer = p->released[i]};
+    p->nreleased = 0;
+    for (file_req *f = p->files; f; f = f->next) {
+        f->result = tp_io_add_file(p->io, f->fd, &f->err);
+        f->done = true;
+    }
+    if (p->files)
+        pthread_cond_broadcast(&p->file_done);
+    p->files = NULL;
+}
+
+static void reap(tp_pipeline *p, unsigned min);
+
+/* Submits pending reads in groups of SUBMIT_GROUP (one system call each), handing the
+ * completed ones to the decode threads after each group: reads from the page cache
+ * complete during submission, and decoding should not wait for a whole batch of them. */
+#define SUBMIT_GROUP 8
+
+static void submit_pending(tp_pipeline *p, queue *pending)
+{
+    while (pending->head) {
+        tp_io_read r[SUBMIT_GROUP];
+        tp_task *t = pending->head;
+        unsigned n = 0;
+        for (; t && n < SUBMIT_GROUP; t = t->next, n++)
+            r[n] = (tp_io_read){.file = (unsigned)t->file, .offset = t->loc.offset,
+                                .length = t->loc.length, .tag = (uint64_t)(uintptr_t)t};
+        tp_error err;
+        int got = tp_io_submit(p->io, r, n, &err);
+        if (got == 0)
+            return; /* every buffer is busy: reap and release first */
+        if (got < 0) { /* the first read is one the engine refuses: it fails alone */
+            t = q_pop(pending);
+            t->rc = got;
+            pthread_mutex_lock(&p->lock);
+            q_push(&p->decode, t);
+            pthread_cond_signal(&p->decode_wake);
+            pthread_mutex_unlock(&p->lock);
+            continue;
+        }
+        for (int i = 0; i < got; i++)
+            q_pop(pending);
+        atomic_fetch_add(&p->in_flight, (uint64_t)got);
+        reap(p, 0);
+    }
+}
+
+static void reap(tp_pipeline *p, unsigned min)
+{
+    tp_io_done done[64];
+    int n = tp_io_reap(p->io, done, 64, min);
+    if (n <= 0)
+        return;
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < n; i++) {
+        tp_task *t = (tp_task *)(uintptr_t)done[i].tag;
+        t->rc = done[i].result;
+        t->data = done[i].data;
+        t->len = done[i].length;
+        t->buffer = done[i].buffer;
+        t->engine = true;
+        atomic_fetch_add(&p->bytes_read, done[i].issued);
+        q_push(&p->decode, t);
+    }
+    atomic_fetch_sub(&p->in_flight, (uint64_t)n);
+    atomic_fetch_add(&p->reads, (uint64_t)n);
+    pthread_cond_broadcast(&p->decode_wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void *io_main(void *arg)
+{
+    tp_pipeline *p = arg;
+    queue pending = {0};
+    unsigned qd = tp_io_queue_depth(p->io);
+    tp_io_done *rel = malloc(qd * sizeof(*rel));
+    for (;;) {
+        size_t nrel = 0;
+        pthread_mutex_lock(&p->lock);
+        while (!p->stopping && !p->inbox.head && !p->nreleased && !p->files &&
+               tp_io_in_flight(p->io) == 0)
+            pthread_cond_wait(&p->io_wake, &p->lock);
+        bool stop = p->stopping && !p->inbox.head && !pending.head &&
+                    tp_io_in_flight(p->io) == 0;
+        take_inbox(p, &pending, rel, &nrel);
+        pthread_mutex_unlock(&p->lock);
+        for (size_t i = 0; i < nrel; i++)
+            tp_io_release(p->io, &rel[i]);
+        if (stop)
+            break;
+        /* Submitting stops when every buffer is busy, so after it nothing can move until a
+         * read completes or a buffer comes back: block in the engine when reads are in
+         * flight (new tasks wait at most one read's time), else on the condition. */
+        submit_pending(p, &pending);
+        reap(p, tp_io_in_flight(p->io) > 0 ? 1 : 0);
+    }
+    free(rel);
+    return NULL;
+}
+
+/* ---- decode threads */
+
+static void give_back(tp_pipeline *p, tp_task *t)
+{
+    if (!t->engine)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->released[p->nreleased++] = t->buffer;
+    pthread_cond_signal(&p->io_wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Records that do not go through the engine: copied from LMDB's map, or read with pread
+ * into the worker's scratch. */
+static void read_direct(tp_pipeline *p, tp_task *t, tp_worker *w)
+{
+    if (t->loc.mapped) {
+        t->data = t->loc.mapped;
+        t->len = t->loc.length;
+        return;
+    }
+    if (t->loc.length > w->record_cap) {
+        unsigned char *r = realloc(w->record, t->loc.length);
+        if (!r) {
+            t->rc = -ENOMEM;
+            return;
+        }
+        w->record = r;
+        w->record_cap = t->loc.length;
+    }
+    t->rc = tp__pread_all(t->loc.fd, w->record, t->loc.length, t->loc.offset);
+    t->data = w->record;
+    t->len = t->loc.length;
+    if (t->rc == 0) {
+        atomic_fetch_add(&p->reads, 1);
+        atomic_fetch_add(&p->bytes_read, t->loc.length);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    tp_worker *w = arg;
+    tp_pipeline *p = w->owner;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        tp_task *t;
+        while (!(t = q_pop(&p->decode)) && !p->io_done)
+            pthread_cond_wait(&p->decode_wake, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+        if (!t)
+            break;
+        if (t->file < 0 && t->rc == 0)
+            read_direct(p, t, w);
+        /* The task may be reused as soon as it has run: keep what give_back needs. */
+        tp_task held = {.engine = t->engine, .buffer = t->buffer};
+        t->run(t, w, t->rc == 0 ? t->data : NULL, t->rc == 0 ? t->len : 0, t->rc);
+        give_back(p, &held);
+        atomic_fetch_add(&p->done, 1);
+    }
+    return NULL;
+}
+
+/* ---- setup and the public calls */
+
+int tp_pipeline_create(tp_pipeline **out, const tp_pipeline_options *o, tp_error *err)
+{
+    tp_pipeline *p = calloc(1, sizeof(*p));
+    if (!p)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    p->o = *o;
+    if (!p->o.threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        p->o.threads = n > 0 ? (unsigned)n : 1;
+    }
+    int rc = tp_io_create(&p->io, &p->o.io, err);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    size_t buf = p->o.io.buffer_bytes ? p->o.io.buffer_bytes : (size_t)1 << 20;
+    p->max_read = buf - (p->o.io.direct ? 2 * TP_IO_ALIGN : 0);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->io_wake, NULL);
+    pthread_cond_init(&p->decode_wake, NULL);
+    pthread_cond_init(&p->file_done, NULL);
+    p->released = calloc(tp_io_queue_depth(p->io), sizeof(unsigned));
+    p->workers = calloc(p->o.threads, sizeof(pthread_t));
+    p->wstate = calloc(p->o.threads, sizeof(tp_worker));
+    rc = p->released && p->workers && p->wstate ? 0 : -ENOMEM;
+    for (unsigned i = 0; rc == 0 && i < p->o.threads; i++) {
+        p->wstate[i] = (tp_worker){.index = i, .owner = p};
+        if (tp_transformer_create(&p->wstate[i].tr) < 0 || tp_zstd_create(&p->wstate[i].zstd) < 0)
+            rc = -ENOMEM;
+    }
+    if (rc == 0 && pthread_create(&p->io_thread, NULL, io_main, p) != 0)
+        rc = -EAGAIN;
+    for (unsigned i = 0; rc == 0 && i < p->o.threads; i++, p->nworkers++)
+        if (pthread_create(&p->workers[i], NULL, worker_main, &p->wstate[i]) != 0)
+            rc = -EAGAIN;
+    if (rc < 0) {
+        p->o.threads = p->nworkers; /* what tp_pipeline_destroy joins */
+        tp_pipeline_destroy(p);
+        return tp__error_set(err, rc, "cannot start the decode pool: %s", tp_strerror(rc));
+    }
+    *out = p;
+    return 0;
+}
+
+void tp_pipeline_destroy(tp_pipeline *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->io_wake);
+    pthread_mutex_unlock(&p->lock);
+    if (p->workers && (p->nworkers || p->io_thread))
+        pthread_join(p->io_thread, NULL);
+    pthread_mutex_lock(&p->lock);
+    p->io_done = true;
+    pthread_cond_broadcast(&p->decode_wake);
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        pthread_join(p->workers[i], NULL);
+    for (unsigned i = 0; p->wstate && i < p->o.threads; i++) {
+        tp_transformer_destroy(p->wstate[i].tr);
+        tp_zstd_destroy(p->wstate[i].zstd);
+        free(p->wstate[i].scratch);
+        free(p->wstate[i].record);
+    }
+    tp_io_destroy(p->io);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->io_wake);
+    pthread_cond_destroy(&p->decode_wake);
+    pthread_cond_destroy(&p->file_done);
+    free(p->released);
+    free(p->workers);
+    free(p->wstate);
+    free(p);
+}
+
+int tp_pipeline_add_file(tp_pipeline *p, int fd, tp_error *err)
+{
+    file_req f = {.fd = fd};
+    pthread_mutex_lock(&p->lock);
+    f.next = p->files;
+    p->files = &f;
+    pthread_cond_signal(&p->io_wake);
+    while (!f.done)
+        pthread_cond_wait(&p->file_done, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    if (f.result < 0 && err)
+        *err = f.err;
+    return f.result;
+}
+
+void tp_pipeline_submit(tp_pipeline *p, tp_task *const *tasks, size_t n)
+{
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < n; i++) {
+        tp_task *t = tasks[i];
+        t->rc = 0;
+        t->engine = false;
+        t->data = NULL;
+        t->len = 0;
+        bool direct = t->file < 0 || tp_io_use_map(&t->loc) || t->loc.length > p->max_read;
+        if (direct)
+            t->file = -1;
+        q_push(direct ? &p->decode : &p->inbox, t);
+    }
+    pthread_cond_signal(&p->io_wake);
+    pthread_cond_broadcast(&p->decode_wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void tp_pipeline_stats_get(tp_pipeline *p, tp_pipeline_stats *out)
+{
+    pthread_mutex_lock(&p->lock);
+    *out = (tp_pipeline_stats){.io_queued = p->inbox.len, .decode_queued = p->decode.len};
+    pthread_mutex_unlock(&p->lock);
+    out->reads = atomic_load(&p->reads);
+    out->bytes_read = atomic_load(&p->bytes_read);
+    out->io_in_flight = atomic_load(&p->in_flight);
+    out->tasks_done = atomic_load(&p->done);
+    out->threads = p->o.threads;
+    out->backend = tp_io_backend(p->io);
+}

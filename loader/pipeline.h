@@ -1,0 +1,77 @@
+/* The daemon's shared work stages: one IO thread driving the IO engine (storage/io.h) for
+ * every session, and one pool of decode threads. A session hands over a batch's samples as
+ * tasks; each task's record is read (through the engine, from LMDB's map for small values,
+ * or with pread when it is larger than the engine's buffers), then a decode thread runs
+ * the task's callback with the bytes, which writes the sample straight into its place in a
+ * ring slot. Both queues are FIFO in submission order; each session bounds its own share
+ * by the ring slots it may fill, so no session can starve another.
+ *
+ * Thread-safety: tp_pipeline_submit and tp_pipeline_add_file may be called from any thread. */
+#ifndef TP_PIPELINE_H
+#define TP_PIPELINE_H
+
+#include "codecs.h"
+#include "io.h"
+#include "transform.h"
+
+typedef struct tp_pipeline tp_pipeline;
+
+/* Per decode thread state, reused for every task it runs. */
+typedef struct tp_worker {
+    tp_transformer *tr;
+    tp_zstd *zstd;
+    unsigned char *scratch;    /* decompressed fields, float conversion */
+    size_t scratch_cap;
+    unsigned char *record;     /* records read with pread */
+    size_t record_cap;
+    unsigned index;
+    struct tp_pipeline *owner;
+} tp_worker;
+
+/* Makes sure the worker's scratch holds `bytes`. @return : 0 or -ENOMEM. */
+int tp__worker_scratch(tp_worker *w, size_t bytes);
+
+typedef struct tp_task tp_task;
+struct tp_task {
+    /* set by the submitter */
+    tp_sample_location loc;
+    int file;                  /* the engine's index for loc's shard, or -1: pread it */
+    void (*run)(tp_task *t, tp_worker *w, const unsigned char *data, uint64_t len, int rc);
+    void *ctx;
+    uint64_t id;
+    uint32_t index;            /* position in its batch */
+    /* used by the pipeline */
+    tp_task *next;
+    const unsigned char *data;
+    uint64_t len;
+    int rc;
+    unsigned buffer;
+    bool engine;               /* data is an engine buffer to release */
+};
+
+typedef struct tp_pipeline_options {
+    unsigned threads;          /* decode threads; 0: the number of CPUs */
+    tp_io_options io;
+} tp_pipeline_options;
+
+typedef struct tp_pipeline_stats {
+    uint64_t reads, bytes_read, io_queued, io_in_flight, decode_queued, tasks_done;
+    unsigned threads;
+    const char *backend;
+} tp_pipeline_stats;
+
+int tp_pipeline_create(tp_pipeline **out, const tp_pipeline_options *o, tp_error *err);
+/* Stops the threads once every submitted task has run. NULL allowed. */
+void tp_pipeline_destroy(tp_pipeline *p);
+
+/* Registers a shard's descriptor with the IO engine. @return : the file index or a
+ * negative code. */
+int tp_pipeline_add_file(tp_pipeline *p, int fd, tp_error *err);
+
+/* Queues `n` tasks; each one's `run` is called exactly once, on a decode thread, with
+ * the record's bytes, or with rc < 0 and no data when the read failed. */
+void tp_pipeline_submit(tp_pipeline *p, tp_task *const *tasks, size_t n);
+
+void tp_pipeline_stats_get(tp_pipeline *p, tp_pipeline_stats *out);
+
+#endif

@@ -1,0 +1,176 @@
+/* Sending and receiving the control protocol's messages (protocol.h): one message per
+ * SOCK_SEQPACKET packet, descriptors as SCM_RIGHTS ancillary data, and the checks every
+ * received message passes before anyone looks at its fields: magic, version, and a length
+ * that matches its type exactly, so a struct is never read past what arrived. */
+#include "protocol.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void tp__msg_init(tp_msg_header *h, uint16_t type, size_t length)
+{
+    memset(h, 0, sizeof(*h));
+    h->magic = TP_MSG_MAGIC;
+    h->version = TP_PROTOCOL_VERSION;
+    h->type = type;
+    h->length = (uint32_t)length;
+}
+
+int tp__msg_send(int sock, const void *msg, size_t len, int fd)
+{
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        memset(&u, 0, sizeof(u));
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    ssize_t n;
+    do
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    return (size_t)n == len ? 0 : -EMSGSIZE;
+}
+
+/* The exact size of each type; STAT_OK is variable (checked separately). */
+static size_t msg_size(uint16_t type)
+{
+    switch (type) {
+    case TP_MSG_HELLO: return sizeof(tp_msg_hello);
+    case TP_MSG_HELLO_OK: return sizeof(tp_msg_hello_ok);
+    case TP_MSG_OPEN: return sizeof(tp_msg_open);
+    case TP_MSG_OPEN_OK: return sizeof(tp_msg_open_ok);
+    case TP_MSG_STATE: case TP_MSG_STAT: case TP_MSG_CLOSE: return sizeof(tp_msg_header);
+    case TP_MSG_STATE_OK: return sizeof(tp_msg_state_ok);
+    case TP_MSG_ERROR: return sizeof(tp_msg_error);
+    default: return 0;
+    }
+}
+
+/* Takes the first descriptor of the ancillary data and closes any others. */
+static int take_fds(struct msghdr *mh, int *fd)
+{
+    int got = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int f;
+            memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (got < 0 && fd)
+                got = f;
+            else
+                close(f);
+        }
+    }
+    if (fd)
+        *fd = got;
+    return 0;
+}
+
+static int check(const void *buf, size_t n, tp_error *err)
+{
+    tp_msg_header h;
+    if (n < sizeof(h))
+        return tp__error_set(err, TP_EPROTOCOL, "message of %zu bytes is shorter than a "
+                             "header", n);
+    memcpy(&h, buf, sizeof(h));
+    if (h.magic != TP_MSG_MAGIC || h.length != n || h.reserved != 0)
+        return tp__error_set(err, TP_EPROTOCOL, "malformed message header (magic %#x, "
+                             "length %u of %zu received)", h.magic, h.length, n);
+    if (h.version != TP_PROTOCOL_VERSION)
+        return tp__error_set(err, TP_EPROTOCOL, "protocol version %u, this side speaks %u",
+                             h.version, TP_PROTOCOL_VERSION);
+    if (h.type == TP_MSG_STAT_OK) {
+        if (n <= sizeof(h) || ((const char *)buf)[n - 1] != '\0')
+            return tp__error_set(err, TP_EPROTOCOL, "malformed STAT_OK message");
+        return h.type;
+    }
+    size_t want = msg_size(h.type);
+    if (!want)
+        return tp__error_set(err, TP_EPROTOCOL, "unknown message type %u", h.type);
+    if (n != want)
+        return tp__error_set(err, TP_EPROTOCOL, "message type %u of %zu bytes, expected %zu",
+                             h.type, n, want);
+    return h.type;
+}
+
+int tp__msg_recv(int sock, void *buf, size_t cap, int *fd, int timeout_ms, tp_error *err)
+{
+    assert(cap >= TP_MSG_MAX);
+    if (fd)
+        *fd = -1;
+    struct pollfd p = {.fd = sock, .events = POLLIN};
+    int rc;
+    do
+        rc = poll(&p, 1, timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0)
+        return tp__error_set(err, -errno, "poll: %s", strerror(errno));
+    if (rc == 0)
+        return tp__error_set(err, -ETIMEDOUT, "no reply within %d ms", timeout_ms);
+    struct iovec iov = {.iov_base = buf, .iov_len = cap};
+    union {
+        char b[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+                        .msg_controllen = sizeof(u.b)};
+    ssize_t n;
+    do
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return tp__error_set(err, -errno, "recvmsg: %s", strerror(errno));
+    take_fds(&mh, fd);
+    if (n == 0)
+        return 0;
+    if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+        if (fd && *fd >= 0)
+            close(*fd), *fd = -1;
+        return tp__error_set(err, TP_EPROTOCOL, "oversized message (more than %zu bytes)",
+                             cap);
+    }
+    rc = check(buf, (size_t)n, err);
+    if (rc < 0 && fd && *fd >= 0)
+        close(*fd), *fd = -1;
+    return rc;
+}
+
+int tp__msg_send_error(int sock, int code, const char *message)
+{
+    tp_msg_error m;
+    memset(&m, 0, sizeof(m));
+    tp__msg_init(&m.h, TP_MSG_ERROR, sizeof(m));
+    m.code = code;
+    snprintf(m.message, sizeof(m.message), "%s", message);
+    return tp__msg_send(sock, &m, sizeof(m), -1);
+}
+
+bool tp__msg_str_ok(const char *s, size_t cap) { return memchr(s, '\0', cap) != NULL; }
+
+void tp__default_socket(char *buf, size_t cap)
+{
+    const char *env = getenv("TURBOPUMP_SOCKET"), *run = getenv("XDG_RUNTIME_DIR");
+    if (env && *env)
+        snprintf(buf, cap, "%s", env);
+    else if (run && *run)
+        snprintf(buf, cap, "%s/turbopump.sock", run);
+    else
+        snprintf(buf, cap, "/run/turbopump/turbopump.sock");
+}

@@ -1,0 +1,147 @@
+/* The control protocol between the client library and the daemon: fixed-layout binary
+ * messages over a Unix SOCK_SEQPACKET socket (one message per packet, so framing comes
+ * from the kernel). Both ends are on the same host, so structs travel as they are in
+ * memory; every message starts with tp_msg_header, whose length must equal the size of
+ * the struct its type names. The full specification is docs/PROTOCOL.md.
+ *
+ *   client                          daemon
+ *   HELLO (versions)         ->
+ *                            <-     HELLO_OK (version) | ERROR
+ *   OPEN (dataset, options)  ->
+ *                            <-     OPEN_OK + ring memfd (SCM_RIGHTS) | ERROR
+ *   STATE                    ->
+ *                            <-     STATE_OK (session counters)
+ *   STAT                     ->     (instead of OPEN: daemon-wide figures)
+ *                            <-     STAT_OK (JSON text)
+ *   CLOSE or hang-up         ->     the session ends; the daemon closes its side */
+#ifndef TP_PROTOCOL_H
+#define TP_PROTOCOL_H
+
+#include "tp_common.h"
+
+#include <sys/types.h>
+
+#define TP_MSG_MAGIC 0x534D5054u /* "TPMS" */
+#define TP_PROTOCOL_VERSION 1u
+#define TP_MSG_MAX 65536u        /* the largest message either side sends */
+#define TP_OPEN_MAX_FIELDS 16u
+#define TP_NAME_MAX 256u         /* dataset names, NUL included */
+
+enum tp_msg_type {
+    TP_MSG_HELLO = 1,
+    TP_MSG_HELLO_OK = 2,
+    TP_MSG_OPEN = 3,
+    TP_MSG_OPEN_OK = 4,
+    TP_MSG_STATE = 5,
+    TP_MSG_STATE_OK = 6,
+    TP_MSG_STAT = 7,
+    TP_MSG_STAT_OK = 8,
+    TP_MSG_CLOSE = 9,
+    TP_MSG_ERROR = 10
+};
+
+typedef struct tp_msg_header {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    uint32_t length;             /* of the whole message */
+    uint32_t reserved;           /* 0 */
+} tp_msg_header;
+
+typedef struct tp_msg_hello {
+    tp_msg_header h;
+    uint32_t min_version, max_version;
+} tp_msg_hello;
+
+typedef struct tp_msg_hello_ok {
+    tp_msg_header h;
+    uint32_t version;
+    uint32_t daemon_pid;
+} tp_msg_hello_ok;
+
+enum {
+    TP_OPEN_SHUFFLE = 1u << 0,
+    TP_OPEN_DROP_LAST = 1u << 1,
+    TP_OPEN_FLAGS = 3u
+};
+
+enum tp_output { /* what image fields become */
+    TP_OUTPUT_UINT8 = 0,   /* uint8 NHWC */
+    TP_OUTPUT_FLOAT32 = 1, /* ImageNet-normalised float32 NCHW */
+    TP_OUTPUT_FLOAT16 = 2  /* the same as IEEE half */
+};
+
+typedef struct tp_msg_open {
+    tp_msg_header h;
+    char dataset[TP_NAME_MAX];   /* a name under the daemon's root, NUL-terminated */
+    char transform[32];          /* "rrc224", "center224", "none" (see TRANSFORMS.md) */
+    char fields[TP_OPEN_MAX_FIELDS][32]; /* the fields to deliver; none: every batchable */
+    uint32_t nfields;
+    uint32_t flags;              /* TP_OPEN_* */
+    uint64_t batch_size;         /* 1..TP_MAX_BATCH */
+    uint64_t seed;
+    uint32_t rank, world;        /* rank < world <= TP_MAX_WORLD */
+    uint64_t epoch, batch;       /* where to start (resume state) */
+    uint32_t prefetch;           /* ring slots, 1..TP_RING_MAX_SLOTS */
+    uint32_t output;             /* enum tp_output */
+    uint64_t limit;              /* batches to prepare in all; 0: no limit */
+} tp_msg_open;
+
+typedef struct tp_msg_open_ok {
+    tp_msg_header h;
+    uint64_t samples;            /* in the dataset */
+    uint64_t batches;            /* per epoch for this rank */
+    uint64_t per_rank;           /* samples per epoch for this rank */
+    uint32_t nslots;
+    uint32_t reserved;
+    uint64_t slot_bytes;
+} tp_msg_open_ok;
+
+typedef struct tp_msg_state_ok {
+    tp_msg_header h;
+    uint64_t published;          /* batches published since OPEN */
+    uint64_t released;           /* batches the client released */
+    uint64_t samples, skipped, errors;
+    uint64_t bytes_read;
+} tp_msg_state_ok;
+
+typedef struct tp_msg_error {
+    tp_msg_header h;
+    int32_t code;
+    uint32_t reserved;
+    char message[512];           /* NUL-terminated */
+} tp_msg_error;
+
+typedef struct tp_msg_stat_ok {
+    tp_msg_header h;
+    char json[TP_MSG_MAX - sizeof(tp_msg_header)]; /* NUL-terminated, length says how much */
+} tp_msg_stat_ok;
+
+#define TP_MAX_BATCH 65536u
+#define TP_MAX_WORLD 65536u
+
+/* Fills a header. */
+void tp__msg_init(tp_msg_header *h, uint16_t type, size_t length);
+
+/* Sends one message, with `fd` attached (SCM_RIGHTS) when fd >= 0. @return : 0 or -errno. */
+int tp__msg_send(int sock, const void *msg, size_t len, int fd);
+
+/* Receives one message into `buf` (cap bytes, at least TP_MSG_MAX) and, when `fd` is not
+ * NULL, a descriptor passed with it (-1 if none; any other descriptors are closed).
+ * Checks magic, version and that the length fits the message's type exactly (STAT_OK:
+ * at least the header and a NUL-terminated text). Waits at most timeout_ms (-1: no
+ * limit). @return : the message type, 0 on orderly hang-up, -ETIMEDOUT, TP_EPROTOCOL
+ *           (malformed, truncated or oversized), or -errno. */
+int tp__msg_recv(int sock, void *buf, size_t cap, int *fd, int timeout_ms, tp_error *err);
+
+/* An ERROR message with `code` and a message. @return : what tp__msg_send returns. */
+int tp__msg_send_error(int sock, int code, const char *message);
+
+/* The socket path when none is given: $TURBOPUMP_SOCKET, else
+ * $XDG_RUNTIME_DIR/turbopump.sock, else /run/turbopump/turbopump.sock. */
+void tp__default_socket(char *buf, size_t cap);
+
+/* @return : whether the NUL-terminated string fits in `cap` bytes. */
+bool tp__msg_str_ok(const char *s, size_t cap);
+
+#endif

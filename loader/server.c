@@ -1,0 +1,424 @@
+/* The daemon's front: the listening socket, peer checks, session threads, the datasets
+ * open for serving, the memory budget and the figures `turbopump stat` shows. Sessions run
+ * in session.c; the shared IO thread and decode pool in pipeline.c. */
+#include "server_internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+double tp__now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+void tp__server_log(const tp_server *s, const char *fmt, ...)
+{
+    if (s->o.quiet)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "turbopump serve: %s\n", line);
+}
+
+/* ---- datasets */
+
+/* A dataset name is a relative path of plain components: no "..", ".", empty or absolute
+ * parts. Symlinks are resolved and the result must still be under the root. */
+static int resolve(const tp_server *s, const char *name, char **out, tp_error *err)
+{
+    size_t n = strlen(name);
+    bool ok = n > 0 && n < TP_NAME_MAX && name[0] != '/';
+    for (const char *p = name; ok && *p;) {
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        ok = len > 0 && !(len == 1 && p[0] == '.') && !(len == 2 && p[0] == '.' && p[1] == '.');
+        p += len + (e != NULL);
+        ok = ok && !(e && !*p); /* no trailing slash */
+    }
+    if (!ok)
+        return tp__error_set(err, TP_EUSAGE, "dataset name '%s' is not a plain relative path "
+                             "under the root", name);
+    char joined[PATH_MAX], real[PATH_MAX];
+    if (snprintf(joined, sizeof(joined), "%s/%s", s->root, name) >= (int)sizeof(joined))
+        return tp__error_set(err, TP_EUSAGE, "dataset name '%s' is too long", name);
+    if (!realpath(joined, real))
+        return tp__error_set(err, errno == ENOENT ? TP_ENODATASET : -errno,
+                             "dataset '%s': %s", name, strerror(errno));
+    size_t rl = strlen(s->root);
+    if (strncmp(real, s->root, rl) || (real[rl] != '/' && !(rl == 1 && s->root[0] == '/')))
+        return tp__error_set(err, TP_EUSAGE, "dataset '%s' resolves outside the root", name);
+    *out = strdup(real);
+    return *out ? 0 : -ENOMEM;
+}
+
+static int serve_dataset(tp_server *s, tp_served *d, tp_error *err)
+{
+    size_t shards = tp_dataset_shard_count(d->ds);
+    d->files = calloc(shards ? shards : 1, sizeof(int));
+    if (!d->files)
+        return -ENOMEM;
+    for (size_t i = 0; i < shards; i++) {
+        tp_shard_info si;
+        TP_TRY(tp_dataset_shard_info(d->ds, i, &si));
+        int f = tp_pipeline_add_file(s->pipe, si.fd, err);
+        d->files[i] = f < 0 ? -1 : f; /* -1: read with pread instead */
+    }
+    size_t len;
+    const void *dict = tp_dataset_zstd_dict(d->ds, &len);
+    return dict ? tp_zstd_dict_create(&d->dict, dict, len, 0, err) : 0;
+}
+
+static void served_free(tp_served *d)
+{
+    if (!d)
+        return;
+    tp_zstd_dict_destroy(d->dict);
+    tp_dataset_close(d->ds);
+    free(d->files);
+    free(d->name);
+    free(d->path);
+    free(d);
+}
+
+int tp__server_dataset(tp_server *s, const char *name, tp_served **out, tp_error *err)
+{
+    char *path;
+    TP_TRY(resolve(s, name, &path, err));
+    pthread_mutex_lock(&s->lock);
+    tp_served *d = s->datasets;
+    while (d && strcmp(d->path, path))
+        d = d->next;
+    int rc = 0;
+    if (!d) {
+        d = calloc(1, sizeof(*d));
+        rc = d ? 0 : -ENOMEM;
+        if (rc == 0 && (!(d->name = strdup(name)) || !(d->path = strdup(path))))
+            rc = -ENOMEM;
+        if (rc == 0)
+            rc = tp_dataset_open(&d->ds, path, err);
+        if (rc == 0)
+            rc = serve_dataset(s, d, err);
+        if (rc == 0) {
+            d->next = s->datasets;
+            s->datasets = d;
+        } else {
+            served_free(d);
+            d = NULL;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(path);
+    if (rc == -ENOMEM)
+        tp__error_set(err, rc, "out of memory opening dataset '%s'", name);
+    *out = d;
+    return rc;
+}
+
+int tp__server_memory(tp_server *s, int64_t bytes, tp_error *err)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = 0;
+    if (bytes > 0 && s->memory_used + (uint64_t)bytes > s->o.memory)
+        rc = tp__error_set(err, TP_ETOOBIG, "the daemon's memory budget of %llu bytes has "
+                           "%llu left; this session's ring needs %llu (lower the batch size "
+                           "or prefetch, or raise --memory)", (unsigned long long)s->o.memory,
+                           (unsigned long long)(s->o.memory - s->memory_used),
+                           (unsigned long long)bytes);
+    else
+        s->memory_used += (uint64_t)bytes;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- figures */
+
+static void json_str(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            o += (size_t)snprintf(out + o, cap - o, "\\%c", c);
+        else if (c < 0x20)
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+}
+
+#define APPEND(...)                                                         \
+    do {                                                                    \
+        int n_ = snprintf(buf + o, o < cap ? cap - o : 0, __VA_ARGS__);     \
+        o += n_ > 0 ? (size_t)n_ : 0;                                       \
+    } while (0)
+
+void tp__server_stat_json(tp_server *s, char *buf, size_t cap)
+{
+    tp_pipeline_stats ps;
+    tp_pipeline_stats_get(s->pipe, &ps);
+    size_t o = 0;
+    double now = tp__now();
+    pthread_mutex_lock(&s->lock);
+    APPEND("{\"pid\": %d, \"uptime_s\": %.1f, \"io_backend\": \"%s\", \"decode_threads\": %u, "
+           "\"memory_budget\": %llu, \"memory_used\": %llu, \"io\": {\"reads\": %llu, "
+           "\"bytes_read\": %llu, \"queued\": %llu, \"in_flight\": %llu}, \"decode\": "
+           "{\"queued\": %llu, \"done\": %llu}, \"sessions\": [", (int)getpid(),
+           now - s->started, ps.backend, ps.threads, (unsigned long long)s->o.memory,
+           (unsigned long long)s->memory_used, (unsigned long long)ps.reads,
+           (unsigned long long)ps.bytes_read, (unsigned long long)ps.io_queued,
+           (unsigned long long)ps.io_in_flight, (unsigned long long)ps.decode_queued,
+           (unsigned long long)ps.tasks_done);
+    bool first = true;
+    for (tp_session *x = s->sessions; x; x = x->next) {
+        if (atomic_load(&x->done) || !x->dataset[0])
+            continue;
+        char name[2 * TP_NAME_MAX], tf[64];
+        json_str(name, sizeof(name), x->dataset);
+        json_str(tf, sizeof(tf), x->transform);
+        double age = TP_MAX(now - x->started, 1e-3);
+        uint64_t samples = atomic_load(&x->st.samples);
+        APPEND("%s{\"id\": %llu, \"pid\": %d, \"uid\": %u, \"dataset\": \"%s\", \"transform\": "
+               "\"%s\", \"rank\": %u, \"world\": %u, \"batch_size\": %llu, \"ring_bytes\": "
+               "%llu, \"batches\": %llu, \"samples\": %llu, \"samples_per_s\": %.1f, "
+               "\"batches_in_flight\": %llu, \"skipped\": %llu, \"errors\": %llu, "
+               "\"bytes_read\": %llu, \"client_starved_s\": %.3f}", first ? "" : ", ",
+               (unsigned long long)x->id, (int)x->pid, (unsigned)x->uid, name, tf, x->rank,
+               x->world, (unsigned long long)x->batch_size, (unsigned long long)x->ring_bytes,
+               (unsigned long long)atomic_load(&x->st.batches), (unsigned long long)samples,
+               samples / age, (unsigned long long)atomic_load(&x->st.in_flight),
+               (unsigned long long)atomic_load(&x->st.skipped),
+               (unsigned long long)atomic_load(&x->st.errors),
+               (unsigned long long)atomic_load(&x->st.bytes_read),
+               atomic_load(&x->st.starved_us) / 1e6);
+        first = false;
+    }
+    pthread_mutex_unlock(&s->lock);
+    APPEND("]}");
+    if (o >= cap) /* cut short: still valid JSON */
+        snprintf(buf, cap, "{\"error\": \"too many sessions to list\"}");
+}
+
+/* ---- the socket */
+
+static int make_socket(tp_server *s, tp_error *err)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(s->o.socket) >= sizeof(a.sun_path))
+        return tp__error_set(err, TP_EUSAGE, "socket path %s is longer than %zu bytes",
+                             s->o.socket, sizeof(a.sun_path) - 1);
+    strcpy(a.sun_path, s->o.socket);
+    struct stat st;
+    if (lstat(s->o.socket, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return tp__error_set(err, -EEXIST, "%s exists and is not a socket", s->o.socket);
+        int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (probe >= 0)
+            close(probe);
+        if (live)
+            return tp__error_set(err, -EADDRINUSE, "a daemon already serves at %s",
+                                 s->o.socket);
+        unlink(s->o.socket); /* stale, from a daemon that died */
+    }
+    s->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (s->listen_fd < 0)
+        return tp__error_set(err, -errno, "socket: %s", strerror(errno));
+    mode_t old = umask(0177);
+    int rc = bind(s->listen_fd, (struct sockaddr *)&a, sizeof(a));
+    umask(old);
+    if (rc < 0)
+        return tp__error_set(err, -errno, "cannot bind %s: %s", s->o.socket, strerror(errno));
+    s->socket_path = strdup(s->o.socket);
+    if (!s->socket_path || chmod(s->o.socket, s->o.socket_mode) < 0 ||
+        listen(s->listen_fd, 128) < 0)
+        return tp__error_set(err, -errno, "cannot listen on %s: %s", s->o.socket,
+                             strerror(errno));
+    return 0;
+}
+
+int tp_server_create(tp_server **out, const tp_server_options *o, tp_error *err)
+{
+    tp_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    s->o = *o;
+    s->o.memory = o->memory ? o->memory : (uint64_t)4 << 30;
+    s->o.socket_mode = o->socket_mode ? o->socket_mode : 0660;
+    s->listen_fd = s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    s->started = tp__now();
+    pthread_mutex_init(&s->lock, NULL);
+    char real[PATH_MAX];
+    struct stat st;
+    int rc = 0;
+    if (!realpath(o->root, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
+        rc = tp__error_set(err, errno ? -errno : -ENOTDIR, "root %s: %s", o->root,
+                           errno ? strerror(errno) : "not a directory");
+    if (rc == 0 && !(s->root = strdup(real)))
+        rc = -ENOMEM;
+    if (rc == 0 && pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        rc = tp__error_set(err, -errno, "pipe: %s", strerror(errno));
+    tp_pipeline_options po = {.threads = o->threads,
+                              .io = {.kind = o->io, .direct = o->direct, .queue_depth = 64}};
+    if (rc == 0)
+        rc = tp_pipeline_create(&s->pipe, &po, err);
+    if (rc == 0)
+        rc = make_socket(s, err);
+    if (rc < 0) {
+        tp_server_destroy(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Joins and frees the sessions whose threads have finished. @return : sessions left. */
+static size_t reap_sessions(tp_server *s)
+{
+    size_t live = 0;
+    pthread_mutex_lock(&s->lock);
+    for (tp_session **pp = &s->sessions; *pp;) {
+        tp_session *x = *pp;
+        if (!atomic_load(&x->done)) {
+            live++;
+            pp = &x->next;
+            continue;
+        }
+        *pp = x->next;
+        pthread_join(x->thread, NULL);
+        close(x->sock);
+        free(x);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return live;
+}
+
+/* The peer must run as our user, as root, or in our group (the socket is 0660). */
+static bool peer_allowed(tp_server *s, int fd, tp_session *x)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+        return false;
+    x->pid = cr.pid;
+    x->uid = cr.uid;
+    bool ok = cr.uid == geteuid() || cr.uid == 0 || cr.gid == getegid();
+    if (!ok)
+        tp__server_log(s, "refused a client: uid %u, gid %u", (unsigned)cr.uid,
+                       (unsigned)cr.gid);
+    return ok;
+}
+
+static void accept_one(tp_server *s)
+{
+    int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    tp_session *x = calloc(1, sizeof(*x));
+    if (!x || !peer_allowed(s, fd, x)) {
+        free(x);
+        close(fd);
+        return;
+    }
+    x->srv = s;
+    x->sock = fd;
+    x->started = tp__now();
+    pthread_mutex_lock(&s->lock);
+    x->id = ++s->next_id;
+    if (pthread_create(&x->thread, NULL, tp__session_main, x) != 0) {
+        pthread_mutex_unlock(&s->lock);
+        tp__msg_send_error(fd, -EAGAIN, "the daemon cannot start a session thread");
+        close(fd);
+        free(x);
+        return;
+    }
+    x->next = s->sessions;
+    s->sessions = x;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int tp_server_run(tp_server *s)
+{
+    bool served = false;
+    while (!atomic_load(&s->stopping)) {
+        struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
+                              {.fd = s->stop_pipe[0], .events = POLLIN}};
+        int n = poll(p, 2, 1000);
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        char c;
+        while (read(s->stop_pipe[0], &c, 1) == 1)
+            if (c == 'S')
+                atomic_store(&s->stopping, true);
+        if (!atomic_load(&s->stopping) && n > 0 && (p[0].revents & POLLIN)) {
+            accept_one(s);
+            served = true;
+        }
+        size_t live = reap_sessions(s);
+        bool idle_private = s->o.private_daemon &&
+                            (served ? live == 0 : tp__now() - s->started > 30);
+        if (idle_private)
+            break;
+    }
+    return 0;
+}
+
+void tp_server_stop(tp_server *s)
+{
+    char c = 'S';
+    ssize_t rc = write(s->stop_pipe[1], &c, 1);
+    (void)rc;
+}
+
+void tp__server_wake(tp_server *s)
+{
+    char c = 'W';
+    ssize_t rc = write(s->stop_pipe[1], &c, 1);
+    (void)rc;
+}
+
+void tp_server_destroy(tp_server *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, true);
+    pthread_mutex_lock(&s->lock);
+    for (tp_session *x = s->sessions; x; x = x->next)
+        shutdown(x->sock, SHUT_RDWR); /* sessions notice and end */
+    pthread_mutex_unlock(&s->lock);
+    while (s->sessions) {
+        reap_sessions(s);
+        if (s->sessions)
+            usleep(1000);
+    }
+    tp_pipeline_destroy(s->pipe);
+    for (tp_served *d = s->datasets, *next; d; d = next) {
+        next = d->next;
+        served_free(d);
+    }
+    if (s->socket_path)
+        unlink(s->socket_path);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    for (int i = 0; i < 2; i++)
+        if (s->stop_pipe[i] >= 0)
+            close(s->stop_pipe[i]);
+    pthread_mutex_destroy(&s->lock);
+    free(s->socket_path);
+    free(s->root);
+    free(s);
+}

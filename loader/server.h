@@ -1,0 +1,41 @@
+/* The daemon: a Unix SOCK_SEQPACKET listener, one thread per client session, and the
+ * shared pipeline (one IO thread, one decode pool) that every session's batches go
+ * through. Datasets are names resolved under one root directory and stay open, shared by
+ * the sessions that read them. See docs/PROTOCOL.md for what a session looks like on the
+ * wire and docs/ARCHITECTURE.md for the pipeline. */
+#ifndef TP_SERVER_H
+#define TP_SERVER_H
+
+#include "pipeline.h"
+
+typedef struct tp_server tp_server;
+
+typedef struct tp_server_options {
+    const char *root;          /* datasets are names under this directory */
+    const char *socket;        /* the socket path to create */
+    unsigned threads;          /* decode threads; 0: the number of CPUs */
+    tp_io_kind io;
+    bool direct;               /* O_DIRECT reads */
+    uint64_t memory;           /* bytes all rings together may use; 0: 4 GiB */
+    bool skip_errors;          /* --on-error skip: leave bad samples out, count them */
+    bool private_daemon;       /* exit when the last session ends (a client started us) */
+    unsigned socket_mode;      /* 0: 0660 */
+    bool quiet;                /* no log lines on stderr */
+} tp_server_options;
+
+/* Opens the root, creates the socket (refusing to replace a live one) and starts the
+ * pipeline. @return : 0, or a negative code with `err` naming what failed. */
+int tp_server_create(tp_server **out, const tp_server_options *o, tp_error *err);
+
+/* Serves until tp_server_stop (or, for a private daemon, the last session's end).
+ * @return : 0, or a negative code when accepting fails. */
+int tp_server_run(tp_server *s);
+
+/* Asks tp_server_run to return: no new sessions, running ones are ended. Async-signal
+ * safe (it writes one byte to a pipe). */
+void tp_server_stop(tp_server *s);
+
+/* Ends the sessions, stops the pipeline, removes the socket. NULL allowed. */
+void tp_server_destroy(tp_server *s);
+
+#endif

@@ -1,0 +1,88 @@
+/* What server.c (listener, datasets, statistics) and session.c (one client's session)
+ * share. */
+#ifndef TP_SERVER_INTERNAL_H
+#define TP_SERVER_INTERNAL_H
+
+#include "protocol.h"
+#include "server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* A dataset opened for serving: its shards registered with the IO engine, its zstd
+ * dictionary digested once. Open until the daemon exits. */
+typedef struct tp_served {
+    char *name;                /* as the client named it */
+    char *path;                /* resolved under the root */
+    tp_dataset *ds;
+    int *files;                /* engine file index per shard */
+    tp_zstd_dict *dict;        /* NULL without a dictionary */
+    struct tp_served *next;
+} tp_served;
+
+typedef struct tp_session tp_session;
+
+/* Per-session figures, read by STAT while the session runs. */
+typedef struct tp_session_stats {
+    _Atomic uint64_t batches, samples, skipped, errors, bytes_read;
+    _Atomic uint64_t starved_us;      /* time the client had nothing to read */
+    _Atomic uint64_t in_flight;       /* batches being filled */
+} tp_session_stats;
+
+struct tp_session {
+    tp_server *srv;
+    int sock;
+    pid_t pid;
+    uid_t uid;
+    uint64_t id;
+    pthread_t thread;
+    _Atomic bool done;                /* the thread finished; the server may join it */
+    double started;
+    char dataset[TP_NAME_MAX];
+    char transform[32];
+    uint32_t rank, world;
+    uint64_t batch_size;
+    _Atomic uint64_t ring_bytes;       /* read by STAT while the session runs */
+    tp_session_stats st;
+    tp_session *next;
+};
+
+struct tp_server {
+    tp_server_options o;
+    char *root;                /* realpath of the root */
+    char *socket_path;
+    int listen_fd;
+    int stop_pipe[2];
+    tp_pipeline *pipe;
+    pthread_mutex_t lock;      /* sessions, datasets, memory */
+    tp_session *sessions;
+    tp_served *datasets;
+    uint64_t memory_used;
+    uint64_t next_id;
+    _Atomic bool stopping;
+    double started;
+};
+
+/* Runs one session on its own thread (started by the server). */
+void *tp__session_main(void *arg);
+
+/* Resolves `name` under the root and opens it, or returns the open one.
+ * @return : 0, TP_EUSAGE (a name that leaves the root), or the open error. */
+int tp__server_dataset(tp_server *s, const char *name, tp_served **out, tp_error *err);
+
+/* Reserves (bytes > 0) or returns (bytes < 0) ring memory against the budget.
+ * @return : 0 or TP_ETOOBIG. */
+int tp__server_memory(tp_server *s, int64_t bytes, tp_error *err);
+
+/* The daemon-wide figures as JSON into `buf`. */
+void tp__server_stat_json(tp_server *s, char *buf, size_t cap);
+
+/* Wakes the accept loop to collect finished sessions (a private daemon may exit). */
+void tp__server_wake(tp_server *s);
+
+/* A log line on stderr (unless quiet). */
+void tp__server_log(const tp_server *s, const char *fmt, ...) TP_PRINTF(2, 3);
+
+double tp__now(void);
+
+#endif

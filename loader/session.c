@@ -1,0 +1,654 @@
+/* One client's session in the daemon: the handshake, then a loop that keeps the client's
+ * ring full. For each free slot it writes the batch descriptor and the sample ids, then
+ * hands the batch's samples to the shared pipeline, whose decode threads write each
+ * sample straight into its place in the slot; batches are published strictly in order.
+ * The loop watches three things: completions (a condition variable), the client's tail
+ * (futex), and the socket (STATE, CLOSE, hang-up). Whatever the client sends or writes is
+ * checked; a violation ends this session only. */
+#include "ring.h"
+#include "sampler.h"
+#include "server_internal.h"
+
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct out_field {
+    uint32_t index;            /* in the dataset */
+    tp_field_kind kind;
+    tp_dtype dtype;            /* of the batch array */
+    uint32_t ndim;             /* per sample */
+    int64_t shape[TP_MAX_DIMS];
+    uint64_t sample_bytes;
+    uint64_t offset;           /* of the array in the slot */
+    char name[TP_MAX_FIELD_NAME + 1];
+} out_field;
+
+typedef struct batch_work {
+    struct session *s;
+    uint32_t seq;
+    uint64_t epoch, batch;
+    uint32_t n;
+    _Atomic uint32_t pending;
+    unsigned char *slot;
+    tp_task *tasks;
+    tp_task **ptrs;
+    unsigned char *bad;        /* per sample: failed (skip policy) */
+    int err_code;              /* the first failure, under the session lock */
+    char err_msg[512];
+} batch_work;
+
+typedef struct session {
+    tp_session *pub;
+    tp_server *srv;
+    tp_served *ds;
+    tp_sampler sampler;
+    tp_transform transform;
+    uint32_t output;
+    out_field f[TP_RING_MAX_FIELDS];
+    uint32_t nf;
+    uint64_t ids_offset, slot_bytes;
+    uint32_t nslots;
+    tp_ring *ring;
+    batch_work *work;
+    uint64_t epoch, batch;     /* the next batch to start */
+    uint64_t started, limit;   /* batches started; the client's limit (0: none) */
+    uint64_t published, released;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    bool failed;
+} session;
+
+static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+/* ---- filling one sample (decode threads) */
+
+/* The field's raw bytes: as stored, or decompressed into the worker's scratch. */
+static int raw_value(const session *s, tp_worker *w, const tp_field_value *v, size_t reserve,
+                     const unsigned char **data, uint64_t *len, tp_error *err)
+{
+    if (v->compression == TP_COMPRESS_NONE) {
+        *data = v->data;
+        *len = v->size;
+        return 0;
+    }
+    if (v->compression == TP_COMPRESS_ZSTD_DICT && !s->ds->dict)
+        return tp__error_set(err, TP_ECORRUPT, "field compressed with a dictionary the "
+                             "dataset lacks");
+    if (v->raw_size > ((uint64_t)1 << 32) ||
+        tp__worker_scratch(w, reserve + (size_t)v->raw_size) < 0)
+        return tp__error_set(err, -ENOMEM, "no memory for %llu decompressed bytes",
+                             (unsigned long long)v->raw_size);
+    const tp_zstd_dict *dict = v->compression == TP_COMPRESS_ZSTD_DICT ? s->ds->dict : NULL;
+    TP_TRY(tp_zstd_decompress_with(w->zstd, dict, v->data, v->size, w->scratch + reserve,
+                                   v->raw_size, err));
+    *data = w->scratch + reserve;
+    *len = v->raw_size;
+    return 0;
+}
+
+static int fill_image(const session *s, tp_worker *w, const out_field *f, const batch_work *bw,
+                      const tp_task *t, const unsigned char *data, uint64_t len,
+                      unsigned char *dst, tp_error *err)
+{
+    int size = s->transform.size;
+    if (s->output == TP_OUTPUT_UINT8)
+        return tp_transform_jpeg(w->tr, data, len, &s->transform, s->sampler.seed, bw->epoch,
+                                 t->id, dst, err);
+    /* floats: transform into scratch (past the decompressed image, if it is there), then
+     * normalise into the slot */
+    size_t hwc = (size_t)size * size * 3, off = 0;
+    bool in_scratch = w->scratch && data >= w->scratch && data < w->scratch + w->scratch_cap;
+    size_t at = in_scratch ? (size_t)(data - w->scratch) : 0;
+    if (in_scratch)
+        off = (size_t)align_up(at + len, 64);
+    if (tp__worker_scratch(w, off + hwc) < 0)
+        return tp__error_set(err, -ENOMEM, "no memory for a %dx%d image", size, size);
+    if (in_scratch)
+        data = w->scratch + at; /* the scratch may have moved */
+    TP_TRY(tp_transform_jpeg(w->tr, data, len, &s->transform, s->sampler.seed, bw->epoch, t->id,
+                             w->scratch + off, err));
+    return tp_normalize_chw(w->scratch + off, size, size, tp_imagenet_mean, tp_imagenet_std,
+                            f->dtype, dst);
+}
+
+static int fill_sample(const session *s, tp_worker *w, const batch_work *bw, const tp_task *t,
+                       const unsigned char *data, uint64_t len, tp_error *err)
+{
+    tp_record rec;
+    TP_TRY(tp_record_parse(data, len, t->loc.checksum, (uint32_t)tp_dataset_field_count(s->ds->ds),
+                           &rec, err));
+    TP_TRY(tp_dataset_check_record(s->ds->ds, &rec, err));
+    for (uint32_t i = 0; i < s->nf; i++) {
+        const out_field *f = &s->f[i];
+        const tp_field_value *v = tp_record_field(&rec, f->index);
+        if (!v)
+            return tp__error_set(err, TP_ECORRUPT, "no '%s' field", f->name);
+        const unsigned char *raw = NULL;
+        uint64_t n = 0;
+        TP_TRY(raw_value(s, w, v, 0, &raw, &n, err));
+        unsigned char *dst = bw->slot + f->offset + (uint64_t)t->index * f->sample_bytes;
+        if (f->kind == TP_FIELD_IMAGE) {
+            int rc = fill_image(s, w, f, bw, t, raw, n, dst, err);
+            if (rc < 0)
+                return tp__error_set(err, rc, "field '%s': %s", f->name, err->msg);
+        } else if (n != f->sample_bytes) {
+            return tp__error_set(err, TP_ECORRUPT, "field '%s' holds %llu bytes, expected "
+                                 "%llu", f->name, (unsigned long long)n,
+                                 (unsigned long long)f->sample_bytes);
+        } else {
+            memcpy(dst, raw, n);
+        }
+    }
+    return 0;
+}
+
+static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint64_t len,
+                       int rc)
+{
+    batch_work *bw = t->ctx;
+    session *s = bw->s;
+    tp_error err = {0};
+    if (rc < 0)
+        tp__error_set(&err, rc, "read failed: %s", tp_strerror(rc));
+    else
+        rc = fill_sample(s, w, bw, t, data, len, &err);
+    atomic_fetch_add(&s->pub->st.bytes_read, rc < 0 ? 0 : len);
+    if (rc < 0) {
+        tp_shard_info si = {0};
+        tp_dataset_shard_info(s->ds->ds, t->loc.shard, &si);
+        pthread_mutex_lock(&s->lock);
+        bw->bad[t->index] = 1;
+        if (!bw->err_code) {
+            bw->err_code = rc;
+            snprintf(bw->err_msg, sizeof(bw->err_msg), "dataset %.100s, shard %.120s, sample "
+                     "%llu: %.240s", s->pub->dataset, si.path ? si.path : "?",
+                     (unsigned long long)t->id, err.msg);
+        }
+        pthread_mutex_unlock(&s->lock);
+        atomic_fetch_add(&s->pub->st.errors, 1);
+    }
+    /* The last touch of the session: under its lock, so once the session sees the batch
+     * complete (under the same lock) no decode thread still uses it. */
+    pthread_mutex_lock(&s->lock);
+    if (atomic_fetch_sub(&bw->pending, 1) == 1)
+        pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- opening: options, fields, ring layout */
+
+static int pick_field(session *s, const tp_dataset *ds, uint32_t idx, tp_error *err)
+{
+    const tp_field_info *fi = tp_dataset_field(ds, idx);
+    if (s->nf == TP_RING_MAX_FIELDS)
+        return tp__error_set(err, TP_EUSAGE, "more than %u fields", TP_RING_MAX_FIELDS);
+    out_field *f = &s->f[s->nf];
+    *f = (out_field){.index = idx, .kind = fi->kind};
+    snprintf(f->name, sizeof(f->name), "%s", fi->name);
+    if (fi->kind == TP_FIELD_BYTES)
+        return tp__error_set(err, TP_EUSAGE, "field '%s' holds bytes of any size, which do "
+                             "not batch", fi->name);
+    if (fi->kind == TP_FIELD_IMAGE) {
+        if (strcmp(fi->name, "jpg") && strcmp(fi->name, "jpeg"))
+            return tp__error_set(err, TP_EUSAGE, "field '%s': only JPEG images are decoded "
+                                 "in batches", fi->name);
+        if (s->transform.kind == TP_TRANSFORM_NONE)
+            return tp__error_set(err, TP_EUSAGE, "field '%s': images need a transform that "
+                                 "fixes their size (rrc224, center224)", fi->name);
+        int64_t z = s->transform.size;
+        bool u8 = s->output == TP_OUTPUT_UINT8;
+        f->dtype = u8 ? TP_DTYPE_UINT8 : s->output == TP_OUTPUT_FLOAT16 ? TP_DTYPE_FLOAT16
+                                                                        : TP_DTYPE_FLOAT32;
+        f->ndim = 3;
+        int64_t hwc[3] = {z, z, 3}, chw[3] = {3, z, z};
+        memcpy(f->shape, u8 ? hwc : chw, sizeof(hwc));
+    } else if (fi->kind == TP_FIELD_INT64) {
+        f->dtype = TP_DTYPE_INT64;
+        f->ndim = 0;
+    } else {
+        f->dtype = fi->dtype;
+        f->ndim = fi->ndim;
+        memcpy(f->shape, fi->shape, sizeof(f->shape));
+    }
+    f->sample_bytes = tp_dtype_size(f->dtype);
+    for (uint32_t d = 0; d < f->ndim; d++)
+        if (__builtin_mul_overflow(f->sample_bytes, (uint64_t)f->shape[d], &f->sample_bytes))
+            return tp__error_set(err, TP_ETOOBIG, "field '%s' is too large", fi->name);
+    s->nf++;
+    return 0;
+}
+
+static int pick_fields(session *s, const tp_msg_open *m, tp_error *err)
+{
+    const tp_dataset *ds = s->ds->ds;
+    if (m->nfields == 0) { /* every field that batches; images only with a transform */
+        for (uint32_t i = 0; i < tp_dataset_field_count(ds); i++) {
+            const tp_field_info *fi = tp_dataset_field(ds, i);
+            bool image = fi->kind == TP_FIELD_IMAGE;
+            if (fi->kind == TP_FIELD_BYTES || (image && s->transform.kind == TP_TRANSFORM_NONE))
+                continue;
+            if (image && strcmp(fi->name, "jpg") && strcmp(fi->name, "jpeg"))
+                continue;
+            TP_TRY(pick_field(s, ds, i, err));
+        }
+        if (s->nf == 0)
+            return tp__error_set(err, TP_EUSAGE, "dataset %s has no field that batches with "
+                                 "transform '%s'", s->pub->dataset, m->transform);
+        return 0;
+    }
+    for (uint32_t i = 0; i < m->nfields; i++) {
+        if (!tp__msg_str_ok(m->fields[i], sizeof(m->fields[i])))
+            return tp__error_set(err, TP_EPROTOCOL, "field name %u is not terminated", i);
+        int idx = tp_dataset_field_index(ds, m->fields[i]);
+        if (idx < 0)
+            return tp__error_set(err, TP_ENOFIELD, "dataset %s has no field '%s'",
+                                 s->pub->dataset, m->fields[i]);
+        for (uint32_t j = 0; j < s->nf; j++)
+            if (s->f[j].index == (uint32_t)idx)
+                return tp__error_set(err, TP_EUSAGE, "field '%s' asked for twice", m->fields[i]);
+        TP_TRY(pick_field(s, ds, (uint32_t)idx, err));
+    }
+    return 0;
+}
+
+/* Slot layout: descriptor, ids, then one array per field, each 4 KiB aligned. */
+static int layout(session *s, tp_error *err)
+{
+    uint64_t b = s->sampler.batch_size, off = align_up(sizeof(tp_batch_desc), 4096);
+    s->ids_offset = off;
+    off = align_up(off + 8 * b, 4096);
+    for (uint32_t i = 0; i < s->nf; i++) {
+        uint64_t bytes;
+        if (__builtin_mul_overflow(s->f[i].sample_bytes, b, &bytes) ||
+            bytes > TP_RING_MAX_SLOT_BYTES)
+            return tp__error_set(err, TP_ETOOBIG, "a batch of field '%s' exceeds %llu bytes",
+                                 s->f[i].name, (unsigned long long)TP_RING_MAX_SLOT_BYTES);
+        s->f[i].offset = off;
+        off = align_up(off + bytes, 4096);
+    }
+    if (off > TP_RING_MAX_SLOT_BYTES)
+        return tp__error_set(err, TP_ETOOBIG, "a batch of %llu bytes exceeds the %llu-byte "
+                             "slot limit", (unsigned long long)off,
+                             (unsigned long long)TP_RING_MAX_SLOT_BYTES);
+    s->slot_bytes = off;
+    return 0;
+}
+
+static int check_open(const tp_msg_open *m, tp_error *err)
+{
+    if (!tp__msg_str_ok(m->dataset, sizeof(m->dataset)) ||
+        !tp__msg_str_ok(m->transform, sizeof(m->transform)))
+        return tp__error_set(err, TP_EPROTOCOL, "OPEN: unterminated dataset or transform");
+    if (m->nfields > TP_OPEN_MAX_FIELDS || (m->flags & ~TP_OPEN_FLAGS) ||
+        m->output > TP_OUTPUT_FLOAT16)
+        return tp__error_set(err, TP_EPROTOCOL, "OPEN: bad field count, flags or output");
+    if (m->batch_size < 1 || m->batch_size > TP_MAX_BATCH)
+        return tp__error_set(err, TP_EUSAGE, "batch size %llu is not in 1..%u",
+                             (unsigned long long)m->batch_size, TP_MAX_BATCH);
+    if (m->world < 1 || m->world > TP_MAX_WORLD || m->rank >= m->world)
+        return tp__error_set(err, TP_EUSAGE, "rank %u of world size %u", m->rank, m->world);
+    if (m->prefetch < 1 || m->prefetch > TP_RING_MAX_SLOTS)
+        return tp__error_set(err, TP_EUSAGE, "prefetch %u is not in 1..%u", m->prefetch,
+                             TP_RING_MAX_SLOTS);
+    return 0;
+}
+
+static int open_session(session *s, const tp_msg_open *m, tp_error *err)
+{
+    TP_TRY(check_open(m, err));
+    if (tp_transform_parse(m->transform, &s->transform) < 0)
+        return tp__error_set(err, TP_EUSAGE, "unknown transform '%s' (rrc224, center224, "
+                             "none)", m->transform);
+    s->output = m->output;
+    TP_TRY(tp__server_dataset(s->srv, m->dataset, &s->ds, err));
+    uint64_t n = tp_dataset_sample_count(s->ds->ds);
+    if (tp_sampler_init(&s->sampler, n, m->batch_size, m->rank, m->world,
+                        m->flags & TP_OPEN_SHUFFLE, m->flags & TP_OPEN_DROP_LAST, m->seed) < 0)
+        return tp__error_set(err, TP_EUSAGE, "dataset %s has %llu samples: too few for %u "
+                             "ranks with drop_last", m->dataset, (unsigned long long)n, m->world);
+    if (s->sampler.batches == 0)
+        return tp__error_set(err, TP_EUSAGE, "with drop_last, a batch of %llu is more than "
+                             "this rank's %llu samples", (unsigned long long)m->batch_size,
+                             (unsigned long long)s->sampler.per_rank);
+    if (m->batch >= s->sampler.batches)
+        return tp__error_set(err, TP_EUSAGE, "resume batch %llu is past the epoch's %llu "
+                             "batches", (unsigned long long)m->batch,
+                             (unsigned long long)s->sampler.batches);
+    s->epoch = m->epoch;
+    s->batch = m->batch;
+    s->limit = m->limit;
+    TP_TRY(pick_fields(s, m, err));
+    TP_TRY(layout(s, err));
+    s->nslots = 1; /* the ring needs a power of two */
+    while (s->nslots < m->prefetch)
+        s->nslots *= 2;
+    uint64_t bytes = s->slot_bytes * s->nslots + TP_RING_HEADER_BYTES;
+    TP_TRY(tp__server_memory(s->srv, (int64_t)bytes, err));
+    s->pub->ring_bytes = bytes;
+    int rc = tp_ring_create(&s->ring, s->nslots, s->slot_bytes, err);
+    s->work = rc == 0 ? calloc(s->nslots, sizeof(*s->work)) : NULL;
+    for (uint32_t i = 0; rc == 0 && i < s->nslots; i++) {
+        batch_work *bw = &s->work[i];
+        bw->s = s;
+        bw->tasks = calloc(m->batch_size, sizeof(tp_task));
+        bw->ptrs = calloc(m->batch_size, sizeof(tp_task *));
+        bw->bad = calloc(m->batch_size, 1);
+        if (!bw->tasks || !bw->ptrs || !bw->bad)
+            rc = tp__error_set(err, -ENOMEM, "out of memory for a session");
+    }
+    if (rc == 0 && !s->work)
+        rc = tp__error_set(err, -ENOMEM, "out of memory for a session");
+    return rc;
+}
+
+/* ---- batches */
+
+static void describe(session *s, batch_work *bw, tp_batch_desc *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->magic = TP_BATCH_MAGIC;
+    d->epoch = bw->epoch;
+    d->batch = bw->batch;
+    d->samples = bw->n;
+    d->nfields = s->nf;
+    d->ids_offset = s->ids_offset;
+    for (uint32_t i = 0; i < s->nf; i++) {
+        const out_field *f = &s->f[i];
+        tp_ring_field *o = &d->fields[i];
+        snprintf(o->name, sizeof(o->name), "%s", f->name);
+        o->dtype = f->dtype;
+        o->ndim = f->ndim + 1;
+        o->shape[0] = bw->n;
+        memcpy(o->shape + 1, f->shape, f->ndim * sizeof(int64_t));
+        o->offset = f->offset;
+        o->bytes = f->sample_bytes * bw->n;
+    }
+}
+
+static int start_batch(session *s, uint32_t seq, tp_error *err)
+{
+    batch_work *bw = &s->work[seq % s->nslots];
+    bw->seq = seq;
+    bw->epoch = s->epoch;
+    bw->batch = s->batch;
+    bw->n = (uint32_t)tp_sampler_batch_len(&s->sampler, s->batch);
+    bw->slot = tp_ring_slot(s->ring, seq);
+    bw->err_code = 0;
+    memset(bw->bad, 0, bw->n);
+    uint64_t *ids = (uint64_t *)(bw->slot + s->ids_offset);
+    for (uint32_t j = 0; j < bw->n; j++) {
+        tp_task *t = &bw->tasks[j];
+        ids[j] = tp_sampler_sample(&s->sampler, bw->epoch, bw->batch, j);
+        *t = (tp_task){.id = ids[j], .index = j, .ctx = bw, .run = run_sample};
+        TP_TRY(tp_dataset_locate(s->ds->ds, ids[j], &t->loc, err));
+        t->file = s->ds->files[t->loc.shard];
+        bw->ptrs[j] = t;
+    }
+    describe(s, bw, (tp_batch_desc *)bw->slot);
+    if (++s->batch == s->sampler.batches) {
+        s->batch = 0;
+        s->epoch++;
+    }
+    atomic_store(&bw->pending, bw->n);
+    atomic_fetch_add(&s->pub->st.in_flight, 1);
+    tp_pipeline_submit(s->srv->pipe, bw->ptrs, bw->n);
+    return 0;
+}
+
+/* Drops the failed samples from a finished batch, moving the later ones down. */
+static void compact(session *s, batch_work *bw, tp_batch_desc *d)
+{
+    uint64_t *ids = (uint64_t *)(bw->slot + s->ids_offset);
+    uint32_t k = 0;
+    for (uint32_t j = 0; j < bw->n; j++) {
+        if (bw->bad[j])
+            continue;
+        ids[k] = ids[j];
+        for (uint32_t i = 0; i < s->nf; i++) {
+            unsigned char *a = bw->slot + s->f[i].offset;
+            uint64_t sb = s->f[i].sample_bytes;
+            if (k != j)
+                memmove(a + k * sb, a + j * sb, sb);
+        }
+        k++;
+    }
+    d->skipped = bw->n - k;
+    atomic_fetch_add(&s->pub->st.skipped, d->skipped);
+    bw->n = k;
+    d->samples = k;
+    for (uint32_t i = 0; i < s->nf; i++) {
+        d->fields[i].shape[0] = k;
+        d->fields[i].bytes = s->f[i].sample_bytes * k;
+    }
+}
+
+/* Publishes the oldest batch once all its samples are in. @return : false when the session
+ * failed with it (--on-error fail). */
+static bool finish_batch(session *s, batch_work *bw)
+{
+    tp_batch_desc *d = (tp_batch_desc *)bw->slot;
+    atomic_fetch_sub(&s->pub->st.in_flight, 1);
+    if (bw->err_code && !s->srv->o.skip_errors) {
+        d->status = bw->err_code < 0 ? bw->err_code : TP_ECORRUPT;
+        memcpy(d->error, bw->err_msg, sizeof(d->error));
+        tp__server_log(s->srv, "session %llu failed: %s", (unsigned long long)s->pub->id,
+                       bw->err_msg);
+        s->failed = true;
+    } else if (bw->err_code) {
+        compact(s, bw, d);
+    }
+    tp_ring_publish(s->ring, bw->seq);
+    s->published++;
+    atomic_fetch_add(&s->pub->st.batches, 1);
+    atomic_fetch_add(&s->pub->st.samples, d->samples);
+    return !s->failed;
+}
+
+/* ---- the session loop */
+
+typedef enum sock_event { SOCK_QUIET, SOCK_CLOSE, SOCK_BAD } sock_event;
+
+static sock_event poll_socket(session *s, int timeout_ms)
+{
+    static _Thread_local unsigned char buf[TP_MSG_MAX];
+    tp_error err = {0};
+    int type = tp__msg_recv(s->pub->sock, buf, sizeof(buf), NULL, timeout_ms, &err);
+    if (type == -ETIMEDOUT)
+        return SOCK_QUIET;
+    if (type == 0 || type == TP_MSG_CLOSE)
+        return SOCK_CLOSE;
+    if (type == TP_MSG_STATE) {
+        tp_msg_state_ok r;
+        memset(&r, 0, sizeof(r));
+        tp__msg_init(&r.h, TP_MSG_STATE_OK, sizeof(r));
+        r.published = s->published;
+        r.released = s->published - (uint32_t)(s->published - tp_ring_tail(s->ring));
+        r.samples = atomic_load(&s->pub->st.samples);
+        r.skipped = atomic_load(&s->pub->st.skipped);
+        r.errors = atomic_load(&s->pub->st.errors);
+        r.bytes_read = atomic_load(&s->pub->st.bytes_read);
+        return tp__msg_send(s->pub->sock, &r, sizeof(r), -1) < 0 ? SOCK_CLOSE : SOCK_QUIET;
+    }
+    if (type > 0)
+        tp__error_set(&err, TP_EPROTOCOL, "unexpected message type %d in a session", type);
+    tp__server_log(s->srv, "session %llu: %s", (unsigned long long)s->pub->id, err.msg);
+    tp__msg_send_error(s->pub->sock, err.code ? err.code : TP_EPROTOCOL, err.msg);
+    return SOCK_BAD;
+}
+
+/* Waits for the oldest in-flight batch to complete, at most `ms`. */
+static void wait_completion(session *s, const batch_work *bw, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&s->lock);
+    if (atomic_load(&bw->pending) > 0)
+        pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Keeps the ring full until the client leaves, misbehaves, or the daemon stops. */
+static void serve(session *s)
+{
+    uint32_t next = 0, oldest = 0; /* next sequence number to start; oldest unpublished */
+    double starved_since = tp__now(); /* when the client was first seen with nothing to read */
+    while (!s->failed && !atomic_load(&s->srv->stopping)) {
+        while (next - oldest < s->nslots && (!s->limit || s->started < s->limit)) {
+            int rc = tp_ring_wait_free(s->ring, next, 0);
+            if (rc == -ETIMEDOUT)
+                break;
+            tp_error err = {0};
+            if (rc == 0)
+                rc = start_batch(s, next, &err);
+            else
+                tp__error_set(&err, rc, "the client wrote an impossible ring counter");
+            if (rc < 0) {
+                tp__server_log(s->srv, "session %llu: %s", (unsigned long long)s->pub->id,
+                               err.msg);
+                tp__msg_send_error(s->pub->sock, rc, err.msg);
+                s->failed = true;
+                return;
+            }
+            next++;
+            s->started++;
+        }
+        while (oldest != next && atomic_load(&s->work[oldest % s->nslots].pending) == 0) {
+            if (starved_since > 0)
+                atomic_fetch_add(&s->pub->st.starved_us,
+                                 (uint64_t)((tp__now() - starved_since) * 1e6));
+            starved_since = 0;
+            if (!finish_batch(s, &s->work[oldest % s->nslots]))
+                return;
+            oldest++;
+        }
+        /* The client has released everything published: it is waiting for us. */
+        if (starved_since == 0 && tp_ring_tail(s->ring) == oldest)
+            starved_since = tp__now();
+        if (oldest != next)
+            wait_completion(s, &s->work[oldest % s->nslots], 1);
+        else if (tp_ring_wait_free(s->ring, next, 20) == TP_EPROTOCOL)
+            continue; /* reported by the launch loop above */
+        sock_event ev = poll_socket(s, 0);
+        if (ev != SOCK_QUIET)
+            return;
+    }
+}
+
+/* Waits for the pipeline to finish this session's batches: they write into the ring. */
+static void drain(session *s)
+{
+    for (uint32_t i = 0; s->work && i < s->nslots; i++) {
+        pthread_mutex_lock(&s->lock);
+        while (atomic_load(&s->work[i].pending) > 0)
+            pthread_cond_wait(&s->cv, &s->lock);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+static int handshake(session *s, tp_msg_open *open, tp_error *err)
+{
+    static _Thread_local unsigned char buf[TP_MSG_MAX];
+    int type = tp__msg_recv(s->pub->sock, buf, sizeof(buf), NULL, 10000, err);
+    if (type != TP_MSG_HELLO)
+        return type < 0 ? type : tp__error_set(err, TP_EPROTOCOL, "expected HELLO");
+    const tp_msg_hello *h = (const tp_msg_hello *)buf;
+    if (h->min_version > TP_PROTOCOL_VERSION || h->max_version < TP_PROTOCOL_VERSION)
+        return tp__error_set(err, TP_EPROTOCOL, "client speaks versions %u..%u, daemon %u",
+                             h->min_version, h->max_version, TP_PROTOCOL_VERSION);
+    tp_msg_hello_ok ok;
+    memset(&ok, 0, sizeof(ok));
+    tp__msg_init(&ok.h, TP_MSG_HELLO_OK, sizeof(ok));
+    ok.version = TP_PROTOCOL_VERSION;
+    ok.daemon_pid = (uint32_t)getpid();
+    TP_TRY(tp__msg_send(s->pub->sock, &ok, sizeof(ok), -1));
+    type = tp__msg_recv(s->pub->sock, buf, sizeof(buf), NULL, 10000, err);
+    if (type == TP_MSG_STAT) {
+        tp_msg_stat_ok *r = malloc(sizeof(*r));
+        if (!r)
+            return -ENOMEM;
+        tp__server_stat_json(s->srv, r->json, sizeof(r->json));
+        size_t len = offsetof(tp_msg_stat_ok, json) + strlen(r->json) + 1;
+        tp__msg_init(&r->h, TP_MSG_STAT_OK, len);
+        tp__msg_send(s->pub->sock, r, len, -1);
+        free(r);
+        return 1;
+    }
+    if (type != TP_MSG_OPEN)
+        return type < 0 ? type : tp__error_set(err, TP_EPROTOCOL, "expected OPEN or STAT");
+    memcpy(open, buf, sizeof(*open));
+    return 0;
+}
+
+static int reply_open(session *s)
+{
+    tp_msg_open_ok r;
+    memset(&r, 0, sizeof(r));
+    tp__msg_init(&r.h, TP_MSG_OPEN_OK, sizeof(r));
+    r.samples = s->sampler.n;
+    r.batches = s->sampler.batches;
+    r.per_rank = s->sampler.per_rank;
+    r.nslots = s->nslots;
+    r.slot_bytes = s->slot_bytes;
+    return tp__msg_send(s->pub->sock, &r, sizeof(r), tp_ring_fd(s->ring));
+}
+
+static void cleanup(session *s)
+{
+    drain(s);
+    for (uint32_t i = 0; s->work && i < s->nslots; i++) {
+        free(s->work[i].tasks);
+        free(s->work[i].ptrs);
+        free(s->work[i].bad);
+    }
+    free(s->work);
+    tp_ring_destroy(s->ring);
+    if (s->pub->ring_bytes)
+        tp__server_memory(s->srv, -(int64_t)s->pub->ring_bytes, NULL);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cv);
+}
+
+void *tp__session_main(void *arg)
+{
+    tp_session *pub = arg;
+    session s = {.pub = pub, .srv = pub->srv};
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    tp_msg_open open;
+    tp_error err = {0};
+    int rc = handshake(&s, &open, &err);
+    if (rc == 0)
+        rc = check_open(&open, &err); /* before anything reads its strings */
+    if (rc == 0) {
+        pthread_mutex_lock(&s.srv->lock); /* STAT reads these */
+        snprintf(pub->dataset, sizeof(pub->dataset), "%s", open.dataset);
+        snprintf(pub->transform, sizeof(pub->transform), "%s", open.transform);
+        pub->rank = open.rank, pub->world = open.world, pub->batch_size = open.batch_size;
+        pthread_mutex_unlock(&s.srv->lock);
+        rc = open_session(&s, &open, &err);
+        if (rc == 0)
+            rc = reply_open(&s);
+    }
+    if (rc == 0) {
+        tp__server_log(s.srv, "session %llu: %s, rank %u of %u, batch %llu, %u slots of %llu "
+                       "bytes", (unsigned long long)pub->id, open.dataset, open.rank,
+                       open.world, (unsigned long long)open.batch_size, s.nslots,
+                       (unsigned long long)s.slot_bytes);
+        serve(&s);
+    } else if (rc < 0) {
+        tp__server_log(s.srv, "session %llu refused: %s", (unsigned long long)pub->id, err.msg);
+        tp__msg_send_error(pub->sock, rc, err.msg[0] ? err.msg : tp_strerror(rc));
+    }
+    cleanup(&s);
+    shutdown(pub->sock, SHUT_RDWR);
+    atomic_store(&pub->done, true);
+    tp__server_wake(pub->srv);
+    return NULL;
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Service integration tests: `service.sh CASE` starts the daemons and consumers a case
+# needs, as separate processes, in a scratch directory removed afterwards (every daemon
+# started here is killed on exit). Exit 0 pass, 1 fail.
+set -euo pipefail
+
+TP=${TURBOPUMP:?set TURBOPUMP to the turbopump binary}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tp-svc-XXXXXX")
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+cd "$WORK"
+mkdir root
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# serve NAME [OPTIONS]: starts a daemon on socket NAME.sock serving root/.
+serve() {
+    local name=$1; shift
+    "$TP" serve --root root --socket "$WORK/$name.sock" --threads 2 "$@" 2>"$name.log" &
+    PIDS+=($!)
+    for _ in $(seq 200); do [ -S "$WORK/$name.sock" ] && return 0; sleep 0.02; done
+    cat "$name.log" >&2; fail "daemon $name did not start"
+}
+consume() { "$TP" consume --no-autostart "$@"; }
+tensors() { "$TP" gen tensors "root/$1" --samples "$2" --shape 4x4x1 --classes 5 >/dev/null; }
+
+# check_epochs FILE N WORLD DROP: the "EPOCH ID" lines of all ranks cover each epoch as
+# torch's DistributedSampler does: without drop_last every id at least once and
+# WORLD*ceil(N/WORLD) in all; with it no id twice (full batches of B only).
+check_epochs() {
+    python3 - "$@" <<'PY'
+import collections, sys
+path, n, world, drop, batch, epochs = sys.argv[1], *map(int, sys.argv[2:])
+seen = collections.defaultdict(collections.Counter)
+for line in open(path):
+    e, i = map(int, line.split())
+    seen[e][i] += 1
+assert sorted(seen) == list(range(epochs)), sorted(seen)
+for e, c in seen.items():
+    assert all(0 <= i < n for i in c), "id out of range"
+    if drop:
+        per = n // world // batch * batch
+        assert max(c.values()) == 1 and sum(c.values()) == world * per, (e, sum(c.values()))
+    else:
+        assert len(c) == n and sum(c.values()) == world * -(-n // world), (e, len(c))
+PY
+}
+
+case_exact_once() {
+    tensors t 101
+    serve d
+    for drop in 0 1; do
+        for w in 1 2 3 4 5 6 7 8; do
+            local opts=(--socket "$WORK/d.sock" --dataset t --batch-size 4 --epochs 2 \
+                        --seed 9 --world-size "$w" --print-ids)
+            [ "$drop" = 1 ] && opts+=(--drop-last)
+            for r in $(seq 0 $((w - 1))); do consume "${opts[@]}" --rank "$r" >"ids.$r" & done
+            wait_all=$(jobs -p | grep -v -x -F "$(printf '%s\n' "${PIDS[@]}")" || true)
+            for p in $wait_all; do wait "$p" || fail "a consumer failed (w=$w)"; done
+            cat ids.* >all; rm ids.*
+            check_epochs all 101 "$w" "$drop" 4 2 || fail "world $w drop_last $drop"
+        done
+    done
+}
+
+case_order() {
+    tensors t 50
+    serve d
+    local o=(--socket "$WORK/d.sock" --dataset t --batch-size 8 --epochs 2 --print-ids)
+    consume "${o[@]}" --seed 1 >a; consume "${o[@]}" --seed 1 >b; consume "${o[@]}" --seed 2 >c
+    cmp -s a b || fail "same seed, different order"
+    cmp -s a c && fail "different seeds, same order"
+    [ "$(grep '^0 ' a | cut -d' ' -f2)" != "$(grep '^1 ' a | cut -d' ' -f2)" ] ||
+        fail "epochs 0 and 1 have the same order"
+    consume "${o[@]}" --no-shuffle --epochs 1 | cut -d' ' -f2 >d
+    seq 0 49 | cmp -s - d || fail "--no-shuffle is not dataset order"
+}
+
+case_resume() {
+    tensors t 90
+    serve d
+    local o=(--socket "$WORK/d.sock" --dataset t --batch-size 8 --seed 4 --world-size 2 --rank 1)
+    consume "${o[@]}" --epochs 3 --print-ids >full
+    consume "${o[@]}" --batches 7 --print-ids >part1
+    consume "${o[@]}" --batches 7 --json >state
+    read -r e b < <(python3 -c 'import json,sys; d=json.load(open("state")); print(d["next_epoch"], d["next_batch"])')
+    [ "$e" = 1 ] && [ "$b" = 1 ] || fail "state after 7 of 6-batch epochs: $e $b"
+    consume "${o[@]}" --start-epoch "$e" --start-batch "$b" --batches $((18 - 7)) --print-ids >part2
+    cat part1 part2 | cmp -s - full || fail "resumed run differs from the uninterrupted one"
+}
+
+case_two_daemons() { # two nodes: global ranks 0-3 on one daemon, 4-7 on the other
+    tensors t 77
+    serve a; serve b
+    for r in 0 1 2 3 4 5 6 7; do
+        local s=a; [ "$r" -ge 4 ] && s=b
+        consume --socket "$WORK/$s.sock" --dataset t --batch-size 3 --epochs 2 --seed 5 \
+            --world-size 8 --rank "$r" --print-ids >"ids.$r" &
+    done
+    for p in $(jobs -p | grep -v -x -F "$(printf '%s\n' "${PIDS[@]}")"); do wait "$p" || fail "consumer"; done
+    cat ids.* >all
+    check_epochs all 77 8 0 3 2 || fail "two daemons do not cover the dataset once"
+}
+
+case_images() {
+    "$TP" gen imagefolder img --samples 24 --classes 3 --seed 2 >/dev/null
+    "$TP" pack img root/im --quiet
+    serve d
+    consume --socket "$WORK/d.sock" --dataset im --batch-size 8 --epochs 2 --json >out
+    python3 -c 'import json; d=json.load(open("out")); assert d["samples"] == 48 and d["bytes"] == 48 * (224*224*3 + 8), d'
+    consume --socket "$WORK/d.sock" --dataset im --batch-size 8 --transform center224 \
+        --output float16 --fields jpg --json >out
+    python3 -c 'import json; d=json.load(open("out")); assert d["bytes"] == 24 * 224*224*3*2, d'
+    ! consume --socket "$WORK/d.sock" --dataset im --transform none --fields jpg 2>err ||
+        fail "transform none accepted for images"
+    grep -q "fixes their size" err || fail "no reason given for transform none"
+    "$TP" stat --socket "$WORK/d.sock" --json >stat
+    python3 -c 'import json; d=json.load(open("stat")); assert d["io"]["reads"] >= 72 and "sessions" in d, d'
+    [ "$(stat -c %a d.sock)" = 660 ] || fail "socket mode is not 0660"
+}
+
+case_refusals() {
+    tensors t 10
+    mkdir -p outside && ln -s ../outside root/link
+    serve d
+    for name in ../t /etc a/../../t link nothere; do
+        ! consume --socket "$WORK/d.sock" --dataset "$name" 2>err || fail "$name accepted"
+        grep -q "$name\|dataset" err || { cat err >&2; fail "no message for $name"; }
+    done
+    ! consume --socket "$WORK/d.sock" --dataset t --fields nope 2>err || fail "unknown field"
+    grep -q "no field 'nope'" err || fail "unknown field message"
+    ! consume --socket "$WORK/d.sock" --dataset t --batch-size 64 --world-size 4 --drop-last 2>err || fail "empty epochs accepted"
+    ! "$TP" serve --root root --socket "$WORK/d.sock" 2>err || fail "second daemon on a live socket"
+    grep -q "already serves" err || fail "live socket message"
+    ! consume --socket "$WORK/none.sock" --dataset t 2>err || fail "no daemon"
+    grep -q "no daemon" err || fail "no daemon message"
+}
+
+case_kill_client() {
+    "$TP" gen tensors root/t --samples 4000 --shape 64x64x3 >/dev/null
+    serve d
+    "$TP" consume --socket "$WORK/d.sock" --dataset t --batch-size 16 --epochs 1000 >/dev/null &
+    local c=$!
+    sleep 1; kill -9 "$c"; wait "$c" 2>/dev/null || true
+    consume --socket "$WORK/d.sock" --dataset t --batch-size 16 --json >out || fail "daemon stopped serving"
+    for _ in $(seq 100); do
+        "$TP" stat --socket "$WORK/d.sock" --json >stat
+        python3 -c 'import json,sys; d=json.load(open("stat")); sys.exit(0 if not d["sessions"] and d["memory_used"] == 0 else 1)' && return 0
+        sleep 0.1
+    done
+    cat stat >&2; fail "the killed client's session was not freed"
+}
+
+case_kill_daemon() {
+    "$TP" gen tensors root/t --samples 4000 --shape 64x64x3 >/dev/null
+    serve d
+    local daemon=${PIDS[-1]}
+    (rc=0; consume --socket "$WORK/d.sock" --dataset t --batch-size 16 --epochs 1000 2>err ||
+        rc=$?; echo "$rc" >rc) &
+    sleep 1; kill -9 "$daemon"
+    for _ in $(seq 150); do [ -f rc ] && break; sleep 0.1; done
+    [ -f rc ] || fail "the client hangs after the daemon died"
+    [ "$(cat rc)" = 1 ] || fail "client exit status $(cat rc)"
+    grep -q "daemon" err || { cat err >&2; fail "no message about the daemon"; }
+}
+
+case_sigterm() {
+    tensors t 10
+    serve d
+    local daemon=${PIDS[-1]}
+    kill -TERM "$daemon"
+    for _ in $(seq 100); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.05; done
+    ! kill -0 "$daemon" 2>/dev/null || fail "SIGTERM did not stop the daemon"
+    wait "$daemon" || fail "daemon exit status $?"
+    [ ! -e d.sock ] || fail "socket left behind"
+}
+
+case_autostart() {
+    tensors t 30
+    TURBOPUMP_BIN="$TP" "$TP" consume --socket "$WORK/none.sock" --dataset root/t \
+        --batch-size 10 --json >out || fail "no private daemon"
+    python3 -c 'import json; d=json.load(open("out")); assert d["samples"] == 30, d'
+    sleep 0.5
+    ! pgrep -f "turbopump-$$" >/dev/null || true
+    ! pgrep -f "serve --root $WORK/root .*--private" >/dev/null || fail "private daemon outlived its client"
+}
+
+"case_${1:?usage: service.sh CASE}"
+echo "PASS: $1"

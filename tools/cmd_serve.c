@@ -1,0 +1,131 @@
+/* `turbopump serve`: the daemon. Parses options into tp_server_options, turns SIGTERM and
+ * SIGINT into a clean shutdown (sessions ended, socket removed), and runs the server. */
+#include "cli.h"
+#include "protocol.h"
+#include "server.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CMD "serve"
+
+void tp_usage_serve(FILE *out)
+{
+    fprintf(out,
+            "Usage: turbopump serve --root DIR [--socket PATH] [--threads N]\n"
+            "                       [--io auto|uring|posix] [--direct] [--memory SIZE]\n"
+            "                       [--on-error fail|skip] [--quiet]\n\n"
+            "Serves the datasets under DIR to training processes on this machine: each\n"
+            "client session gets batches decoded and transformed by a shared pool of N\n"
+            "threads (default: the number of CPUs) and read through one IO engine, handed\n"
+            "over in a shared-memory ring. Clients name datasets relative to DIR; names\n"
+            "that leave it (.., absolute paths, symlinks out) are refused.\n\n"
+            "Options:\n"
+            "  --root DIR          the directory datasets are served from (required)\n"
+            "  --socket PATH       Unix socket to listen on (default: $TURBOPUMP_SOCKET, else\n"
+            "                      $XDG_RUNTIME_DIR/turbopump.sock, else\n"
+            "                      /run/turbopump/turbopump.sock); mode 0660\n"
+            "  --threads N         decode threads (default: CPUs)\n"
+            "  --io B              IO backend: auto (io_uring, else pread), uring, posix\n"
+            "  --direct            O_DIRECT reads (bypass the page cache)\n"
+            "  --memory SIZE       bytes all sessions' rings may use together (default 4G)\n"
+            "  --on-error P        a sample that fails to read or decode: fail ends the\n"
+            "                      session with a message naming it (default); skip leaves\n"
+            "                      it out of its batch and counts it\n"
+            "  --private           exit when the last client leaves (started by a client)\n"
+            "  --quiet             no log lines\n"
+            "  -h, --help          show this help\n\n"
+            "SIGTERM or SIGINT ends the sessions and removes the socket.\n");
+}
+
+static tp_server *volatile running;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running)
+        tp_server_stop(running);
+}
+
+static int parse(int argc, char **argv, tp_server_options *o, char *sock, size_t cap)
+{
+    static const struct option longopts[] = {
+        {"root", required_argument, 0, 'r'}, {"socket", required_argument, 0, 's'},
+        {"threads", required_argument, 0, 't'}, {"io", required_argument, 0, 'i'},
+        {"direct", no_argument, 0, 'd'}, {"memory", required_argument, 0, 'm'},
+        {"on-error", required_argument, 0, 'e'}, {"private", no_argument, 0, 'p'},
+        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    *o = (tp_server_options){0};
+    tp__default_socket(sock, cap);
+    int c;
+    uint64_t v;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 'r')
+            o->root = optarg;
+        else if (c == 's')
+            snprintf(sock, cap, "%s", optarg);
+        else if (c == 't') {
+            if (tp_cli_u64(CMD, "--threads", optarg, 1, 1024, &v) < 0)
+                return TP_EXIT_USAGE;
+            o->threads = (unsigned)v;
+        }
+        else if (c == 'i' && !strcmp(optarg, "auto"))
+            o->io = TP_IO_AUTO;
+        else if (c == 'i' && (!strcmp(optarg, "uring") || !strcmp(optarg, "posix")))
+            o->io = optarg[0] == 'u' ? TP_IO_URING : TP_IO_POSIX;
+        else if (c == 'd')
+            o->direct = true;
+        else if (c == 'm') {
+            if (tp_cli_size(CMD, "--memory", optarg, 1 << 20, &o->memory) < 0)
+                return TP_EXIT_USAGE;
+        }
+        else if (c == 'e' && (!strcmp(optarg, "fail") || !strcmp(optarg, "skip")))
+            o->skip_errors = optarg[0] == 's';
+        else if (c == 'p')
+            o->private_daemon = true;
+        else if (c == 'q')
+            o->quiet = true;
+        else if (c == 'h') {
+            tp_usage_serve(stdout);
+            exit(TP_EXIT_OK);
+        } else
+            return tp_cli_usage_error(CMD, "bad option or value (see --help)");
+    }
+    if (optind != argc)
+        return tp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    if (!o->root)
+        return tp_cli_usage_error(CMD, "--root DIR is required");
+    o->socket = sock;
+    return 0;
+}
+
+int tp_cmd_serve(int argc, char **argv)
+{
+    tp_server_options o;
+    char sock[4096];
+    int rc = parse(argc, argv, &o, sock, sizeof(sock));
+    if (rc)
+        return rc;
+    signal(SIGPIPE, SIG_IGN);
+    tp_server *s;
+    tp_error err = {0};
+    if (tp_server_create(&s, &o, &err) < 0) {
+        tp_cli_error(CMD, "%s", err.msg);
+        return TP_EXIT_FAIL;
+    }
+    running = s;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (!o.quiet)
+        fprintf(stderr, "turbopump serve: serving %s on %s\n", o.root, o.socket);
+    rc = tp_server_run(s);
+    running = NULL;
+    tp_server_destroy(s);
+    if (!o.quiet)
+        fprintf(stderr, "turbopump serve: stopped\n");
+    return rc < 0 ? TP_EXIT_FAIL : TP_EXIT_OK;
+}

@@ -1,0 +1,123 @@
+/* `turbopump stat`: asks a running daemon for its figures (STAT in docs/PROTOCOL.md) and
+ * prints them: per stage (IO queue and reads in flight, decode queue) and per session
+ * (samples/s, batches in flight, errors, skipped samples, how long the client starved). */
+#include "cli.h"
+#include "protocol.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CMD "stat"
+
+void tp_usage_stat(FILE *out)
+{
+    fprintf(out, "Usage: turbopump stat [--socket PATH] [--json]\n\n"
+                 "Prints the daemon's live figures: IO and decode queues, reads, and for each\n"
+                 "session its dataset, rank, samples/s, batches in flight, errors, skipped\n"
+                 "samples and the time its client waited with nothing to read.\n\n"
+                 "Options:\n"
+                 "  --socket PATH       the daemon's socket (default as for serve)\n"
+                 "  --json              print the daemon's JSON as it is\n"
+                 "  -h, --help          show this help\n");
+}
+
+static int fetch(const char *path, char **json, tp_error *err)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(a.sun_path))
+        return tp__error_set(err, TP_EUSAGE, "socket path too long");
+    strcpy(a.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return tp__error_set(err, TP_ENODAEMON, "no daemon at %s: %s", path, strerror(e));
+    }
+    static unsigned char buf[TP_MSG_MAX];
+    tp_msg_hello h;
+    memset(&h, 0, sizeof(h));
+    tp__msg_init(&h.h, TP_MSG_HELLO, sizeof(h));
+    h.min_version = h.max_version = TP_PROTOCOL_VERSION;
+    tp_msg_header s;
+    tp__msg_init(&s, TP_MSG_STAT, sizeof(s));
+    int type = tp__msg_send(fd, &h, sizeof(h), -1);
+    if (type == 0)
+        type = tp__msg_recv(fd, buf, sizeof(buf), NULL, 5000, err);
+    if (type == TP_MSG_HELLO_OK && tp__msg_send(fd, &s, sizeof(s), -1) == 0)
+        type = tp__msg_recv(fd, buf, sizeof(buf), NULL, 5000, err);
+    close(fd);
+    if (type != TP_MSG_STAT_OK)
+        return type < 0 ? type : tp__error_set(err, TP_EPROTOCOL, "unexpected reply %d", type);
+    *json = strdup((const char *)buf + sizeof(tp_msg_header));
+    return *json ? 0 : -ENOMEM;
+}
+
+static double num(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
+
+static void print_table(const json_t *j)
+{
+    const json_t *io = json_object_get(j, "io"), *dec = json_object_get(j, "decode");
+    printf("daemon pid %.0f, up %.0f s, io %s, %.0f decode threads, rings %.1f of %.1f MiB\n",
+           num(j, "pid"), num(j, "uptime_s"), json_string_value(json_object_get(j, "io_backend")),
+           num(j, "decode_threads"), num(j, "memory_used") / 1048576,
+           num(j, "memory_budget") / 1048576);
+    printf("io: %.0f reads, %.1f MB, %.0f queued, %.0f in flight; decode: %.0f queued, %.0f done\n",
+           num(io, "reads"), num(io, "bytes_read") / 1e6, num(io, "queued"),
+           num(io, "in_flight"), num(dec, "queued"), num(dec, "done"));
+    const json_t *ss = json_object_get(j, "sessions");
+    printf("%-4s %-7s %-20s %-9s %10s %10s %8s %7s %7s %10s\n", "id", "pid", "dataset", "rank",
+           "samples", "samples/s", "inflight", "errors", "skipped", "starved_s");
+    size_t i;
+    const json_t *x;
+    json_array_foreach(ss, i, x) {
+        char rank[32];
+        snprintf(rank, sizeof(rank), "%.0f/%.0f", num(x, "rank"), num(x, "world"));
+        printf("%-4.0f %-7.0f %-20.20s %-9s %10.0f %10.1f %8.0f %7.0f %7.0f %10.3f\n",
+               num(x, "id"), num(x, "pid"), json_string_value(json_object_get(x, "dataset")),
+               rank, num(x, "samples"), num(x, "samples_per_s"), num(x, "batches_in_flight"),
+               num(x, "errors"), num(x, "skipped"), num(x, "client_starved_s"));
+    }
+}
+
+int tp_cmd_stat(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"socket", required_argument, 0, 's'},
+                                              {"json", no_argument, 0, 'j'},
+                                              {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    char path[4096];
+    tp__default_socket(path, sizeof(path));
+    bool as_json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 's')
+            snprintf(path, sizeof(path), "%s", optarg);
+        else if (c == 'j')
+            as_json = true;
+        else if (c == 'h') {
+            tp_usage_stat(stdout);
+            return TP_EXIT_OK;
+        } else
+            return tp_cli_usage_error(CMD, "bad option (see --help)");
+    }
+    if (optind != argc)
+        return tp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    char *text = NULL;
+    tp_error err = {0};
+    if (fetch(path, &text, &err) < 0) {
+        tp_cli_error(CMD, "%s", err.msg);
+        return TP_EXIT_FAIL;
+    }
+    json_t *j = as_json ? NULL : json_loads(text, 0, NULL);
+    if (j)
+        print_table(j);
+    else
+        printf("%s\n", text);
+    json_decref(j);
+    free(text);
+    return TP_EXIT_OK;
+}
