@@ -28,7 +28,13 @@ gen_images() { "$TP" gen imagefolder "$1" --samples "$2" --classes "${3:-3}" --s
 case_help() {
     expect 0 "$TP" --help;        contains out "pack"; contains out "verify"
     expect 0 "$TP" --version;     contains out "turbopump 0."
-    for c in gen pack inspect verify bench; do expect 0 "$TP" "$c" --help; contains out "Usage"; done
+    for c in gen pack inspect verify bench serve consume stat; do
+        expect 0 "$TP" "$c" --help; contains out "Usage"
+    done
+    expect 2 "$TP" serve;                 contains err "--root DIR is required"
+    expect 2 "$TP" consume;               contains err "--dataset NAME is required"
+    expect 2 "$TP" consume --dataset x --rank 2 --world-size 2; contains err "not below"
+    expect 2 "$TP" serve --root . --on-error maybe; contains err "bad option"
     expect 2 "$TP";               contains err "Usage"
     expect 2 "$TP" frobnicate;    contains err "unknown command"
     expect 2 "$TP" pack only-one; contains err "needs SRC and DST"

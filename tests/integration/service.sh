@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Service integration tests: `service.sh CASE` starts the daemons and consumers a case
 # needs, as separate processes, in a scratch directory removed afterwards (every daemon
-# started here is killed on exit). Exit 0 pass, 1 fail.
+# started here is killed on exit). Exit 0 pass, 1 fail, 77 skip.
 set -euo pipefail
 
 TP=${TURBOPUMP:?set TURBOPUMP to the turbopump binary}
@@ -187,6 +187,34 @@ case_autostart() {
     sleep 0.5
     ! pgrep -f "turbopump-$$" >/dev/null || true
     ! pgrep -f "serve --root $WORK/root .*--private" >/dev/null || fail "private daemon outlived its client"
+}
+
+case_install() { # the installed library, found by pkg-config and by CMake, used by a program
+    local build=${TP_BUILD_DIR:?set TP_BUILD_DIR to the build directory}
+    local src=${TP_SOURCE_DIR:?set TP_SOURCE_DIR to the source directory}
+    if grep -q '^TP_SANITIZE:STRING=.' "$build/CMakeCache.txt"; then
+        echo "a sanitizer build: its library needs the sanitizer runtime; skipped" >&2
+        exit 77
+    fi
+    cmake --install "$build" --prefix "$WORK/prefix" >/dev/null
+    local pc=$(dirname "$(find "$WORK/prefix" -name turbopump.pc)")
+    cc "$src/examples/first_batch.c" $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs turbopump) \
+        -Wl,-rpath,"$(cd "$pc/.." && pwd)" -o first_batch || fail "pkg-config build"
+    mkdir cm && cat >cm/CMakeLists.txt <<EOF2
+cmake_minimum_required(VERSION 3.16)
+project(first_batch C)
+find_package(turbopump REQUIRED)
+add_executable(first_batch_static $src/examples/first_batch.c)
+target_link_libraries(first_batch_static PRIVATE turbopump::turbopump_static)
+EOF2
+    cmake -S cm -B cm/b -DCMAKE_PREFIX_PATH="$WORK/prefix" >/dev/null && cmake --build cm/b >/dev/null ||
+        fail "find_package build"
+    tensors t 20
+    serve d
+    ./first_batch "$WORK/d.sock" t >out || fail "first_batch (shared)"
+    grep -q "8 samples" out || { cat out >&2; fail "no batch"; }
+    cm/b/first_batch_static "$WORK/d.sock" t >out2 || fail "first_batch (static)"
+    cmp -s out out2 || fail "shared and static builds differ"
 }
 
 "case_${1:?usage: service.sh CASE}"
