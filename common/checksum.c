@@ -2,7 +2,20 @@
  * loop is compiled with our flags and verified reads run near memory bandwidth. */
 #include "tp_common.h"
 
+#include <sys/uio.h>
+
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
 uint64_t tp__hash64(const void *data, size_t len) { return XXH3_64bits(data, len); }
+
+uint64_t tp__hash64_pieces(const struct iovec *iov, size_t n)
+{
+    if (n == 1)
+        return XXH3_64bits(iov[0].iov_base, iov[0].iov_len);
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    for (size_t i = 0; i < n; i++)
+        XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
+    return XXH3_64bits_digest(&st);
+}

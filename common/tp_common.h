@@ -42,6 +42,10 @@ int tp__error_set(tp_error *err, int code, const char *fmt, ...) TP_PRINTF(3, 4)
 /* XXH3-64 of `len` bytes: the checksum of every on-disk structure. */
 uint64_t tp__hash64(const void *data, size_t len);
 
+/* The same hash of the concatenation of n pieces (the same value as one buffer). */
+struct iovec;
+uint64_t tp__hash64_pieces(const struct iovec *iov, size_t n);
+
 /* Little-endian loads and stores; the on-disk formats are little-endian everywhere. */
 static inline uint16_t tp__le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static inline uint32_t tp__le32(const unsigned char *p)

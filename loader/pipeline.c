@@ -106,9 +106,12 @@ static void submit_pending(tp_pipeline *p, queue *pending)
         tp_io_read r[SUBMIT_GROUP];
         tp_task *t = pending->head;
         unsigned n = 0;
-        for (; t && n < SUBMIT_GROUP; t = t->next, n++)
+        for (; t && n < SUBMIT_GROUP; t = t->next, n++) {
             r[n] = (tp_io_read){.file = (unsigned)t->file, .offset = t->loc.offset,
-                                .length = t->loc.length, .tag = (uint64_t)(uintptr_t)t};
+                                .length = t->loc.length, .tag = (uint64_t)(uintptr_t)t,
+                                .iovcnt = t->iovcnt};
+            memcpy(r[n].iov, t->iov, sizeof(t->iov));
+        }
         tp_error err;
         int got = tp_io_submit(p->io, r, n, &err);
         if (got == 0)
@@ -194,10 +197,41 @@ static void give_back(tp_pipeline *p, tp_task *t)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* A record for caller pieces that does not go through the engine. */
+static void read_pieces(tp_pipeline *p, tp_task *t)
+{
+    if (t->loc.mapped) {
+        const unsigned char *src = t->loc.mapped;
+        for (unsigned i = 0; i < t->iovcnt; src += t->iov[i].iov_len, i++)
+            memcpy(t->iov[i].iov_base, src, t->iov[i].iov_len);
+        return;
+    }
+    uint64_t got = 0;
+    while (got < t->loc.length) {
+        struct iovec rest[TP_IO_MAX_IOV];
+        unsigned k = tp_io_iov_skip(t->iov, t->iovcnt, got, rest);
+        ssize_t n = preadv(t->loc.fd, rest, (int)k, (off_t)(t->loc.offset + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            t->rc = n < 0 ? -errno : TP_ETRUNCATED;
+            return;
+        }
+        got += (uint64_t)n;
+    }
+    atomic_fetch_add(&p->reads, 1);
+    atomic_fetch_add(&p->bytes_read, got);
+}
+
 /* Records that do not go through the engine: copied from LMDB's map, or read with pread
- * into the worker's scratch. */
+ * into the worker's own buffer. */
 static void read_direct(tp_pipeline *p, tp_task *t, tp_worker *w)
 {
+    t->len = t->loc.length;
+    if (t->iovcnt) {
+        read_pieces(p, t);
+        return;
+    }
     if (t->loc.mapped) {
         t->data = t->loc.mapped;
         t->len = t->loc.length;
@@ -347,7 +381,8 @@ void tp_pipeline_submit(tp_pipeline *p, tp_task *const *tasks, size_t n)
         t->engine = false;
         t->data = NULL;
         t->len = 0;
-        bool direct = t->file < 0 || tp_io_use_map(&t->loc) || t->loc.length > p->max_read;
+        bool direct = t->file < 0 || tp_io_use_map(&t->loc) ||
+                      (t->iovcnt ? p->o.io.direct : t->loc.length > p->max_read);
         if (direct)
             t->file = -1;
         q_push(direct ? &p->decode : &p->inbox, t);

@@ -40,6 +40,10 @@ struct tp_task {
     void *ctx;
     uint64_t id;
     uint32_t index;            /* position in its batch */
+    /* optional: read the record into these pieces (a payload straight into its place in
+     * a ring slot); `run` then gets data NULL */
+    struct iovec iov[TP_IO_MAX_IOV];
+    unsigned iovcnt;
     /* used by the pipeline */
     tp_task *next;
     const unsigned char *data;

@@ -8,6 +8,7 @@
 #include "ring.h"
 #include "sampler.h"
 #include "server_internal.h"
+#include "storage.h"
 
 #include <math.h>
 #include <poll.h>
@@ -37,6 +38,7 @@ typedef struct batch_work {
     tp_task *tasks;
     tp_task **ptrs;
     unsigned char *bad;        /* per sample: failed (skip policy) */
+    unsigned char *edges;      /* per sample: 2 x EDGE bytes around a direct payload */
     int err_code;              /* the first failure, under the session lock */
     char err_msg[512];
 } batch_work;
@@ -52,6 +54,10 @@ typedef struct session {
     uint32_t nf;
     uint64_t ids_offset, slot_bytes;
     uint32_t nslots;
+    /* Records of fixed-size fields have a predictable layout; the largest selected
+     * tensor of such records is read straight into its place in the slot. */
+    int direct;                /* index into f[], or -1 */
+    uint64_t direct_at, direct_total; /* its offset in the record; the record's length */
     tp_ring *ring;
     batch_work *work;
     uint64_t epoch, batch;     /* the next batch to start */
@@ -115,22 +121,23 @@ static int fill_image(const session *s, tp_worker *w, const out_field *f, const 
                             f->dtype, dst);
 }
 
-static int fill_sample(const session *s, tp_worker *w, const batch_work *bw, const tp_task *t,
-                       const unsigned char *data, uint64_t len, tp_error *err)
+/* Writes the record's selected fields into the slot; a field whose bytes are already in
+ * place (read there directly) is left alone. */
+static int fill_fields(const session *s, tp_worker *w, const batch_work *bw, const tp_task *t,
+                       const tp_record *rec, tp_error *err)
 {
-    tp_record rec;
-    TP_TRY(tp_record_parse(data, len, t->loc.checksum, (uint32_t)tp_dataset_field_count(s->ds->ds),
-                           &rec, err));
-    TP_TRY(tp_dataset_check_record(s->ds->ds, &rec, err));
+    TP_TRY(tp_dataset_check_record(s->ds->ds, rec, err));
     for (uint32_t i = 0; i < s->nf; i++) {
         const out_field *f = &s->f[i];
-        const tp_field_value *v = tp_record_field(&rec, f->index);
+        const tp_field_value *v = tp_record_field(rec, f->index);
         if (!v)
             return tp__error_set(err, TP_ECORRUPT, "no '%s' field", f->name);
+        unsigned char *dst = bw->slot + f->offset + (uint64_t)t->index * f->sample_bytes;
+        if (v->data == dst && v->compression == TP_COMPRESS_NONE && v->size == f->sample_bytes)
+            continue;
         const unsigned char *raw = NULL;
         uint64_t n = 0;
         TP_TRY(raw_value(s, w, v, 0, &raw, &n, err));
-        unsigned char *dst = bw->slot + f->offset + (uint64_t)t->index * f->sample_bytes;
         if (f->kind == TP_FIELD_IMAGE) {
             int rc = fill_image(s, w, f, bw, t, raw, n, dst, err);
             if (rc < 0)
@@ -144,6 +151,36 @@ static int fill_sample(const session *s, tp_worker *w, const batch_work *bw, con
         }
     }
     return 0;
+}
+
+static int fill_sample(const session *s, tp_worker *w, const batch_work *bw, const tp_task *t,
+                       const unsigned char *data, uint64_t len, tp_error *err)
+{
+    tp_record rec;
+    uint32_t nfields = (uint32_t)tp_dataset_field_count(s->ds->ds);
+    if (!t->iovcnt) {
+        TP_TRY(tp_record_parse(data, len, t->loc.checksum, nfields, &rec, err));
+        return fill_fields(s, w, bw, t, &rec, err);
+    }
+    /* Read in pieces, the large payload straight into the slot. A record laid out other
+     * than predicted (compressed, say) is intact but elsewhere: read it again whole. */
+    tp_piece p[TP_IO_MAX_IOV];
+    for (unsigned i = 0; i < t->iovcnt; i++)
+        p[i] = (tp_piece){.data = t->iov[i].iov_base, .len = t->iov[i].iov_len};
+    int rc = tp_record_parse_pieces(p, t->iovcnt, t->loc.checksum, nfields, &rec, err);
+    if (rc != TP_EUSAGE)
+        return rc < 0 ? rc : fill_fields(s, w, bw, t, &rec, err);
+    if (t->loc.length > w->record_cap) {
+        unsigned char *r = realloc(w->record, t->loc.length);
+        if (!r)
+            return tp__error_set(err, -ENOMEM, "no memory for a record");
+        w->record = r;
+        w->record_cap = t->loc.length;
+    }
+    size_t got;
+    TP_TRY(tp_dataset_read(s->ds->ds, t->id, w->record, w->record_cap, &got, err));
+    TP_TRY(tp_record_parse(w->record, got, t->loc.checksum, nfields, &rec, err));
+    return fill_fields(s, w, bw, t, &rec, err);
 }
 
 static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint64_t len,
@@ -255,6 +292,49 @@ static int pick_fields(session *s, const tp_msg_open *m, tp_error *err)
     return 0;
 }
 
+#define EDGE 512          /* the most record bytes before or after a direct payload */
+#define DIRECT_MIN 16384  /* smaller payloads are cheaper to copy than to split a read */
+
+static uint64_t pad8(uint64_t x) { return (x + 7) & ~(uint64_t)7; }
+
+/* Predicts the record layout when every field of the schema has a fixed size (int64,
+ * tensors; stored uncompressed, as pack stores data that does not compress) and picks
+ * the largest selected tensor to read directly. Records that turn out otherwise are read
+ * again whole (fill_sample). */
+static void plan_direct(session *s)
+{
+    const tp_dataset *ds = s->ds->ds;
+    size_t n = tp_dataset_field_count(ds);
+    uint64_t off = TP_RECORD_HEADER + n * TP_RECORD_ENTRY;
+    uint64_t at[TP_MAX_FIELDS], size[TP_MAX_FIELDS];
+    s->direct = -1;
+    if (s->srv->o.direct) /* O_DIRECT reads need the engine's aligned buffers */
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const tp_field_info *fi = tp_dataset_field(ds, i);
+        if (fi->kind != TP_FIELD_INT64 && fi->kind != TP_FIELD_TENSOR)
+            return;
+        size[i] = tp_dtype_size(fi->kind == TP_FIELD_INT64 ? TP_DTYPE_INT64 : fi->dtype);
+        for (uint32_t d = 0; fi->kind == TP_FIELD_TENSOR && d < fi->ndim; d++)
+            size[i] *= (uint64_t)fi->shape[d];
+        at[i] = off;
+        off += pad8(size[i]);
+    }
+    for (uint32_t i = 0; i < s->nf; i++) {
+        const out_field *f = &s->f[i];
+        if (f->kind == TP_FIELD_TENSOR && f->sample_bytes >= DIRECT_MIN &&
+            (s->direct < 0 || f->sample_bytes > s->f[s->direct].sample_bytes))
+            s->direct = (int)i;
+    }
+    if (s->direct < 0)
+        return;
+    uint32_t k = s->f[s->direct].index;
+    s->direct_at = at[k];
+    s->direct_total = off;
+    if (at[k] > EDGE || off - at[k] - size[k] > EDGE)
+        s->direct = -1;
+}
+
 /* Slot layout: descriptor, ids, then one array per field, each 4 KiB aligned. */
 static int layout(session *s, tp_error *err)
 {
@@ -323,6 +403,7 @@ static int open_session(session *s, const tp_msg_open *m, tp_error *err)
     s->limit = m->limit;
     TP_TRY(pick_fields(s, m, err));
     TP_TRY(layout(s, err));
+    plan_direct(s);
     s->nslots = 1; /* the ring needs a power of two */
     while (s->nslots < m->prefetch)
         s->nslots *= 2;
@@ -337,7 +418,8 @@ static int open_session(session *s, const tp_msg_open *m, tp_error *err)
         bw->tasks = calloc(m->batch_size, sizeof(tp_task));
         bw->ptrs = calloc(m->batch_size, sizeof(tp_task *));
         bw->bad = calloc(m->batch_size, 1);
-        if (!bw->tasks || !bw->ptrs || !bw->bad)
+        bw->edges = s->direct >= 0 ? malloc(m->batch_size * 2 * EDGE) : NULL;
+        if (!bw->tasks || !bw->ptrs || !bw->bad || (s->direct >= 0 && !bw->edges))
             rc = tp__error_set(err, -ENOMEM, "out of memory for a session");
     }
     if (rc == 0 && !s->work)
@@ -369,6 +451,20 @@ static void describe(session *s, batch_work *bw, tp_batch_desc *d)
     }
 }
 
+/* The record in three pieces: what comes before the payload and after it into the
+ * sample's edge buffers, the payload into its place in the slot. */
+static void direct_pieces(const session *s, batch_work *bw, tp_task *t)
+{
+    const out_field *f = &s->f[s->direct];
+    unsigned char *edge = bw->edges + (size_t)t->index * 2 * EDGE;
+    uint64_t after = s->direct_total - s->direct_at - f->sample_bytes;
+    t->iov[0] = (struct iovec){edge, s->direct_at};
+    t->iov[1] = (struct iovec){bw->slot + f->offset + (uint64_t)t->index * f->sample_bytes,
+                               f->sample_bytes};
+    t->iov[2] = (struct iovec){edge + EDGE, after};
+    t->iovcnt = after ? 3 : 2;
+}
+
 static int start_batch(session *s, uint32_t seq, tp_error *err)
 {
     batch_work *bw = &s->work[seq % s->nslots];
@@ -386,6 +482,8 @@ static int start_batch(session *s, uint32_t seq, tp_error *err)
         *t = (tp_task){.id = ids[j], .index = j, .ctx = bw, .run = run_sample};
         TP_TRY(tp_dataset_locate(s->ds->ds, ids[j], &t->loc, err));
         t->file = s->ds->files[t->loc.shard];
+        if (s->direct >= 0 && t->loc.length == s->direct_total)
+            direct_pieces(s, bw, t);
         bw->ptrs[j] = t;
     }
     describe(s, bw, (tp_batch_desc *)bw->slot);
@@ -606,6 +704,7 @@ static void cleanup(session *s)
         free(s->work[i].tasks);
         free(s->work[i].ptrs);
         free(s->work[i].bad);
+        free(s->work[i].edges);
     }
     free(s->work);
     tp_ring_destroy(s->ring);

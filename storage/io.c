@@ -158,6 +158,20 @@ static int prepare(tp_io *io, const tp_io_read *r, unsigned s, tp_error *err)
 {
     tp__io_slot *slot = &io->slots[s];
     slot->req = *r;
+    if (r->iovcnt) {
+        uint64_t sum = 0;
+        for (unsigned i = 0; i < r->iovcnt && i < TP_IO_MAX_IOV; i++)
+            sum += r->iov[i].iov_len;
+        if (io->o.direct || r->iovcnt > TP_IO_MAX_IOV || sum != r->length || !sum ||
+            r->file >= io->nfiles)
+            return tp__error_set(err, TP_EUSAGE, "io: a read into %u caller buffers of %llu "
+                                 "bytes for %llu (not with O_DIRECT)", r->iovcnt,
+                                 (unsigned long long)sum, (unsigned long long)r->length);
+        slot->win_off = r->offset;
+        slot->need = slot->len = r->length;
+        slot->got = 0;
+        return 0;
+    }
     slot->win_off = io->o.direct ? align_down(r->offset) : r->offset;
     slot->need = r->offset + r->length - slot->win_off;
     slot->len = io->o.direct ? align_up(slot->need) : slot->need;
@@ -197,9 +211,30 @@ static void finish(tp_io *io, unsigned s, int result)
     tp__io_slot *slot = &io->slots[s];
     uint64_t skip = slot->req.offset - slot->win_off;
     io->ready[io->nready++] = (tp_io_done){
-        .tag = slot->req.tag, .result = result, .data = tp__io_buffer(io, s) + skip,
+        .tag = slot->req.tag, .result = result,
+        .data = slot->req.iovcnt ? NULL : tp__io_buffer(io, s) + skip,
         .length = result == 0 ? slot->req.length : 0, .issued = slot->len, .buffer = s};
     io->in_flight--;
+}
+
+unsigned tp_io_iov_skip(const struct iovec *in, unsigned n, uint64_t skip, struct iovec *out)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (skip >= in[i].iov_len) {
+            skip -= in[i].iov_len;
+            continue;
+        }
+        out[k++] = (struct iovec){.iov_base = (char *)in[i].iov_base + skip,
+                                  .iov_len = in[i].iov_len - skip};
+        skip = 0;
+    }
+    return k;
+}
+
+unsigned tp__io_rest(tp__io_slot *slot)
+{
+    return slot->nrest = tp_io_iov_skip(slot->req.iov, slot->req.iovcnt, slot->got, slot->rest);
 }
 
 /* Acts on one raw result. @return : 1 when the read must be started again. */

@@ -16,6 +16,7 @@
 
 #include "tp_common.h"
 
+#include <sys/uio.h>
 #include <turbopump/dataset.h>
 
 typedef struct tp_io tp_io;
@@ -54,11 +55,17 @@ typedef struct tp_io_options {
     void *fault_ctx;
 } tp_io_options;
 
+#define TP_IO_MAX_IOV 4
+
 typedef struct tp_io_read {
     unsigned file;         /* index returned by tp_io_add_file */
     uint64_t offset;
     uint64_t length;       /* 1..buffer_bytes (minus alignment slack with direct) */
     uint64_t tag;          /* returned with the completion */
+    /* Optional, not with direct: read into these caller buffers (lengths summing to
+     * `length`, any size) instead of an engine buffer; the completion's data is NULL. */
+    struct iovec iov[TP_IO_MAX_IOV];
+    unsigned iovcnt;
 } tp_io_read;
 
 typedef struct tp_io_done {
@@ -69,6 +76,10 @@ typedef struct tp_io_done {
     uint64_t issued;       /* bytes actually read from the device (aligned window) */
     unsigned buffer;       /* for tp_io_release */
 } tp_io_done;
+
+/* The part of `n` iovecs past their first `skip` bytes, into `out` (n entries at most).
+ * @return : how many iovecs that is. */
+unsigned tp_io_iov_skip(const struct iovec *in, unsigned n, uint64_t skip, struct iovec *out);
 
 /* Creates an engine. @return : 0, TP_EUSAGE, -ENOMEM, or for a forced backend the
  *           reason it cannot run (e.g. -ENOSYS, -EPERM for io_uring). */

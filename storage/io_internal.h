@@ -13,7 +13,13 @@ typedef struct tp__io_slot {
     uint64_t len;      /* bytes to read: need, rounded up to the alignment with O_DIRECT */
     uint64_t got;      /* bytes read so far */
     bool busy;         /* submitted, or completed and not yet released */
+    struct iovec rest[TP_IO_MAX_IOV]; /* caller buffers: what is still to read */
+    unsigned nrest;
 } tp__io_slot;
+
+/* For reads into caller buffers: the iovecs past the `got` bytes already read, in the
+ * slot's `rest`. @return : how many. */
+unsigned tp__io_rest(tp__io_slot *slot);
 
 typedef struct tp__io_backend {
     const char *name;

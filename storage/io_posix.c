@@ -21,11 +21,15 @@ typedef struct posix_state {
     unsigned nthreads;
 } posix_state;
 
-static int64_t read_slot(const tp_io *io, unsigned s)
+static int64_t read_slot(tp_io *io, unsigned s)
 {
-    const tp__io_slot *slot = &io->slots[s];
-    ssize_t n = pread(io->fds[slot->req.file], tp__io_buffer(io, s) + slot->got,
-                      (size_t)(slot->len - slot->got), (off_t)(slot->win_off + slot->got));
+    tp__io_slot *slot = &io->slots[s];
+    int fd = io->fds[slot->req.file];
+    off_t off = (off_t)(slot->win_off + slot->got);
+    ssize_t n = slot->req.iovcnt
+                    ? preadv(fd, slot->rest, (int)tp__io_rest(slot), off)
+                    : pread(fd, tp__io_buffer(io, s) + slot->got,
+                            (size_t)(slot->len - slot->got), off);
     return n < 0 ? -errno : n;
 }
 

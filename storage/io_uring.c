@@ -85,10 +85,14 @@ static int uring_start(tp_io *io, unsigned s)
     uint64_t off = slot->win_off + slot->got;
     bool fixed = io->file_fixed[slot->req.file];
     int file = fixed ? (int)slot->req.file : io->fds[slot->req.file];
-    if (u->fixed_buffers)
+    if (slot->req.iovcnt) {
+        tp__io_slot *w = &io->slots[s];
+        io_uring_prep_readv(sqe, file, w->rest, tp__io_rest(w), off);
+    } else if (u->fixed_buffers) {
         io_uring_prep_read_fixed(sqe, file, dst, len, off, (int)s);
-    else
+    } else {
         io_uring_prep_read(sqe, file, dst, len, off);
+    }
     if (fixed)
         sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, s);

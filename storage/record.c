@@ -6,6 +6,7 @@
 #include "storage.h"
 
 #include <stdlib.h>
+#include <sys/uio.h>
 
 static uint64_t pad8(uint64_t x) { return (x + (TP_RECORD_PAD - 1)) & ~(uint64_t)(TP_RECORD_PAD - 1); }
 
@@ -54,10 +55,21 @@ uint64_t tp__record_encode(unsigned char *out, const tp_field_value *values, siz
     return sum;
 }
 
-static int parse_entry(const unsigned char *buf, uint64_t len, size_t i, uint64_t *off,
+/* Where logical offset `off` of a record read in pieces lies, if [off, off + size) is
+ * inside one piece. */
+static const unsigned char *locate(const tp_piece *p, size_t n, uint64_t off, uint64_t size)
+{
+    for (size_t i = 0; i < n; off -= p[i].len, i++)
+        if (off < p[i].len || (size == 0 && off == p[i].len))
+            return size <= p[i].len - off ? (const unsigned char *)p[i].data + off : NULL;
+    return NULL;
+}
+
+static int parse_entry(const tp_piece *p, size_t np, uint64_t len, size_t i, uint64_t *off,
                        uint32_t prev, uint32_t nfields_max, tp_field_value *v, tp_error *err)
 {
-    const unsigned char *e = buf + TP_RECORD_HEADER + i * TP_RECORD_ENTRY;
+    const unsigned char *e = (const unsigned char *)p[0].data + TP_RECORD_HEADER +
+                             i * TP_RECORD_ENTRY;
     v->field = tp__le16(e);
     v->compression = (tp_compression)e[2];
     v->size = tp__le64(e + 8);
@@ -75,7 +87,8 @@ static int parse_entry(const unsigned char *buf, uint64_t len, size_t i, uint64_
         return tp__error_set(err, TP_ECORRUPT, "field entry %zu: %llu bytes overrun the "
                              "%llu-byte record", i, (unsigned long long)v->size,
                              (unsigned long long)len);
-    v->data = buf + start;
+    if (!(v->data = locate(p, np, start, v->size)))
+        return tp__error_set(err, TP_EUSAGE, "field entry %zu lies across two pieces", i);
     *off = start + pad8(v->size);
     return 0;
 }
@@ -83,11 +96,30 @@ static int parse_entry(const unsigned char *buf, uint64_t len, size_t i, uint64_
 TP_API int tp_record_parse(const void *data, size_t len, uint64_t expected_checksum,
                            uint32_t nfields_max, tp_record *out, tp_error *err)
 {
-    const unsigned char *buf = data;
+    tp_piece whole = {.data = data, .len = len};
+    return tp_record_parse_pieces(&whole, 1, expected_checksum, nfields_max, out, err);
+}
+
+TP_API int tp_record_parse_pieces(const tp_piece *pieces, size_t npieces,
+                                  uint64_t expected_checksum, uint32_t nfields_max,
+                                  tp_record *out, tp_error *err)
+{
+    assert(npieces >= 1 && npieces <= TP_RECORD_MAX_PIECES);
+    const unsigned char *buf = pieces[0].data;
+    uint64_t len = 0;
+    struct iovec iov[TP_RECORD_MAX_PIECES];
+    for (size_t i = 0; i < npieces; i++) {
+        len += pieces[i].len;
+        iov[i] = (struct iovec){.iov_base = (void *)pieces[i].data, .iov_len = pieces[i].len};
+    }
     if (len < TP_RECORD_HEADER)
-        return tp__error_set(err, TP_ECORRUPT, "record of %zu bytes is shorter than its "
-                             "header", len);
-    uint64_t stored = tp__le64(buf), actual = tp__hash64(buf + 8, len - 8);
+        return tp__error_set(err, TP_ECORRUPT, "record of %llu bytes is shorter than its "
+                             "header", (unsigned long long)len);
+    if (pieces[0].len < TP_RECORD_HEADER)
+        return tp__error_set(err, TP_EUSAGE, "the record's header lies across pieces");
+    iov[0].iov_base = (void *)(buf + 8);
+    iov[0].iov_len -= 8;
+    uint64_t stored = tp__le64(buf), actual = tp__hash64_pieces(iov, npieces);
     if (stored != actual)
         return tp__error_set(err, TP_ECORRUPT, "record checksum mismatch (stored %016llx, "
                              "computed %016llx)", (unsigned long long)stored,
@@ -102,9 +134,11 @@ TP_API int tp_record_parse(const void *data, size_t len, uint64_t expected_check
         return tp__error_set(err, TP_ECORRUPT, "bad record header (magic, flags or %u "
                              "fields)", n);
     uint64_t off = TP_RECORD_HEADER + (uint64_t)n * TP_RECORD_ENTRY;
+    if (off > pieces[0].len)
+        return tp__error_set(err, TP_EUSAGE, "the record's field table lies across pieces");
     for (uint32_t i = 0; i < n; i++)
-        TP_TRY(parse_entry(buf, len, i, &off, i ? out->fields[i - 1].field : 0, nfields_max,
-                           &out->fields[i], err));
+        TP_TRY(parse_entry(pieces, npieces, len, i, &off, i ? out->fields[i - 1].field : 0,
+                           nfields_max, &out->fields[i], err));
     if (off != len)
         return tp__error_set(err, TP_ECORRUPT, "record has %llu trailing bytes",
                              (unsigned long long)(len - off));

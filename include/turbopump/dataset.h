@@ -214,6 +214,22 @@ typedef struct tp_record {
 TP_API int tp_record_parse(const void *buf, size_t len, uint64_t expected_checksum,
                            uint32_t nfields_max, tp_record *out, tp_error *err);
 
+/* A record read in pieces (with readv, say, so that a large payload lands straight in its
+ * destination): the pieces in order make up the record. */
+typedef struct tp_piece {
+    const void *data;
+    size_t len;
+} tp_piece;
+#define TP_RECORD_MAX_PIECES 4
+
+/* tp_record_parse over 1..TP_RECORD_MAX_PIECES pieces: the same checks, and the values
+ * point into the pieces. The header and field table must lie in the first piece and each
+ * value inside one piece. @return : 0, TP_ECORRUPT (as tp_record_parse), or TP_EUSAGE
+ *           when the record is intact but its layout does not fit the pieces. */
+TP_API int tp_record_parse_pieces(const tp_piece *pieces, size_t npieces,
+                                  uint64_t expected_checksum, uint32_t nfields_max,
+                                  tp_record *out, tp_error *err);
+
 /* Checks a parsed record against the dataset's schema: int64 fields hold 8 bytes and
  * tensors exactly shape x dtype bytes (after decompression). tp_dataset_read does this;
  * call it after parsing records read by other means.

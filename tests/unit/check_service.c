@@ -1468,6 +1468,111 @@ START_TEST(test_wakeups)
 }
 END_TEST
 
+/* ---- direct reads: large tensors read straight into the ring slot */
+
+/* A zstd frame of `raw` padded with a skippable frame to exactly `want` bytes. */
+static unsigned char *padded_frame(const unsigned char *raw, size_t len, size_t want)
+{
+    unsigned char *c;
+    int64_t n = tp_zstd_compress(raw, len, 3, &c);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_le(n + 8, (int64_t)want);
+    unsigned char *out = calloc(1, want);
+    memcpy(out, c, (size_t)n);
+    tp__put32(out + n, 0x184D2A50u); /* skippable frame magic */
+    tp__put32(out + n + 4, (uint32_t)(want - (size_t)n - 8));
+    free(c);
+    return out;
+}
+
+/* Fields "a" (uint8 [80, 80, 3], read directly) and "b" (uint8 [16]). Sample k % 3:
+ * 0 stored as is (the direct path), 1 compressed (another length: read whole), 2 both
+ * compressed and padded so the record has the predicted length but "a" is shorter and
+ * "b" straddles the predicted boundary (the direct read is detected and redone). */
+static void write_direct_ds(const char *root, const char *name, uint64_t n)
+{
+    enum { A = 80 * 80 * 3, B = 16 };
+    static const tp_field_info fields[] = {
+        {.name = "a", .kind = TP_FIELD_TENSOR, .dtype = TP_DTYPE_UINT8, .ndim = 3,
+         .shape = {80, 80, 3}},
+        {.name = "b", .kind = TP_FIELD_TENSOR, .dtype = TP_DTYPE_UINT8, .ndim = 1,
+         .shape = {B}}};
+    char *path = tp_test_path(root, name);
+    tp_dataset_writer_options o = {.fields = fields, .nfields = 2, .shard_bytes = 256 << 10};
+    tp_dataset_writer *w;
+    tp_error err = {0};
+    ck_assert_msg(tp_dataset_writer_create(&w, path, &o, &err) == 0, "%s", err.msg);
+    for (uint64_t id = 0; id < n; id++) {
+        unsigned char a[A], bb[B], *ca = NULL, *cb = NULL;
+        tp_test_fill(bb, B, id, 9);
+        if (id % 3 == 0)
+            tp_test_fill(a, A, id, 8);
+        else
+            memset(a, (int)id, A); /* compressible */
+        tp_field_value v[2] = {{.field = 0, .data = a, .size = A, .raw_size = A},
+                               {.field = 1, .data = bb, .size = B, .raw_size = B}};
+        if (id % 3 == 1) {
+            int64_t m = tp_zstd_compress(a, A, 3, &ca);
+            v[0] = (tp_field_value){.field = 0, .compression = TP_COMPRESS_ZSTD, .data = ca,
+                                    .size = (uint64_t)m, .raw_size = A};
+        } else if (id % 3 == 2) {
+            ca = padded_frame(a, A, A - 64);
+            cb = padded_frame(bb, B, B + 64);
+            v[0] = (tp_field_value){.field = 0, .compression = TP_COMPRESS_ZSTD, .data = ca,
+                                    .size = A - 64, .raw_size = A};
+            v[1] = (tp_field_value){.field = 1, .compression = TP_COMPRESS_ZSTD, .data = cb,
+                                    .size = B + 64, .raw_size = B};
+        }
+        ck_assert_msg(tp_dataset_writer_append(w, v, 2, &err) == 0, "%s", err.msg);
+        free(ca);
+        free(cb);
+    }
+    ck_assert_msg(tp_dataset_writer_finish(w, &err) == 0, "%s", err.msg);
+    tp_dataset_writer_destroy(w);
+    free(path);
+}
+
+/* Every path of the direct read gives the stored bytes, for both fields and for "a" alone. */
+START_TEST(test_direct_reads)
+{
+    enum { N = 60, BATCH = 7 };
+    daemon_fx f;
+    fx_init(&f);
+    write_direct_ds(f.root, "direct", N);
+    fx_start(&f, false, 0);
+    reference r;
+    ref_open(&r, f.root, "direct", "none", 0);
+    static const char *const both[] = {"a", "b"}, *const only[] = {"a"};
+    tp_client_options o = client_options(&f, "direct");
+    o.fields = _i ? only : both;
+    o.nfields = _i ? 1 : 2;
+    o.batch_size = BATCH;
+    o.shuffle = true;
+    tp_client *c = client_open(&o);
+    uint64_t differ = 0, seen = 0;
+    for (uint64_t k = 0; k < tp_client_batches_per_epoch(c); k++) {
+        tp_batch b;
+        tp_error err = {0};
+        ck_assert_msg(tp_client_next(c, &b, &err) == 0, "%s", err.msg);
+        for (uint32_t i = 0; i < b.nfields; i++) {
+            uint64_t each = b.fields[i].bytes / b.samples, len;
+            for (uint32_t j = 0; j < b.samples; j++) {
+                const unsigned char *want = ref_field(&r, b.ids[j], b.fields[i].name, &len);
+                differ += len != each ||
+                          memcmp((const unsigned char *)b.fields[i].data + j * each, want,
+                                 each) != 0;
+            }
+        }
+        seen += b.samples;
+    }
+    ck_assert_uint_eq(seen, N);
+    ck_assert_uint_eq(differ, 0);
+    tp_client_close(c);
+    ref_close(&r);
+    fx_done(&f);
+}
+END_TEST
+
 /* One TCase per feature; a test with n > 1 runs as a loop test over 0..n-1. */
 static Suite *service_suite(void)
 {
@@ -1478,6 +1583,7 @@ static Suite *service_suite(void)
     } tests[] = {
         {"bytes", test_image_bytes, (int)TP_ARRAY_LEN(image_configs)},
         {"bytes", test_tensor_bytes, 2},
+        {"bytes", test_direct_reads, 2},
         {"exact_once_threads", test_exact_once_threads, 2},
         {"resume", test_resume, 5},
         {"protocol_abuse", test_protocol_abuse, 1},

@@ -376,6 +376,57 @@ static void expect_open_error(const char *path, const char *needle)
 
 /* Every byte of every record is covered: flip one in the middle, at the start and at
  * the end of a record; only that sample fails, naming the shard and the sample id. */
+/* A record parsed in pieces (as a payload read straight into its destination arrives)
+ * gives the same values as parsed whole, at every split into two or three pieces; a split
+ * through a value or the header is TP_EUSAGE (intact, but not this layout), and a
+ * flipped byte is TP_ECORRUPT wherever the pieces are cut. */
+START_TEST(test_record_pieces)
+{
+    unsigned char a[13], b[40], rec[256];
+    tp_test_fill(a, sizeof(a), 1, 2);
+    tp_test_fill(b, sizeof(b), 3, 4);
+    tp_field_value v[2] = {{.field = 0, .data = a, .size = sizeof(a)},
+                           {.field = 1, .data = b, .size = sizeof(b)}};
+    size_t len = (size_t)tp__record_size(v, 2);
+    ck_assert_uint_le(len, sizeof(rec));
+    uint64_t sum = tp__record_encode(rec, v, 2);
+    tp_record whole, part;
+    ck_assert_int_eq(tp_record_parse(rec, len, sum, 2, &whole, NULL), 0);
+    unsigned ok = 0, layout = 0, wrong = 0;
+    for (size_t i = 1; i < len; i++)
+        for (size_t j = i; j < len; j++) {
+            tp_piece p[3] = {{rec, i}, {rec + i, j - i}, {rec + j, len - j}};
+            int rc = tp_record_parse_pieces(p, 3, sum, 2, &part, NULL);
+            if (rc == TP_EUSAGE) {
+                layout++;
+                continue;
+            }
+            bool same = rc == 0 && part.nfields == 2;
+            for (int k = 0; same && k < 2; k++)
+                same = part.fields[k].size == whole.fields[k].size &&
+                       part.fields[k].data == whole.fields[k].data; /* same bytes, in place */
+            ok += same;
+            wrong += !same;
+        }
+    ck_assert_uint_eq(wrong, 0);
+    ck_assert_uint_gt(ok, 0);
+    ck_assert_uint_gt(layout, 0);
+    /* payload b alone in the middle piece: the layout a direct read uses */
+    size_t at = (size_t)((const unsigned char *)whole.fields[1].data - rec);
+    tp_piece direct[3] = {{rec, at}, {rec + at, sizeof(b)},
+                          {rec + at + sizeof(b), len - at - sizeof(b)}};
+    ck_assert_int_eq(tp_record_parse_pieces(direct, 3, sum, 2, &part, NULL), 0);
+    ck_assert_ptr_eq(part.fields[1].data, rec + at);
+    unsigned corrupt = 0;
+    for (size_t k = 0; k < len; k++) {
+        rec[k] ^= 0x40;
+        corrupt += tp_record_parse_pieces(direct, 3, sum, 2, &part, NULL) == TP_ECORRUPT;
+        rec[k] ^= 0x40;
+    }
+    ck_assert_uint_eq(corrupt, len);
+}
+END_TEST
+
 START_TEST(test_flip_record)
 {
     const config *c = &configs[_i];
@@ -731,6 +782,7 @@ static Suite *storage_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("corruption");
     tcase_add_loop_test(tc, test_flip_record, 0, n);
+    tcase_add_test(tc, test_record_pieces);
     tcase_add_loop_test(tc, test_flip_structure, 0, 2); /* .tpr structures */
     tcase_add_loop_test(tc, test_flip_manifest, 0, n);
     tcase_add_loop_test(tc, test_truncated, 0, n);
