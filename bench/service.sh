@@ -17,6 +17,7 @@ tp=$PWD/build/tools/turbopump
 mkdir -p "$work/root"
 work=$(cd "$work" && pwd)
 cc -O2 -o "$work/memcpy" bench/memcpy.c
+rm -f "$work"/*.runs
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 field() { sed -n "s/.*\"$1\": \\([0-9.]*\\).*/\\1/p"; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -52,6 +53,7 @@ for i in $(seq "$runs"); do
 done
 s=$(median <"$work/e2e.runs"); d=$(median <"$work/dec.runs")
 echo "rrc224, 2 consumers through the daemon: $s samples/s; bench decode 2 threads: $d images/s; ratio $(awk -v a="$s" -v b="$d" 'BEGIN {printf "%.2f", a / b}')"
+echo "  runs: daemon $(tr '\n' ' ' <"$work/e2e.runs")| bench decode $(tr '\n' ' ' <"$work/dec.runs")"
 
 # 2: raw tensors, warm page cache
 cat "$work/root/raw"/*.tpr >/dev/null
@@ -61,6 +63,7 @@ for i in $(seq "$runs"); do
 done
 g=$(median <"$work/raw.runs"); m=$(median <"$work/memcpy.runs")
 echo "raw uint8 224x224x3 from page cache: consumer $g GB/s; memcpy $m GB/s; ratio $(awk -v a="$g" -v b="$m" 'BEGIN {printf "%.2f", a / b}')"
+echo "  runs: consumer $(tr '\n' ' ' <"$work/raw.runs")| memcpy $(tr '\n' ' ' <"$work/memcpy.runs")"
 
 # 3: first batch on 1,000,000 samples (the dataset opened by the daemon for each run's
 # first session: restart the daemon between runs)
@@ -73,4 +76,5 @@ for i in $(seq "$runs"); do
   grep VmHWM /proc/$daemon/status | awk '{print $2 / 1024}' >>"$work/rss.runs"
 done
 echo "1,000,000 samples: first batch after $(median <"$work/first.runs") ms; daemon peak RSS $(median <"$work/rss.runs") MiB"
+echo "  runs: first batch $(tr '\n' ' ' <"$work/first.runs")| RSS $(tr '\n' ' ' <"$work/rss.runs")"
 rm -f "$work"/*.runs "$work"/e2e.[01]
