@@ -285,11 +285,11 @@ static void watch_socket(tp_client *c)
 
 static uint32_t held(const tp_client *c) { return c->next - c->tail; }
 
-static int wait_batch(tp_client *c, tp_error *err)
+static int wait_batch(tp_client *c, int timeout_ms, tp_error *err)
 {
-    double deadline = now_ms() + c->timeout_ms;
+    double deadline = now_ms() + timeout_ms;
     for (;;) {
-        int rc = tp_ring_wait_ready(c->ring, c->next, 100);
+        int rc = tp_ring_wait_ready(c->ring, c->next, TP_MIN(100, TP_MAX(timeout_ms, 0)));
         if (rc == 0)
             return 0;
         if (rc != -ETIMEDOUT)
@@ -299,7 +299,7 @@ static int wait_batch(tp_client *c, tp_error *err)
             return tp_ring_wait_ready(c->ring, c->next, 0) == 0
                        ? 0 : tp__error_set(err, c->gone_code, "%s", c->gone_msg);
         if (now_ms() > deadline)
-            return tp__error_set(err, -ETIMEDOUT, "no batch within %d ms", c->timeout_ms);
+            return tp__error_set(err, -ETIMEDOUT, "no batch within %d ms", timeout_ms);
     }
 }
 
@@ -341,7 +341,7 @@ int tp_client_next(tp_client *c, tp_batch *out, tp_error *err)
     if (held(c) >= limit)
         return tp__error_set(err, TP_EUSAGE, "already holding %u batches; release one first",
                              held(c));
-    TP_TRY(wait_batch(c, err));
+    TP_TRY(wait_batch(c, c->timeout_ms, err));
     TP_TRY(view(c, tp_ring_view_slot(c->ring, c->next), out, err));
     out->seq = c->next++;
     c->delivered++;
@@ -352,6 +352,14 @@ int tp_client_next(tp_client *c, tp_batch *out, tp_error *err)
         c->epoch++;
     }
     return 0;
+}
+
+int tp_client_wait(tp_client *c, int timeout_ms, tp_error *err)
+{
+    if (c->limit && c->delivered == c->limit)
+        return tp__error_set(err, TP_EUSAGE, "all %llu batches asked for (max_batches) were "
+                             "read", (unsigned long long)c->limit);
+    return wait_batch(c, timeout_ms, err);
 }
 
 int tp_client_release(tp_client *c, const tp_batch *b)

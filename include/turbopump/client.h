@@ -95,6 +95,11 @@ TP_API int tp_client_open(tp_client **out, const tp_client_options *o, tp_error 
  *           `hold` batches; TP_EPROTOCOL for a malformed ring. */
 TP_API int tp_client_next(tp_client *c, tp_batch *out, tp_error *err);
 
+/* Waits at most timeout_ms for the next batch to be ready, without taking it (so a caller
+ * can wait in slices and handle signals in between). @return : 0 (tp_client_next will not
+ *           block), -ETIMEDOUT, or what tp_client_next would fail with. */
+TP_API int tp_client_wait(tp_client *c, int timeout_ms, tp_error *err);
+
 /* Gives a batch's slot back to the daemon. Batches may be released in any order; slots
  * return in order. @return : 0, or TP_EUSAGE for a batch not held. */
 TP_API int tp_client_release(tp_client *c, const tp_batch *b);

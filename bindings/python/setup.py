@@ -1,0 +1,55 @@
+"""Builds turbopump's Python package: the pure-Python loader and the _turbopump extension,
+compiled together with the C client library's sources (loader/client.c and what it needs),
+so `pip install bindings/python` from a checkout needs no separately installed library."""
+import os
+import re
+
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+GEN = os.path.join(HERE, "build", "generated")
+
+
+def project_version():
+    with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+        return re.search(r"project\(turbopump VERSION (\d+)\.(\d+)\.(\d+)", f.read()).groups()
+
+
+def generate_version_header():
+    major, minor, patch = project_version()
+    with open(os.path.join(ROOT, "include", "turbopump", "version.h.in")) as f:
+        text = f.read()
+    for key, value in (("PROJECT_VERSION_MAJOR", major), ("PROJECT_VERSION_MINOR", minor),
+                       ("PROJECT_VERSION_PATCH", patch),
+                       ("PROJECT_VERSION", "%s.%s.%s" % (major, minor, patch))):
+        text = text.replace("@%s@" % key, value)
+    os.makedirs(os.path.join(GEN, "turbopump"), exist_ok=True)
+    path = os.path.join(GEN, "turbopump", "version.h")
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(path, "w") as f:
+            f.write(text)
+    return "%s.%s.%s" % (major, minor, patch)
+
+
+VERSION = generate_version_header()
+C_SOURCES = ["loader/client.c", "loader/protocol.c", "shm/ring.c", "common/error.c",
+             "common/version.c", "common/fsutil.c", "common/checksum.c"]
+
+setup(
+    name="turbopump",
+    version=VERSION,
+    description="Python loader for the turbopump data-loading daemon",
+    packages=["turbopump"],
+    python_requires=">=3.9",
+    install_requires=["numpy"],
+    ext_modules=[Extension(
+        "turbopump._turbopump",
+        # absolute paths: objects then stay under the build directory
+        sources=["src/_turbopump.c"] + [os.path.join(ROOT, s) for s in C_SOURCES],
+        include_dirs=[GEN, os.path.join(ROOT, "include"), os.path.join(ROOT, "common"),
+                      os.path.join(ROOT, "shm"), os.path.join(ROOT, "loader")],
+        define_macros=[("_GNU_SOURCE", None)],
+        extra_compile_args=["-std=c11", "-fvisibility=hidden"],
+    )],
+)

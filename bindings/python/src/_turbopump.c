@@ -1,0 +1,411 @@
+/* turbopump._turbopump: the CPython extension under the turbopump package, over the public
+ * C client API only (include/turbopump/client.h).
+ *
+ * Client wraps a tp_client. Client.next() waits for a batch with the GIL released, in
+ * slices, so Ctrl-C interrupts it promptly, and returns (epoch, index, ids, {name: array})
+ * where every array is an Array: an object exporting one field of the batch through the
+ * buffer protocol, zero-copy. Every Array of a batch holds the batch's Lease, and the
+ * lease gives the ring slot back to the daemon only when the last of them is gone: a
+ * view can never show another batch's bytes. Holding more batches than the session's
+ * `hold` raises instead of waiting forever. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <turbopump/client.h>
+
+#include <errno.h>
+#include <string.h>
+
+static PyObject *TurbopumpError;
+
+typedef struct {
+    PyObject_HEAD
+    tp_client *c;
+    uint32_t hold;
+    int timeout_ms;
+    unsigned live;             /* leases not yet gone */
+    int closing;               /* close() was called while leases lived */
+} Client;
+
+typedef struct {
+    PyObject_HEAD
+    Client *client;            /* strong reference: releases need the client */
+    tp_batch batch;
+} Lease;
+
+typedef struct {
+    PyObject_HEAD
+    Lease *lease;
+    void *data;
+    Py_ssize_t len, itemsize;
+    int ndim;
+    Py_ssize_t shape[9], strides[9];
+    const char *format;
+} Array;
+
+static PyObject *raise_tp(int code, const tp_error *err)
+{
+    const char *msg = err && err->msg[0] ? err->msg : tp_strerror(code);
+    PyObject *args = Py_BuildValue("(is)", code, msg);
+    if (args) {
+        PyErr_SetObject(TurbopumpError, args);
+        Py_DECREF(args);
+    }
+    return NULL;
+}
+
+/* ---- Lease */
+
+static void Lease_dealloc(Lease *l)
+{
+    Client *c = l->client;
+    if (c && c->c) {
+        tp_client_release(c->c, &l->batch);
+        if (--c->live == 0 && c->closing) { /* close() was waiting for this */
+            tp_client_close(c->c);
+            c->c = NULL;
+        }
+    }
+    Py_XDECREF(c);
+    Py_TYPE(l)->tp_free((PyObject *)l);
+}
+
+static PyTypeObject LeaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "turbopump._turbopump.Lease",
+    .tp_basicsize = sizeof(Lease),
+    .tp_dealloc = (destructor)Lease_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The ring slot of one batch, held while any of its arrays lives.",
+};
+
+/* ---- Array: one field of a batch, through the buffer protocol */
+
+static const char *format_of(tp_dtype t)
+{
+    switch (t) {
+    case TP_DTYPE_UINT8: return "B";
+    case TP_DTYPE_INT8: return "b";
+    case TP_DTYPE_UINT16: return "H";
+    case TP_DTYPE_INT16: return "h";
+    case TP_DTYPE_INT32: return "i";
+    case TP_DTYPE_INT64: return "q";
+    case TP_DTYPE_FLOAT16: return "e";
+    case TP_DTYPE_FLOAT32: return "f";
+    case TP_DTYPE_FLOAT64: return "d";
+    default: return NULL;
+    }
+}
+
+static int Array_getbuffer(Array *a, Py_buffer *view, int flags)
+{
+    if (flags & PyBUF_WRITABLE) {
+        PyErr_SetString(PyExc_BufferError, "turbopump batch arrays are read-only views of "
+                        "the ring (use copy=True for writable arrays)");
+        return -1;
+    }
+    view->obj = (PyObject *)a;
+    Py_INCREF(a);
+    view->buf = a->data;
+    view->len = a->len;
+    view->readonly = 1;
+    view->itemsize = a->itemsize;
+    view->format = (flags & PyBUF_FORMAT) ? (char *)a->format : NULL;
+    view->ndim = a->ndim;
+    view->shape = (flags & PyBUF_ND) ? a->shape : NULL;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? a->strides : NULL;
+    view->suboffsets = NULL;
+    view->internal = NULL;
+    return 0;
+}
+
+static PyBufferProcs Array_as_buffer = {.bf_getbuffer = (getbufferproc)Array_getbuffer};
+
+static void Array_dealloc(Array *a)
+{
+    Py_XDECREF(a->lease);
+    Py_TYPE(a)->tp_free((PyObject *)a);
+}
+
+static PyTypeObject ArrayType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "turbopump._turbopump.Array",
+    .tp_basicsize = sizeof(Array),
+    .tp_dealloc = (destructor)Array_dealloc,
+    .tp_as_buffer = &Array_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One field of a batch in the shared-memory ring (buffer protocol).",
+};
+
+static PyObject *make_array(Lease *lease, const void *data, tp_dtype dtype, uint32_t ndim,
+                            const int64_t *shape, uint64_t bytes)
+{
+    const char *fmt = format_of(dtype);
+    if (!fmt || ndim < 1 || ndim > 9) {
+        PyErr_Format(TurbopumpError, "unsupported array (dtype %d, %u dims)", (int)dtype, ndim);
+        return NULL;
+    }
+    Array *a = PyObject_New(Array, &ArrayType);
+    if (!a)
+        return NULL;
+    Py_INCREF(lease);
+    a->lease = lease;
+    a->data = (void *)data;
+    a->len = (Py_ssize_t)bytes;
+    a->format = fmt;
+    a->itemsize = (Py_ssize_t)(fmt[0] == 'B' || fmt[0] == 'b' ? 1
+                               : fmt[0] == 'H' || fmt[0] == 'h' || fmt[0] == 'e' ? 2
+                               : fmt[0] == 'i' || fmt[0] == 'f' ? 4 : 8);
+    a->ndim = (int)ndim;
+    Py_ssize_t stride = a->itemsize;
+    for (int d = (int)ndim - 1; d >= 0; d--) {
+        a->shape[d] = (Py_ssize_t)shape[d];
+        a->strides[d] = stride;
+        stride *= a->shape[d];
+    }
+    return (PyObject *)a;
+}
+
+/* ---- Client */
+
+static int Client_init(Client *self, PyObject *args, PyObject *kw)
+{
+    static char *names[] = {"dataset", "socket", "fields", "transform", "output",
+                            "batch_size", "shuffle", "drop_last", "seed", "rank",
+                            "world_size", "epoch", "batch", "prefetch", "hold",
+                            "timeout_ms", "autostart", "daemon_path", "max_batches", NULL};
+    const char *dataset, *socket = NULL, *transform = NULL, *output = "uint8",
+               *daemon_path = NULL;
+    PyObject *fields = Py_None;
+    unsigned long long batch_size = 256, seed = 0, epoch = 0, batch = 0, max_batches = 0;
+    int shuffle = 1, drop_last = 0, autostart = 1, timeout_ms = 60000;
+    unsigned int rank = 0, world = 1, prefetch = 4, hold = 3;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zOzsKppKIIKKIIipzK", names, &dataset, &socket,
+                                     &fields, &transform, &output, &batch_size, &shuffle,
+                                     &drop_last, &seed, &rank, &world, &epoch, &batch,
+                                     &prefetch, &hold, &timeout_ms, &autostart, &daemon_path,
+                                     &max_batches))
+        return -1;
+    const char *names_c[TP_CLIENT_MAX_FIELDS];
+    PyObject *seq = NULL;
+    size_t nfields = 0;
+    if (fields != Py_None) {
+        seq = PySequence_Fast(fields, "fields must be a sequence of names");
+        if (!seq)
+            return -1;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        if (n > TP_CLIENT_MAX_FIELDS) {
+            Py_DECREF(seq);
+            PyErr_Format(PyExc_ValueError, "at most %d fields", TP_CLIENT_MAX_FIELDS);
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            names_c[i] = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+            if (!names_c[i]) {
+                Py_DECREF(seq);
+                return -1;
+            }
+        }
+        nfields = (size_t)n;
+    }
+    tp_client_output out = !strcmp(output, "uint8")     ? TP_CLIENT_UINT8
+                           : !strcmp(output, "float32") ? TP_CLIENT_FLOAT32
+                           : !strcmp(output, "float16") ? TP_CLIENT_FLOAT16 : (tp_client_output)-1;
+    if ((int)out < 0) {
+        Py_XDECREF(seq);
+        PyErr_Format(PyExc_ValueError, "output must be uint8, float32 or float16, not '%s'",
+                     output);
+        return -1;
+    }
+    tp_client_options o = {.socket = socket, .dataset = dataset,
+                           .fields = nfields ? names_c : NULL, .nfields = nfields,
+                           .transform = transform, .output = out, .batch_size = batch_size,
+                           .shuffle = shuffle, .drop_last = drop_last, .seed = seed,
+                           .rank = rank, .world_size = world, .epoch = epoch, .batch = batch,
+                           .prefetch = prefetch, .hold = hold, .timeout_ms = timeout_ms,
+                           .no_autostart = !autostart, .daemon_path = daemon_path,
+                           .max_batches = max_batches};
+    tp_error err = {0};
+    int rc;
+    tp_client *c = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = tp_client_open(&c, &o, &err);
+    Py_END_ALLOW_THREADS
+    Py_XDECREF(seq);
+    if (rc < 0) {
+        raise_tp(rc, &err);
+        return -1;
+    }
+    tp_client_close(self->c);
+    self->c = c;
+    self->hold = hold;
+    self->timeout_ms = timeout_ms > 0 ? timeout_ms : 60000;
+    return 0;
+}
+
+static void Client_dealloc(Client *self)
+{
+    tp_client_close(self->c);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *closed_error(void)
+{
+    PyErr_SetString(PyExc_ValueError, "the turbopump client is closed");
+    return NULL;
+}
+
+/* Waits for the next batch in 100 ms slices with the GIL released, checking for signals
+ * (Ctrl-C) in between. @return : 0, or -1 with an exception set. */
+static int wait_ready(Client *self)
+{
+    tp_error err = {0};
+    int waited = 0, rc;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = tp_client_wait(self->c, 100, &err);
+        Py_END_ALLOW_THREADS
+        if (rc != -ETIMEDOUT)
+            break;
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+        if ((waited += 100) >= self->timeout_ms) {
+            raise_tp(rc, &err);
+            return -1;
+        }
+    }
+    if (rc < 0)
+        raise_tp(rc, &err);
+    return rc < 0 ? -1 : 0;
+}
+
+static PyObject *batch_dict(Lease *lease)
+{
+    const tp_batch *b = &lease->batch;
+    PyObject *d = PyDict_New();
+    for (uint32_t i = 0; d && i < b->nfields; i++) {
+        const tp_batch_field *f = &b->fields[i];
+        PyObject *a = make_array(lease, f->data, f->dtype, f->ndim, f->shape, f->bytes);
+        if (!a || PyDict_SetItemString(d, f->name, a) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(a);
+    }
+    return d;
+}
+
+static PyObject *Client_next(Client *self, PyObject *unused)
+{
+    if (!self->c || self->closing)
+        return closed_error();
+    if (wait_ready(self) < 0)
+        return NULL;
+    Lease *lease = PyObject_New(Lease, &LeaseType);
+    if (!lease)
+        return NULL;
+    lease->client = NULL;
+    tp_error err = {0};
+    int rc = tp_client_next(self->c, &lease->batch, &err);
+    if (rc < 0) {
+        Py_DECREF(lease);
+        if (rc == TP_EUSAGE && self->hold)
+            PyErr_Format(TurbopumpError, "arrays of an earlier batch are still alive: the "
+                         "ring gives slots back in order, so at most %u batches (prefetch - 1) "
+                         "can be held at once; drop older batches, or use copy=True",
+                         self->hold);
+        else
+            raise_tp(rc, &err);
+        return NULL;
+    }
+    Py_INCREF(self);
+    lease->client = self;
+    self->live++;
+    int64_t n = lease->batch.samples;
+    PyObject *ids = make_array(lease, lease->batch.ids, TP_DTYPE_INT64, 1, &n,
+                               (uint64_t)n * 8);
+    PyObject *fields = ids ? batch_dict(lease) : NULL;
+    PyObject *r = fields ? Py_BuildValue("(KKKOO)", (unsigned long long)lease->batch.epoch,
+                                         (unsigned long long)lease->batch.index,
+                                         (unsigned long long)lease->batch.skipped, ids, fields)
+                         : NULL;
+    Py_XDECREF(ids);
+    Py_XDECREF(fields);
+    Py_DECREF(lease);
+    return r;
+}
+
+static PyObject *Client_state(Client *self, PyObject *unused)
+{
+    if (!self->c)
+        return closed_error();
+    uint64_t e, b;
+    tp_client_state(self->c, &e, &b);
+    return Py_BuildValue("(KK)", (unsigned long long)e, (unsigned long long)b);
+}
+
+static PyObject *Client_sizes(Client *self, PyObject *unused)
+{
+    if (!self->c)
+        return closed_error();
+    return Py_BuildValue("(KKK)", (unsigned long long)tp_client_batches_per_epoch(self->c),
+                         (unsigned long long)tp_client_samples_per_epoch(self->c),
+                         (unsigned long long)tp_client_dataset_samples(self->c));
+}
+
+/* Closing while arrays still live would unmap their memory: then the session ends when
+ * the last of them goes. */
+static PyObject *Client_close(Client *self, PyObject *unused)
+{
+    if (self->live) {
+        self->closing = 1;
+        Py_RETURN_FALSE;
+    }
+    tp_client_close(self->c);
+    self->c = NULL;
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef Client_methods[] = {
+    {"next", (PyCFunction)Client_next, METH_NOARGS,
+     "next() -> (epoch, index, skipped, ids, {field: Array}); waits for the next batch."},
+    {"state", (PyCFunction)Client_state, METH_NOARGS,
+     "state() -> (epoch, batch) of the next batch next() returns."},
+    {"sizes", (PyCFunction)Client_sizes, METH_NOARGS,
+     "sizes() -> (batches per epoch, samples per epoch for this rank, dataset samples)."},
+    {"close", (PyCFunction)Client_close, METH_NOARGS,
+     "close() -> True if closed now, False if live arrays keep it open until they go."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject ClientType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "turbopump._turbopump.Client",
+    .tp_basicsize = sizeof(Client),
+    .tp_dealloc = (destructor)Client_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "A session with the turbopump daemon (see turbopump.Loader).",
+    .tp_methods = Client_methods,
+    .tp_init = (initproc)Client_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, .m_name = "turbopump._turbopump",
+    .m_doc = "The turbopump client library for Python (use turbopump.Loader).", .m_size = -1};
+
+PyMODINIT_FUNC PyInit__turbopump(void)
+{
+    if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&LeaseType) < 0 ||
+        PyType_Ready(&ArrayType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    TurbopumpError = PyErr_NewExceptionWithDoc(
+        "turbopump._turbopump.Error", "An error from turbopump: args are (code, message).",
+        PyExc_RuntimeError, NULL);
+    Py_INCREF(&ClientType);
+    if (!TurbopumpError || PyModule_AddObject(m, "Error", TurbopumpError) < 0 ||
+        PyModule_AddObject(m, "Client", (PyObject *)&ClientType) < 0 ||
+        PyModule_AddStringConstant(m, "version", tp_version_string()) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(TurbopumpError);
+    return m;
+}

@@ -1,0 +1,162 @@
+"""turbopump.Loader: the iterable a training loop reads batches from."""
+import os
+
+import numpy as np
+
+from . import _turbopump
+
+try:
+    import torch
+except ImportError:  # NumPy arrays without it
+    torch = None
+
+
+def _env_int(names, default):
+    for name in names:
+        value = os.environ.get(name)
+        if value not in (None, ""):
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError("%s=%r is not an integer" % (name, value)) from None
+    return default
+
+
+class Loader:
+    """Batches of a turbopump dataset for one rank of a training job.
+
+    Iterating yields one epoch: dicts mapping each field to a torch.Tensor (when PyTorch
+    is importable, else a numpy.ndarray), plus "__id__" (int64 sample ids) and
+    "__epoch__". The next iteration continues with the next epoch; set_epoch() picks one.
+
+    dataset     a name under the daemon's --root, or a path when no daemon runs (a
+                private one is then started for this process, serving its directory)
+    batch_size  samples per batch
+    fields      the fields to load (default: every field that batches)
+    transform   for JPEG fields: "rrc224" (RandomResizedCrop 224 + flip, default),
+                "center224" (Resize 256 + CenterCrop 224), or other sizes (rrcN, centerN)
+    output      images as "uint8" (NHWC, default) or normalised "float32"/"float16" (NCHW)
+    shuffle, seed, drop_last   as torch's DistributedSampler + DataLoader
+    rank, world_size           default to torchrun's RANK / WORLD_SIZE (else 0 / 1)
+    device      "cpu", or a torch device the batch is moved to (a copy)
+    socket      the daemon's socket (default: $TURBOPUMP_SOCKET, then the usual paths)
+    copy        True: owned, writable arrays (a copy per batch); False: zero-copy views
+    prefetch    batches the daemon prepares ahead (default 4)
+    timeout     seconds to wait for a batch before raising
+    autostart   start a private daemon when none answers (default True)
+
+    Zero-copy views are read-only and keep their batch's slot in the ring until the last
+    view of the batch is gone: keep at most prefetch - 1 batches alive (or use copy=True).
+    """
+
+    def __init__(self, dataset, batch_size, fields=None, transform="rrc224", shuffle=True,
+                 seed=0, drop_last=False, rank=None, world_size=None, device="cpu",
+                 socket=None, copy=False, output="uint8", prefetch=4, timeout=60.0,
+                 autostart=True, daemon_path=None):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if prefetch < 2:
+            raise ValueError("prefetch must be at least 2 (one batch in use, one coming)")
+        self.rank = _env_int(["RANK"], 0) if rank is None else int(rank)
+        self.world_size = _env_int(["WORLD_SIZE"], 1) if world_size is None else int(world_size)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError("rank %d is not in 0..world_size-1 (%d)"
+                             % (self.rank, self.world_size))
+        self.local_rank = _env_int(["LOCAL_RANK"], 0)
+        if device != "cpu" and torch is None:
+            raise ValueError("device=%r needs PyTorch" % (device,))
+        self.device = device
+        self.copy = copy
+        self._options = dict(
+            dataset=os.fspath(dataset), socket=socket, fields=list(fields) if fields else None,
+            transform=transform, output=output, batch_size=int(batch_size),
+            shuffle=bool(shuffle), drop_last=bool(drop_last), seed=int(seed), rank=self.rank,
+            world_size=self.world_size, prefetch=int(prefetch), hold=int(prefetch) - 1,
+            timeout_ms=int(timeout * 1000), autostart=bool(autostart), daemon_path=daemon_path)
+        self.seed = int(seed)
+        self._epoch, self._batch = 0, 0      # where the next batch comes from
+        self._client = self._open(0, 0)
+        self._batches, self._per_rank, self._samples = self._client.sizes()
+
+    def _open(self, epoch, batch):
+        return _turbopump.Client(epoch=epoch, batch=batch, **self._options)
+
+    def __len__(self):
+        """Batches per epoch for this rank (the same for every rank)."""
+        return self._batches
+
+    @property
+    def num_samples(self):
+        """Samples in the dataset."""
+        return self._samples
+
+    def set_epoch(self, epoch):
+        """The epoch the next iteration reads (from its first batch)."""
+        self._epoch, self._batch = int(epoch), 0
+
+    def state_dict(self):
+        """Where the next batch comes from: load it into a new Loader to resume exactly."""
+        return {"seed": self.seed, "epoch": self._epoch, "batch": self._batch,
+                "rank": self.rank, "world_size": self.world_size}
+
+    def load_state_dict(self, state):
+        if int(state["seed"]) != self.seed:
+            raise ValueError("state is for seed %s, this loader has seed %d"
+                             % (state["seed"], self.seed))
+        self._epoch, self._batch = int(state["epoch"]), int(state["batch"])
+
+    def close(self):
+        """Ends the session (once the last zero-copy view is gone)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _session_at(self, epoch, batch):
+        """The session, reopened if it is not where the next batch must come from."""
+        if self._client is None or self._client.state() != (epoch, batch):
+            if self._client is not None:
+                self._client.close()
+            self._client = self._open(epoch, batch)
+        return self._client
+
+    def _convert(self, array):
+        a = np.asarray(array)
+        if self.copy:
+            a = a.copy()
+        if torch is None:
+            return a
+        t = torch.from_numpy(a) if self.copy else _readonly_tensor(a)
+        return t if self.device == "cpu" else t.to(self.device, non_blocking=True)
+
+    def __iter__(self):
+        epoch = self._epoch
+        if self._batch >= self._batches:
+            raise ValueError("batch %d is past the epoch's %d" % (self._batch, self._batches))
+        client = self._session_at(epoch, self._batch)
+        while self._batch < self._batches:
+            got_epoch, index, skipped, ids, fields = client.next()
+            assert (got_epoch, index) == (epoch, self._batch), (got_epoch, index)
+            batch = {name: self._convert(a) for name, a in fields.items()}
+            batch["__id__"] = self._convert(ids)
+            batch["__epoch__"] = epoch
+            if skipped:
+                batch["__skipped__"] = skipped
+            self._batch += 1
+            yield batch
+        self._epoch, self._batch = epoch + 1, 0
+
+
+def _readonly_tensor(a):
+    """A tensor over a read-only NumPy view without a copy (PyTorch warns that it cannot
+    guarantee read-only-ness; the ring bytes stay valid, and writing to them is the
+    caller's mistake)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(a)
