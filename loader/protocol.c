@@ -83,7 +83,7 @@ static int take_fds(struct msghdr *mh, int *fd)
     return 0;
 }
 
-static int check(const void *buf, size_t n, tp_error *err)
+int tp__msg_check(const void *buf, size_t n, tp_error *err)
 {
     tp_msg_header h;
     if (n < sizeof(h))
@@ -146,7 +146,7 @@ int tp__msg_recv(int sock, void *buf, size_t cap, int *fd, int timeout_ms, tp_er
         return tp__error_set(err, TP_EPROTOCOL, "oversized message (more than %zu bytes)",
                              cap);
     }
-    rc = check(buf, (size_t)n, err);
+    rc = tp__msg_check(buf, (size_t)n, err);
     if (rc < 0 && fd && *fd >= 0)
         close(*fd), *fd = -1;
     return rc;
@@ -173,4 +173,23 @@ void tp__default_socket(char *buf, size_t cap)
         snprintf(buf, cap, "%s/turbopump.sock", run);
     else
         snprintf(buf, cap, "/run/turbopump/turbopump.sock");
+}
+
+int tp__msg_check_open(const tp_msg_open *m, tp_error *err)
+{
+    if (!tp__msg_str_ok(m->dataset, sizeof(m->dataset)) ||
+        !tp__msg_str_ok(m->transform, sizeof(m->transform)))
+        return tp__error_set(err, TP_EPROTOCOL, "OPEN: unterminated dataset or transform");
+    if (m->nfields > TP_OPEN_MAX_FIELDS || (m->flags & ~TP_OPEN_FLAGS) ||
+        m->output > TP_OUTPUT_FLOAT16)
+        return tp__error_set(err, TP_EPROTOCOL, "OPEN: bad field count, flags or output");
+    if (m->batch_size < 1 || m->batch_size > TP_MAX_BATCH)
+        return tp__error_set(err, TP_EUSAGE, "batch size %llu is not in 1..%u",
+                             (unsigned long long)m->batch_size, TP_MAX_BATCH);
+    if (m->world < 1 || m->world > TP_MAX_WORLD || m->rank >= m->world)
+        return tp__error_set(err, TP_EUSAGE, "rank %u of world size %u", m->rank, m->world);
+    if (m->prefetch < 1 || m->prefetch > TP_MAX_PREFETCH)
+        return tp__error_set(err, TP_EUSAGE, "prefetch %u is not in 1..%u", m->prefetch,
+                             TP_MAX_PREFETCH);
+    return 0;
 }

@@ -119,6 +119,7 @@ typedef struct tp_msg_stat_ok {
 
 #define TP_MAX_BATCH 65536u
 #define TP_MAX_WORLD 65536u
+#define TP_MAX_PREFETCH 256u      /* = TP_RING_MAX_SLOTS */
 
 /* Fills a header. */
 void tp__msg_init(tp_msg_header *h, uint16_t type, size_t length);
@@ -133,6 +134,15 @@ int tp__msg_send(int sock, const void *msg, size_t len, int fd);
  * limit). @return : the message type, 0 on orderly hang-up, -ETIMEDOUT, TP_EPROTOCOL
  *           (malformed, truncated or oversized), or -errno. */
 int tp__msg_recv(int sock, void *buf, size_t cap, int *fd, int timeout_ms, tp_error *err);
+
+/* Checks one received message's header and length: magic, version, reserved bytes, a
+ * known type and exactly its size. @return : the type, or TP_EPROTOCOL. */
+int tp__msg_check(const void *buf, size_t n, tp_error *err);
+
+/* Checks every field of an OPEN before anything uses it: terminated strings, known flags
+ * and output, and every number within its bounds. @return : 0, TP_EPROTOCOL (malformed)
+ *           or TP_EUSAGE (out of bounds; the message says which). */
+int tp__msg_check_open(const tp_msg_open *m, tp_error *err);
 
 /* An ERROR message with `code` and a message. @return : what tp__msg_send returns. */
 int tp__msg_send_error(int sock, int code, const char *message);

@@ -292,6 +292,8 @@ static int pick_fields(session *s, const tp_msg_open *m, tp_error *err)
     return 0;
 }
 
+_Static_assert(TP_MAX_PREFETCH == TP_RING_MAX_SLOTS, "prefetch is bounded by the ring");
+
 #define EDGE 512          /* the most record bytes before or after a direct payload */
 #define DIRECT_MIN 16384  /* smaller payloads are cheaper to copy than to split a read */
 
@@ -358,28 +360,9 @@ static int layout(session *s, tp_error *err)
     return 0;
 }
 
-static int check_open(const tp_msg_open *m, tp_error *err)
-{
-    if (!tp__msg_str_ok(m->dataset, sizeof(m->dataset)) ||
-        !tp__msg_str_ok(m->transform, sizeof(m->transform)))
-        return tp__error_set(err, TP_EPROTOCOL, "OPEN: unterminated dataset or transform");
-    if (m->nfields > TP_OPEN_MAX_FIELDS || (m->flags & ~TP_OPEN_FLAGS) ||
-        m->output > TP_OUTPUT_FLOAT16)
-        return tp__error_set(err, TP_EPROTOCOL, "OPEN: bad field count, flags or output");
-    if (m->batch_size < 1 || m->batch_size > TP_MAX_BATCH)
-        return tp__error_set(err, TP_EUSAGE, "batch size %llu is not in 1..%u",
-                             (unsigned long long)m->batch_size, TP_MAX_BATCH);
-    if (m->world < 1 || m->world > TP_MAX_WORLD || m->rank >= m->world)
-        return tp__error_set(err, TP_EUSAGE, "rank %u of world size %u", m->rank, m->world);
-    if (m->prefetch < 1 || m->prefetch > TP_RING_MAX_SLOTS)
-        return tp__error_set(err, TP_EUSAGE, "prefetch %u is not in 1..%u", m->prefetch,
-                             TP_RING_MAX_SLOTS);
-    return 0;
-}
-
 static int open_session(session *s, const tp_msg_open *m, tp_error *err)
 {
-    TP_TRY(check_open(m, err));
+    TP_TRY(tp__msg_check_open(m, err));
     if (tp_transform_parse(m->transform, &s->transform) < 0)
         return tp__error_set(err, TP_EUSAGE, "unknown transform '%s' (rrc224, center224, "
                              "none)", m->transform);
@@ -724,7 +707,7 @@ void *tp__session_main(void *arg)
     tp_error err = {0};
     int rc = handshake(&s, &open, &err);
     if (rc == 0)
-        rc = check_open(&open, &err); /* before anything reads its strings */
+        rc = tp__msg_check_open(&open, &err); /* before anything reads its strings */
     if (rc == 0) {
         pthread_mutex_lock(&s.srv->lock); /* STAT reads these */
         snprintf(pub->dataset, sizeof(pub->dataset), "%s", open.dataset);
