@@ -612,10 +612,15 @@ static void serve(session *s)
         /* The client has released everything published: it is waiting for us. */
         if (starved_since == 0 && tp_ring_tail(s->ring) == oldest)
             starved_since = tp__now();
-        if (oldest != next)
+        if (oldest != next) {
             wait_completion(s, &s->work[oldest % s->nslots], 1);
-        else if (tp_ring_wait_free(s->ring, next, 20) == TP_EPROTOCOL)
-            continue; /* reported by the launch loop above */
+        } else if (tp_ring_wait_free(s->ring, next, 20) == TP_EPROTOCOL) {
+            const char *msg = "the client wrote an impossible ring counter";
+            tp__server_log(s->srv, "session %llu: %s", (unsigned long long)s->pub->id, msg);
+            tp__msg_send_error(s->pub->sock, TP_EPROTOCOL, msg);
+            s->failed = true;
+            return;
+        }
         sock_event ev = poll_socket(s, 0);
         if (ev != SOCK_QUIET)
             return;
