@@ -25,6 +25,7 @@ typedef struct {
     int timeout_ms;
     unsigned live;             /* leases not yet gone */
     int closing;               /* close() was called while leases lived */
+    int busy;                  /* a next() is waiting (with the GIL released) */
 } Client;
 
 typedef struct {
@@ -184,6 +185,10 @@ static int Client_init(Client *self, PyObject *args, PyObject *kw)
                                      &prefetch, &hold, &timeout_ms, &autostart, &daemon_path,
                                      &max_batches))
         return -1;
+    if (self->live || self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this client has batches in use; make a new one");
+        return -1;
+    }
     const char *names_c[TP_CLIENT_MAX_FIELDS];
     PyObject *seq = NULL;
     size_t nfields = 0;
@@ -295,7 +300,22 @@ static PyObject *Client_next(Client *self, PyObject *unused)
 {
     if (!self->c || self->closing)
         return closed_error();
-    if (wait_ready(self) < 0)
+    if (self->busy) { /* the C client serves one thread at a time */
+        PyErr_SetString(PyExc_RuntimeError, "a turbopump loader is being read by two threads "
+                        "at once");
+        return NULL;
+    }
+    self->busy = 1;
+    int waited = wait_ready(self);
+    self->busy = 0;
+    if (self->closing) { /* close() from another thread while we waited */
+        if (!self->live) {
+            tp_client_close(self->c);
+            self->c = NULL;
+        }
+        return closed_error();
+    }
+    if (waited < 0)
         return NULL;
     Lease *lease = PyObject_New(Lease, &LeaseType);
     if (!lease)
@@ -353,7 +373,9 @@ static PyObject *Client_sizes(Client *self, PyObject *unused)
  * the last of them goes. */
 static PyObject *Client_close(Client *self, PyObject *unused)
 {
-    if (self->live) {
+    if (!self->c)
+        Py_RETURN_TRUE;
+    if (self->live || self->busy) {
         self->closing = 1;
         Py_RETURN_FALSE;
     }
