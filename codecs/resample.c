@@ -19,18 +19,6 @@ typedef struct coeffs {
     int ksize;
 } coeffs;
 
-static int grow(void **p, size_t *cap, size_t bytes)
-{
-    if (bytes <= *cap)
-        return 0;
-    void *q = realloc(*p, bytes);
-    if (!q)
-        return -ENOMEM;
-    *p = q;
-    *cap = bytes;
-    return 0;
-}
-
 static double triangle(double x)
 {
     x = fabs(x);
@@ -45,9 +33,9 @@ static int precompute(tp_resample_scratch *s, int which, double in0, double in1,
     double support = filterscale, ss = 1.0 / filterscale;
     c->ksize = (int)ceil(support) * 2 + 1;
     size_t nk = (size_t)out * (size_t)c->ksize;
-    if (grow(&s->bounds[which], &s->bounds_cap[which], (size_t)out * 2 * sizeof(int)) < 0 ||
-        grow(&s->k[which], &s->k_cap[which], nk * sizeof(int32_t)) < 0 ||
-        grow(&s->w, &s->w_cap, nk * sizeof(double)) < 0)
+    if (tp__grow(&s->bounds[which], &s->bounds_cap[which], (size_t)out * 2 * sizeof(int)) < 0 ||
+        tp__grow(&s->k[which], &s->k_cap[which], nk * sizeof(int32_t)) < 0 ||
+        tp__grow(&s->w, &s->w_cap, nk * sizeof(double)) < 0)
         return -ENOMEM;
     c->bounds = s->bounds[which];
     c->k = s->k[which];
@@ -159,8 +147,8 @@ static int precompute_fast(tp_resample_scratch *s, int which, double in0, double
     TP_TRY(precompute(s, which, in0, in1, lo, hi, out, &c));
     f->pairs = (c.ksize + 1) / 2;
     size_t lanes = (size_t)out * (size_t)f->pairs * 8;
-    if (grow(&s->fbounds[which], &s->fbounds_cap[which], (size_t)out * 4 * sizeof(int)) < 0 ||
-        grow(&s->fk[which], &s->fk_cap[which], lanes * sizeof(int16_t)) < 0)
+    if (tp__grow(&s->fbounds[which], &s->fbounds_cap[which], (size_t)out * 4 * sizeof(int)) < 0 ||
+        tp__grow(&s->fk[which], &s->fk_cap[which], lanes * sizeof(int16_t)) < 0)
         return -ENOMEM;
     f->bounds = s->fbounds[which];
     f->k = s->fk[which];
@@ -377,14 +365,14 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
 {
     assert(j->win_x0 >= 0 && j->win_x1 <= j->src_w && j->win_x0 < j->win_x1);
     assert(j->win_y0 >= 0 && j->win_y1 <= j->src_h && j->win_y0 < j->win_y1);
-    TP_TRY(grow(&s->acc, &s->acc_cap, (size_t)j->dst_w * 3 * sizeof(int32_t)));
+    TP_TRY(tp__grow(&s->acc, &s->acc_cap, (size_t)j->dst_w * 3 * sizeof(int32_t)));
     int first, last;
     if (j->exact) {
         coeffs ch, cv;
         TP_TRY(precompute(s, 0, j->box_x0, j->box_x1, j->win_x0, j->win_x1, j->dst_w, &ch));
         TP_TRY(precompute(s, 1, j->box_y0, j->box_y1, j->win_y0, j->win_y1, j->dst_h, &cv));
         rows_read(cv.bounds, 2, j->dst_h, &first, &last);
-        TP_TRY(grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
+        TP_TRY(tp__grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
         horizontal(j->src, j->src_stride, first, last - first, &ch, j->dst_w, j->mirror, s->tmp);
         vertical(s->tmp, j->dst_w, first, &cv, j->dst_h, j->dst, j->dst_stride, s->acc);
         return 0;
@@ -395,7 +383,7 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
     TP_TRY(precompute_fast(s, 1, j->box_y0, j->box_y1, j->win_y0, j->win_y1, j->dst_h,
                            j->src_h, &fv));
     rows_read(fv.bounds, 4, j->dst_h, &first, &last);
-    TP_TRY(grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
+    TP_TRY(tp__grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
 #if defined(__x86_64__) && defined(__GNUC__)
     if (use_simd()) {
         horizontal_ssse3(j->src, j->src_stride, first, last - first, &fh, j->dst_w, j->mirror,

@@ -231,3 +231,15 @@ int tp__parse_size(const char *s, uint64_t *out)
     *out = (uint64_t)v << shift;
     return 0;
 }
+
+int tp__grow(void **p, size_t *cap, size_t bytes)
+{
+    if (bytes <= *cap)
+        return 0;
+    void *q = realloc(*p, bytes);
+    if (!q)
+        return -ENOMEM;
+    *p = q;
+    *cap = bytes;
+    return 0;
+}

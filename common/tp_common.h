@@ -86,6 +86,10 @@ int tp__write_all(int fd, const void *buf, size_t len);
 int tp__pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* Reads exactly `len` bytes at `off`; a file that ends first gives TP_ETRUNCATED. */
 int tp__pread_all(int fd, void *buf, size_t len, uint64_t off);
+
+/* Grows a reusable buffer *p of *cap bytes to hold at least `bytes` (contents kept).
+ * @return : 0 or -ENOMEM (the buffer is then unchanged). */
+int tp__grow(void **p, size_t *cap, size_t bytes);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer, at most `max` bytes. */
 int tp__read_file(const char *path, size_t max, char **out, size_t *len);
 int tp__fsync_path(const char *path);

@@ -63,14 +63,12 @@ struct tp_pipeline {
 
 int tp__worker_scratch(tp_worker *w, size_t bytes)
 {
-    if (bytes <= w->scratch_cap)
-        return 0;
-    unsigned char *p = realloc(w->scratch, bytes);
-    if (!p)
-        return -ENOMEM;
-    w->scratch = p;
-    w->scratch_cap = bytes;
-    return 0;
+    return tp__grow((void **)&w->scratch, &w->scratch_cap, bytes);
+}
+
+int tp__worker_record(tp_worker *w, size_t bytes)
+{
+    return tp__grow((void **)&w->record, &w->record_cap, bytes);
 }
 
 /* ---- IO thread */
@@ -237,15 +235,8 @@ static void read_direct(tp_pipeline *p, tp_task *t, tp_worker *w)
         t->len = t->loc.length;
         return;
     }
-    if (t->loc.length > w->record_cap) {
-        unsigned char *r = realloc(w->record, t->loc.length);
-        if (!r) {
-            t->rc = -ENOMEM;
-            return;
-        }
-        w->record = r;
-        w->record_cap = t->loc.length;
-    }
+    if ((t->rc = tp__worker_record(w, t->loc.length)) < 0)
+        return;
     t->rc = tp__pread_all(t->loc.fd, w->record, t->loc.length, t->loc.offset);
     t->data = w->record;
     t->len = t->loc.length;

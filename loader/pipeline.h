@@ -28,8 +28,9 @@ typedef struct tp_worker {
     struct tp_pipeline *owner;
 } tp_worker;
 
-/* Makes sure the worker's scratch holds `bytes`. @return : 0 or -ENOMEM. */
+/* Make sure the worker's scratch or record buffer holds `bytes`. @return : 0, -ENOMEM. */
 int tp__worker_scratch(tp_worker *w, size_t bytes);
+int tp__worker_record(tp_worker *w, size_t bytes);
 
 typedef struct tp_task tp_task;
 struct tp_task {

@@ -170,13 +170,8 @@ static int fill_sample(const session *s, tp_worker *w, const batch_work *bw, con
     int rc = tp_record_parse_pieces(p, t->iovcnt, t->loc.checksum, nfields, &rec, err);
     if (rc != TP_EUSAGE)
         return rc < 0 ? rc : fill_fields(s, w, bw, t, &rec, err);
-    if (t->loc.length > w->record_cap) {
-        unsigned char *r = realloc(w->record, t->loc.length);
-        if (!r)
-            return tp__error_set(err, -ENOMEM, "no memory for a record");
-        w->record = r;
-        w->record_cap = t->loc.length;
-    }
+    if (tp__worker_record(w, t->loc.length) < 0)
+        return tp__error_set(err, -ENOMEM, "no memory for a record");
     size_t got;
     TP_TRY(tp_dataset_read(s->ds->ds, t->id, w->record, w->record_cap, &got, err));
     TP_TRY(tp_record_parse(w->record, got, t->loc.checksum, nfields, &rec, err));
@@ -297,7 +292,23 @@ _Static_assert(TP_MAX_PREFETCH == TP_RING_MAX_SLOTS, "prefetch is bounded by the
 #define EDGE 512          /* the most record bytes before or after a direct payload */
 #define DIRECT_MIN 16384  /* smaller payloads are cheaper to copy than to split a read */
 
-static uint64_t pad8(uint64_t x) { return (x + 7) & ~(uint64_t)7; }
+static uint64_t pad8(uint64_t x)
+{
+    return (x + TP_RECORD_PAD - 1) & ~(uint64_t)(TP_RECORD_PAD - 1);
+}
+
+/* Bytes of every value of a fixed-size field (int64, tensor); 0 for the others, or when
+ * the size does not fit 64 bits. */
+static uint64_t fixed_bytes(const tp_field_info *fi)
+{
+    if (fi->kind != TP_FIELD_INT64 && fi->kind != TP_FIELD_TENSOR)
+        return 0;
+    uint64_t n = tp_dtype_size(fi->kind == TP_FIELD_INT64 ? TP_DTYPE_INT64 : fi->dtype);
+    for (uint32_t d = 0; fi->kind == TP_FIELD_TENSOR && d < fi->ndim; d++)
+        if (__builtin_mul_overflow(n, (uint64_t)fi->shape[d], &n))
+            return 0;
+    return n;
+}
 
 /* Predicts the record layout when every field of the schema has a fixed size (int64,
  * tensors; stored uncompressed, as pack stores data that does not compress) and picks
@@ -313,12 +324,8 @@ static void plan_direct(session *s)
     if (s->srv->o.direct) /* O_DIRECT reads need the engine's aligned buffers */
         return;
     for (size_t i = 0; i < n; i++) {
-        const tp_field_info *fi = tp_dataset_field(ds, i);
-        if (fi->kind != TP_FIELD_INT64 && fi->kind != TP_FIELD_TENSOR)
+        if (!(size[i] = fixed_bytes(tp_dataset_field(ds, i))))
             return;
-        size[i] = tp_dtype_size(fi->kind == TP_FIELD_INT64 ? TP_DTYPE_INT64 : fi->dtype);
-        for (uint32_t d = 0; fi->kind == TP_FIELD_TENSOR && d < fi->ndim; d++)
-            size[i] *= (uint64_t)fi->shape[d];
         at[i] = off;
         off += pad8(size[i]);
     }
