@@ -17,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,24 +45,6 @@ static double now_ms(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
-static int connect_to(const char *path, int *out)
-{
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(a.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(a.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    *out = fd;
-    return 0;
 }
 
 /* ---- a private daemon */
@@ -98,7 +78,7 @@ static int await_daemon(tp_client *c, const char *bin_hint, tp_error *err)
 {
     double deadline = now_ms() + 10000;
     while (now_ms() < deadline) {
-        if (connect_to(c->private_socket, &c->sock) == 0)
+        if (tp__msg_connect(c->private_socket, &c->sock) == 0)
             return 0;
         int status;
         if (waitpid(c->daemon, &status, WNOHANG) == c->daemon) {
@@ -123,7 +103,7 @@ static int connect_or_start(tp_client *c, const tp_client_options *o, char *data
     else
         tp__default_socket(path, sizeof(path));
     snprintf(dataset, cap, "%s", o->dataset);
-    int rc = connect_to(path, &c->sock);
+    int rc = tp__msg_connect(path, &c->sock);
     if (rc == 0)
         return 0;
     if (o->no_autostart || (rc != -ENOENT && rc != -ECONNREFUSED))
@@ -194,14 +174,7 @@ static int fill_open(tp_msg_open *m, const tp_client_options *o, const char *dat
 static int handshake(tp_client *c, const tp_msg_open *open, tp_error *err)
 {
     static _Thread_local unsigned char buf[TP_MSG_MAX];
-    tp_msg_hello h;
-    memset(&h, 0, sizeof(h));
-    tp__msg_init(&h.h, TP_MSG_HELLO, sizeof(h));
-    h.min_version = h.max_version = TP_PROTOCOL_VERSION;
-    int rc = tp__msg_send(c->sock, &h, sizeof(h), -1);
-    if (rc < 0)
-        return tp__error_set(err, rc, "cannot talk to the daemon: %s", strerror(-rc));
-    int type = tp__msg_recv(c->sock, buf, sizeof(buf), NULL, c->timeout_ms, err);
+    int rc, type = tp__msg_hello(c->sock, buf, sizeof(buf), c->timeout_ms, err);
     if (type != TP_MSG_HELLO_OK)
         return fail_reply(type, buf, "HELLO", err);
     if ((rc = tp__msg_send(c->sock, open, sizeof(*open), -1)) < 0)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 void tp__msg_init(tp_msg_header *h, uint16_t type, size_t length)
@@ -192,4 +193,34 @@ int tp__msg_check_open(const tp_msg_open *m, tp_error *err)
         return tp__error_set(err, TP_EUSAGE, "prefetch %u is not in 1..%u", m->prefetch,
                              TP_MAX_PREFETCH);
     return 0;
+}
+
+int tp__msg_connect(const char *path, int *out)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(a.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(a.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    *out = fd;
+    return 0;
+}
+
+int tp__msg_hello(int sock, void *buf, size_t cap, int timeout_ms, tp_error *err)
+{
+    tp_msg_hello h;
+    memset(&h, 0, sizeof(h));
+    tp__msg_init(&h.h, TP_MSG_HELLO, sizeof(h));
+    h.min_version = h.max_version = TP_PROTOCOL_VERSION;
+    int rc = tp__msg_send(sock, &h, sizeof(h), -1);
+    if (rc < 0)
+        return tp__error_set(err, rc, "cannot talk to the daemon: %s", strerror(-rc));
+    return tp__msg_recv(sock, buf, cap, NULL, timeout_ms, err);
 }

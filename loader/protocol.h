@@ -144,6 +144,14 @@ int tp__msg_check(const void *buf, size_t n, tp_error *err);
  *           or TP_EUSAGE (out of bounds; the message says which). */
 int tp__msg_check_open(const tp_msg_open *m, tp_error *err);
 
+/* Connects a SOCK_SEQPACKET socket to `path`. @return : 0 and *fd, or -errno. */
+int tp__msg_connect(const char *path, int *fd);
+
+/* The client's first step: sends HELLO (this version only) and receives the reply into
+ * `buf` (cap >= TP_MSG_MAX). @return : what tp__msg_recv returns (TP_MSG_HELLO_OK when
+ *           the daemon accepts), or the send error. */
+int tp__msg_hello(int sock, void *buf, size_t cap, int timeout_ms, tp_error *err);
+
 /* An ERROR message with `code` and a message. @return : what tp__msg_send returns. */
 int tp__msg_send_error(int sock, int code, const char *message);
 

@@ -226,9 +226,9 @@ static int make_socket(tp_server *s, tp_error *err)
     if (lstat(s->o.socket, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
             return tp__error_set(err, -EEXIST, "%s exists and is not a socket", s->o.socket);
-        int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&a, sizeof(a)) == 0;
-        if (probe >= 0)
+        int probe;
+        bool live = tp__msg_connect(s->o.socket, &probe) == 0;
+        if (live)
             close(probe);
         if (live)
             return tp__error_set(err, -EADDRINUSE, "a daemon already serves at %s",

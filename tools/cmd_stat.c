@@ -7,8 +7,6 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define CMD "stat"
@@ -27,27 +25,13 @@ void tp_usage_stat(FILE *out)
 
 static int fetch(const char *path, char **json, tp_error *err)
 {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(a.sun_path))
-        return tp__error_set(err, TP_EUSAGE, "socket path too long");
-    strcpy(a.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return tp__error_set(err, TP_ENODAEMON, "no daemon at %s: %s", path, strerror(e));
-    }
+    int fd, rc = tp__msg_connect(path, &fd);
+    if (rc < 0)
+        return tp__error_set(err, TP_ENODAEMON, "no daemon at %s: %s", path, strerror(-rc));
     static unsigned char buf[TP_MSG_MAX];
-    tp_msg_hello h;
-    memset(&h, 0, sizeof(h));
-    tp__msg_init(&h.h, TP_MSG_HELLO, sizeof(h));
-    h.min_version = h.max_version = TP_PROTOCOL_VERSION;
     tp_msg_header s;
     tp__msg_init(&s, TP_MSG_STAT, sizeof(s));
-    int type = tp__msg_send(fd, &h, sizeof(h), -1);
-    if (type == 0)
-        type = tp__msg_recv(fd, buf, sizeof(buf), NULL, 5000, err);
+    int type = tp__msg_hello(fd, buf, sizeof(buf), 5000, err);
     if (type == TP_MSG_HELLO_OK && tp__msg_send(fd, &s, sizeof(s), -1) == 0)
         type = tp__msg_recv(fd, buf, sizeof(buf), NULL, 5000, err);
     close(fd);
