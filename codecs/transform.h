@@ -7,6 +7,7 @@
 #define TP_TRANSFORM_H
 
 #include "codecs.h"
+#include "normalize.h"
 
 #include <turbopump/dataset.h>
 
@@ -101,18 +102,6 @@ int tp_transform_jpeg(tp_transformer *tr, const void *jpeg, size_t len, const tp
                       tp_error *err);
 
 /* ---- output formats */
-
-/* Converts a uint8 HWC image to normalised NCHW floats, (x / 255 - mean[c]) / std[c], as
- * float32 (TP_DTYPE_FLOAT32) or IEEE half (TP_DTYPE_FLOAT16, round to nearest even),
- * writing h*w*3 elements to `dst`. @return : 0, or TP_EUSAGE for another dtype. */
-int tp_normalize_chw(const unsigned char *hwc, int h, int w, const float mean[3],
-                     const float std[3], tp_dtype dtype, void *dst);
-
-/* IEEE 754 binary32 -> binary16, round to nearest even (infinities, NaN kept). */
-uint16_t tp_float_to_half(float f);
-
-/* ImageNet's mean and standard deviation per channel, as torchvision documents them. */
-extern const float tp_imagenet_mean[3], tp_imagenet_std[3];
 
 /* The last decoded image (after tp_transform_jpeg with TP_TRANSFORM_NONE). */
 const tp_image *tp_transformer_image(const tp_transformer *tr);

@@ -2,7 +2,7 @@
  * float16, (x / 255 - mean) / std per channel. The half conversion is done in software
  * (round to nearest even) so it needs no F16C instructions and gives the same bits on
  * every machine. */
-#include "transform.h"
+#include "normalize.h"
 
 const float tp_imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
 const float tp_imagenet_std[3] = {0.229f, 0.224f, 0.225f};
@@ -33,17 +33,23 @@ uint16_t tp_float_to_half(float f)
     return (uint16_t)half;
 }
 
+void tp_normalize_table(const float mean[3], const float std[3], float lut[3][256])
+{
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++)
+            lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
+}
+
 int tp_normalize_chw(const unsigned char *hwc, int h, int w, const float mean[3],
                      const float std[3], tp_dtype dtype, void *dst)
 {
     if (dtype != TP_DTYPE_FLOAT32 && dtype != TP_DTYPE_FLOAT16)
         return TP_EUSAGE;
     size_t plane = (size_t)h * w;
+    float table[3][256];
+    tp_normalize_table(mean, std, table);
     for (int c = 0; c < 3; c++) {
-        /* One table per channel: 256 values cover every input. */
-        float lut[256];
-        for (int v = 0; v < 256; v++)
-            lut[v] = ((float)v / 255.0f - mean[c]) / std[c];
+        const float *lut = table[c];
         if (dtype == TP_DTYPE_FLOAT32) {
             float *out = (float *)dst + c * plane;
             for (size_t i = 0; i < plane; i++)
