@@ -19,6 +19,7 @@ static const char *const project_messages[] = {
     [-(TP_EPROTOCOL) - 4096] = "protocol violation",
     [-(TP_ESESSION) - 4096] = "the daemon ended the session",
     [-(TP_ENODAEMON) - 4096] = "no turbopump daemon answers",
+    [-(TP_ENODEVICE) - 4096] = "no usable GPU (plugin, driver or device), or a CUDA error",
 };
 
 TP_API const char *tp_strerror(int code)

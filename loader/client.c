@@ -5,6 +5,8 @@
  * slice (100 ms), never a hang. */
 #include <turbopump/client.h>
 
+#include "gpu.h"
+#include "normalize.h"
 #include "protocol.h"
 #include "ring.h"
 
@@ -38,6 +40,14 @@ struct tp_client {
     char gone_msg[512];
     int gone_code;
     char private_socket[PATH_MAX];
+    /* the device path (tp_client_device) */
+    tp_gpu *gpu;
+    uint32_t depth;
+    uint32_t queue[TP_GPU_MAX_DEPTH]; /* issued slots not yet handed out, oldest first */
+    uint32_t queue_head, queued;
+    bool handed[TP_GPU_MAX_DEPTH];   /* handed out and not released */
+    uint32_t nhanded;
+    uint64_t dev_epoch, dev_batch;   /* of the next device batch handed out */
 };
 
 static double now_ms(void)
@@ -300,7 +310,7 @@ static int view(tp_client *c, const unsigned char *slot, tp_batch *out, tp_error
     return 0;
 }
 
-int tp_client_next(tp_client *c, tp_batch *out, tp_error *err)
+static int next_host(tp_client *c, tp_batch *out, tp_error *err)
 {
     if (c->hold == 0 && held(c) > 0) {
         c->tail = c->next;
@@ -325,6 +335,13 @@ int tp_client_next(tp_client *c, tp_batch *out, tp_error *err)
         c->epoch++;
     }
     return 0;
+}
+
+int tp_client_next(tp_client *c, tp_batch *out, tp_error *err)
+{
+    if (c->gpu)
+        return tp__error_set(err, TP_EUSAGE, "device batches are on: use tp_client_next_device");
+    return next_host(c, out, err);
 }
 
 int tp_client_wait(tp_client *c, int timeout_ms, tp_error *err)
@@ -355,8 +372,165 @@ int tp_client_release(tp_client *c, const tp_batch *b)
 
 void tp_client_state(const tp_client *c, uint64_t *epoch, uint64_t *batch)
 {
-    *epoch = c->epoch;
-    *batch = c->batch;
+    *epoch = c->gpu ? c->dev_epoch : c->epoch;
+    *batch = c->gpu ? c->dev_batch : c->batch;
+}
+
+/* ---- the device path */
+
+int tp_client_device(tp_client *c, const tp_device_options *o, tp_error *err)
+{
+    if (c->gpu)
+        return tp__error_set(err, TP_EUSAGE, "device batches are already on");
+    if (c->delivered)
+        return tp__error_set(err, TP_EUSAGE, "turn device batches on before the first batch");
+    uint32_t depth = o->depth ? o->depth : 3;
+    if (depth < 2 || depth > TP_GPU_MAX_DEPTH || depth > c->nslots)
+        return tp__error_set(err, TP_EUSAGE, "device depth %u is not in 2..%u (and at most the "
+                             "ring's %u slots)", depth, TP_GPU_MAX_DEPTH, c->nslots);
+    tp_gpu_config cfg = {.device = o->device, .depth = depth, .slot_bytes = c->slot_bytes,
+                         .timing = getenv("TURBOPUMP_GPU_TIMING") != NULL};
+    switch (o->output) {
+    case TP_CLIENT_UINT8: cfg.convert = TP_DTYPE_NONE; break;
+    case TP_CLIENT_FLOAT32: cfg.convert = TP_DTYPE_FLOAT32; break;
+    case TP_CLIENT_FLOAT16: cfg.convert = TP_DTYPE_FLOAT16; break;
+    default: return tp__error_set(err, TP_EUSAGE, "unknown device output %d", (int)o->output);
+    }
+    bool given = false;
+    for (int i = 0; i < 3; i++)
+        given |= o->mean[i] != 0 || o->std[i] != 0;
+    memcpy(cfg.mean, given ? o->mean : tp_imagenet_mean, sizeof(cfg.mean));
+    memcpy(cfg.std, given ? o->std : tp_imagenet_std, sizeof(cfg.std));
+    cfg.pin_base = tp_ring_view_mapping(c->ring, &cfg.pin_bytes);
+    TP_TRY(tp_gpu_open(&c->gpu, &cfg, err));
+    c->depth = depth;
+    c->hold = depth; /* ring slots stay held until their copies complete */
+    c->dev_epoch = c->epoch;
+    c->dev_batch = c->batch;
+    return 0;
+}
+
+/* Gives back the ring slots whose copies completed; with wait, when none has, waits for
+ * the oldest (only: later copies may wait for steps the caller has not even queued).
+ * @return : how many, or TP_ENODEVICE. */
+static int reap(tp_client *c, bool wait, tp_error *err)
+{
+    uint32_t seq;
+    int rc, n = 0;
+    while ((rc = tp_gpu_reap(c->gpu, wait && n == 0, &seq, err)) == 1) {
+        tp_client_release(c, &(tp_batch){.seq = seq});
+        n++;
+    }
+    return rc < 0 ? rc : n;
+}
+
+/* Takes the next batch from the ring and starts its copy into a free device buffer.
+ * @return : 1 issued, 0 no free buffer, or an error of tp_client_next. */
+static int issue_next(tp_client *c, tp_error *err)
+{
+    int slot = tp_gpu_acquire(c->gpu);
+    if (slot < 0)
+        return 0;
+    tp_batch hb;
+    bool staged = false;
+    int rc = next_host(c, &hb, err);
+    if (rc < 0) {
+        tp_gpu_release(c->gpu, (uint32_t)slot, TP_STREAM_NONE);
+        return rc;
+    }
+    TP_TRY(tp_gpu_issue(c->gpu, slot, &hb, &staged, err)); /* a CUDA error: the path is dead */
+    if (staged)
+        tp_client_release(c, &hb);
+    c->queue[(c->queue_head + c->queued++) % TP_GPU_MAX_DEPTH] = (uint32_t)slot;
+    return 1;
+}
+
+int tp_client_next_device(tp_client *c, tp_device_batch *out, tp_error *err)
+{
+    if (!c->gpu)
+        return tp__error_set(err, TP_EUSAGE, "device batches are off: call tp_client_device");
+    if (c->nhanded >= c->depth)
+        return tp__error_set(err, TP_EUSAGE, "already holding %u device batches (depth %u); "
+                             "release one first", c->nhanded, c->depth);
+    int rc = reap(c, false, err);
+    if (rc < 0)
+        return rc;
+    while (c->queued == 0) {
+        rc = issue_next(c, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) { /* no free buffer: one may only wait for its copy to be reaped */
+            if ((rc = reap(c, true, err)) < 0)
+                return rc;
+            if (rc == 0)
+                return tp__error_set(err, TP_EUSAGE, "all %u device buffers are in use "
+                                     "(batches or DLPack tensors still alive); release one "
+                                     "first", c->depth);
+        }
+    }
+    uint32_t slot = c->queue[c->queue_head];
+    c->queue_head = (c->queue_head + 1) % TP_GPU_MAX_DEPTH;
+    c->queued--;
+    c->handed[slot] = true;
+    c->nhanded++;
+    tp_gpu_batch(c->gpu, (int)slot, out);
+    c->dev_epoch = out->epoch;
+    c->dev_batch = out->index + 1;
+    if (c->dev_batch == c->batches) {
+        c->dev_batch = 0;
+        c->dev_epoch++;
+    }
+    /* start the next copies now, so they overlap the caller's work on this batch */
+    tp_error ignored;
+    while (c->queued + c->nhanded < c->depth && tp_client_wait(c, 0, &ignored) == 0 &&
+           issue_next(c, &ignored) == 1)
+        ;
+    return 0;
+}
+
+int tp_device_batch_wait(tp_client *c, const tp_device_batch *b, void *stream)
+{
+    return c->gpu ? tp_gpu_wait(c->gpu, b->slot, stream) : TP_EUSAGE;
+}
+
+int tp_device_batch_sync(tp_client *c, const tp_device_batch *b)
+{
+    return c->gpu ? tp_gpu_sync(c->gpu, b->slot) : TP_EUSAGE;
+}
+
+int tp_client_release_device(tp_client *c, const tp_device_batch *b, void *stream)
+{
+    if (!c->gpu || b->slot >= c->depth || !c->handed[b->slot])
+        return TP_EUSAGE;
+    c->handed[b->slot] = false;
+    c->nhanded--;
+    tp_gpu_release(c->gpu, b->slot, stream);
+    tp_error ignored;
+    reap(c, false, &ignored);
+    return 0;
+}
+
+struct DLManagedTensor *tp_device_batch_dlpack(tp_client *c, const tp_device_batch *b,
+                                               uint32_t field, void *stream, tp_error *err)
+{
+    if (!c->gpu || b->slot >= c->depth || !c->handed[b->slot]) {
+        tp__error_set(err, TP_EUSAGE, "not a held device batch");
+        return NULL;
+    }
+    return tp_gpu_dlpack(c->gpu, b->slot, field, stream, err);
+}
+
+void tp_client_device_info(const tp_client *c, tp_device_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!c->gpu)
+        return;
+    tp_gpu_stats s;
+    tp_gpu_stats_get(c->gpu, &s);
+    *out = (tp_device_info){.plugin = s.plugin, .runtime = s.runtime, .pinned_ring = s.pinned,
+                            .dlpack_device = s.dlpack_device,
+                            .copies = s.copies, .copy_bytes = s.copy_bytes,
+                            .copy_ms = s.copy_ms};
 }
 
 uint64_t tp_client_batches_per_epoch(const tp_client *c) { return c->batches; }
@@ -373,6 +547,7 @@ void tp_client_close(tp_client *c)
         tp__msg_send(c->sock, &h, sizeof(h), -1);
         close(c->sock);
     }
+    tp_gpu_close(c->gpu); /* before the ring it copies from is unmapped */
     tp_ring_detach(c->ring);
     if (c->daemon > 0) { /* a private daemon exits after its last session */
         double deadline = now_ms() + 2000;

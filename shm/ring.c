@@ -309,6 +309,12 @@ static int map_existing(tp_ring_view *v, tp_error *err)
     return check_header(v, err);
 }
 
+void *tp_ring_view_mapping(const tp_ring_view *v, size_t *bytes)
+{
+    *bytes = (size_t)v->map_bytes;
+    return v->hdr;
+}
+
 int tp_ring_attach(tp_ring_view **out, int fd, tp_error *err)
 {
     *out = NULL;

@@ -122,6 +122,8 @@ int tp_ring_attach(tp_ring_view **out, int fd, tp_error *err);
 void tp_ring_detach(tp_ring_view *v); /* NULL allowed */
 uint32_t tp_ring_view_nslots(const tp_ring_view *v);
 uint64_t tp_ring_view_slot_bytes(const tp_ring_view *v);
+/* The whole mapping (header and slots), page-aligned: for page-locking it. */
+void *tp_ring_view_mapping(const tp_ring_view *v, size_t *bytes);
 
 /* Waits until sequence number `seq` is published (head - seq in 1..nslots), at most
  * timeout_ms (-1: no limit; waits are sliced so callers may poll in between).

@@ -1,10 +1,16 @@
 """Builds turbopump's Python package: the pure-Python loader and the _turbopump extension,
 compiled together with the C client library's sources (loader/client.c and what it needs),
-so `pip install bindings/python` from a checkout needs no separately installed library."""
+so `pip install bindings/python` from a checkout needs no separately installed library.
+Where nvcc is found (on PATH, or under $CUDA_HOME) the GPU plugin libturbopump_cuda.so is
+built into the package too, for Loader(device="cuda"); TP_CUDA=0 leaves it out."""
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -33,11 +39,43 @@ def generate_version_header():
 
 
 VERSION = generate_version_header()
-C_SOURCES = ["loader/client.c", "loader/protocol.c", "shm/ring.c", "common/error.c",
+C_SOURCES = ["loader/client.c", "loader/protocol.c", "shm/ring.c", "shm/gpu.c",
+             "common/normalize.c", "common/error.c",
              "common/version.c", "common/fsutil.c", "common/checksum.c"]
+
+def find_nvcc():
+    if os.environ.get("TP_CUDA", "auto") == "0":
+        return None
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or "/usr/local/cuda"
+    return shutil.which("nvcc") or shutil.which("nvcc", path=os.path.join(home, "bin"))
+
+
+class BuildWithPlugin(build_ext):
+    """Also builds the GPU plugin next to the extension; without nvcc, or if it fails,
+    the package works as before and device="cuda" says the plugin is missing."""
+
+    def run(self):
+        super().run()
+        nvcc = find_nvcc()
+        if not nvcc:
+            return
+        out = os.path.join(self.build_lib, "turbopump", "libturbopump_cuda.so")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        cmd = [nvcc, "-O2", "-shared", "-cudart", "static", "-Xcompiler",
+               "-fPIC,-fvisibility=hidden", "-I", os.path.join(ROOT, "shm"),
+               "-gencode", "arch=compute_75,code=compute_75",
+               "-gencode", "arch=compute_80,code=sm_80",
+               "-gencode", "arch=compute_90,code=sm_90",
+               os.path.join(ROOT, "shm", "cuda", "plugin.cu"), "-o", out]
+        try:
+            subprocess.run(cmd, check=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            sys.stderr.write("turbopump: the GPU plugin was not built (%s)\n" % e)
+
 
 setup(
     name="turbopump",
+    cmdclass={"build_ext": BuildWithPlugin},
     version=VERSION,
     description="Python loader for the turbopump data-loading daemon",
     packages=["turbopump"],

@@ -112,6 +112,90 @@ TP_API uint64_t tp_client_batches_per_epoch(const tp_client *c);
 TP_API uint64_t tp_client_samples_per_epoch(const tp_client *c); /* for this rank */
 TP_API uint64_t tp_client_dataset_samples(const tp_client *c);
 
+/* ---- batches in GPU memory
+ *
+ * CUDA is loaded at run time, not linked: tp_client_device loads the GPU plugin
+ * (libturbopump_cuda.so: $TURBOPUMP_GPU_PLUGIN, else beside libturbopump, else the
+ * library path) and fails with TP_ENODEVICE and a message when it, a driver or the device
+ * is missing. Everything else works unchanged without CUDA.
+ *
+ * Once enabled, tp_client_next_device replaces tp_client_next. The ring is page-locked
+ * (cudaHostRegister) so each batch is copied straight from its ring slot into one of
+ * `depth` device buffers with cudaMemcpyAsync on the client's own stream; the slot goes
+ * back to the daemon when an event says the copy is done, and the copy of the next batches
+ * is started before the current one is handed out, so it overlaps the caller's work.
+ * uint8 image fields [B, H, W, 3] can be turned into normalised float NCHW on the GPU.
+ *
+ * Streams are cudaStream_t values passed as void *: NULL is CUDA's legacy default stream,
+ * TP_STREAM_NONE says no GPU work used the batch. */
+#define TP_STREAM_NONE ((void *)(intptr_t)-1)
+
+typedef struct tp_device_options {
+    int device;                 /* CUDA device ordinal */
+    uint32_t depth;             /* device buffers, 2..8; 0: 3. Batches held at once (not
+                                   released, or with live DLPack tensors) are at most depth,
+                                   and only depth - 1 leave room for the next copy */
+    tp_client_output output;    /* uint8 image fields: UINT8 stays [B, H, W, 3]; FLOAT32 and
+                                   FLOAT16 become [B, 3, H, W], (x / 255 - mean) / std */
+    float mean[3], std[3];      /* all zero: ImageNet's (torchvision's figures) */
+} tp_device_options;
+
+typedef struct tp_device_batch {
+    uint64_t epoch, index;
+    uint32_t samples;
+    const uint64_t *ids;        /* host memory, valid until the batch is released */
+    uint64_t skipped;
+    uint32_t nfields;
+    tp_batch_field fields[TP_CLIENT_MAX_FIELDS]; /* data: device pointers */
+    void *stream;               /* the client's copy stream */
+    void *ready;                /* cudaEvent_t recorded when the batch is in place */
+    uint32_t slot;              /* the device buffer (for release and DLPack) */
+    uint64_t seq;
+} tp_device_batch;
+
+typedef struct tp_device_info {
+    const char *plugin;         /* the file loaded */
+    const char *runtime;        /* "CUDA runtime 13.0", ... */
+    bool pinned_ring;           /* false: cudaHostRegister was refused and batches go
+                                   through a page-locked staging copy */
+    int dlpack_device;          /* what DLPack calls the memory: 2 (kDLCUDA) */
+    uint64_t copies, copy_bytes; /* copies completed */
+    double copy_ms;             /* summed copy time, when $TURBOPUMP_GPU_TIMING is set */
+} tp_device_info;
+
+/* Loads CUDA and sets up the device path (once per client, before the first batch).
+ * @return : 0, TP_ENODEVICE (no plugin, driver or device: the message says which),
+ *           TP_EUSAGE (bad options, or batches already read), -ENOMEM. */
+TP_API int tp_client_device(tp_client *c, const tp_device_options *o, tp_error *err);
+
+/* Hands out the next batch in device memory. Work on the batch must be ordered after
+ * `ready` (tp_device_batch_wait does that for a stream). @return : as tp_client_next, and
+ *           TP_EUSAGE when all depth buffers are held, TP_ENODEVICE on a CUDA error. */
+TP_API int tp_client_next_device(tp_client *c, tp_device_batch *out, tp_error *err);
+
+/* Makes `stream` wait for the batch to be in place (no host wait). @return : 0 or
+ * TP_ENODEVICE. */
+TP_API int tp_device_batch_wait(tp_client *c, const tp_device_batch *b, void *stream);
+
+/* Blocks until the batch is in place (a host wait). @return : 0 or TP_ENODEVICE. */
+TP_API int tp_device_batch_sync(tp_client *c, const tp_device_batch *b);
+
+/* Gives the device buffer back. `stream` is where the caller's work on the batch was
+ * queued: the buffer is refilled only after that work. @return : 0 or TP_EUSAGE. */
+TP_API int tp_client_release_device(tp_client *c, const tp_device_batch *b, void *stream);
+
+/* One field of a held batch as a DLPack tensor (a DLManagedTensor of DLPack 0.5 and later,
+ * device type kDLCUDA), with `stream` ordered after `ready`. The tensor keeps the device
+ * buffer (and the device state, even past tp_client_close) until its deleter runs, which
+ * may happen on any thread; the buffer is refilled after the work then queued on
+ * `stream`. @return : the tensor, or NULL with err set. */
+struct DLManagedTensor;
+TP_API struct DLManagedTensor *tp_device_batch_dlpack(tp_client *c, const tp_device_batch *b,
+                                                      uint32_t field, void *stream,
+                                                      tp_error *err);
+
+TP_API void tp_client_device_info(const tp_client *c, tp_device_info *out);
+
 /* Ends the session and frees everything; views die with it. NULL allowed. */
 TP_API void tp_client_close(tp_client *c);
 

@@ -26,7 +26,8 @@ enum {
     TP_EPROTOCOL = -4105, /* a malformed or out-of-range message or ring counter */
     TP_ESESSION = -4106,  /* the daemon ended the session (the message says why) */
     TP_ENODAEMON = -4107, /* no daemon answers at the socket (and none could be started) */
-    TP_ELAST = -4108
+    TP_ENODEVICE = -4108, /* no GPU plugin, driver or device, or a CUDA call failed */
+    TP_ELAST = -4109
 };
 
 /* Detail of a failure, filled by calls that take one (a NULL pointer is allowed and

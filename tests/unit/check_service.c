@@ -9,6 +9,8 @@
 #include "testutil.h"
 
 #include "codecs.h"
+#include "dlpack_abi.h"
+#include "gpu.h"
 #include "jpeg_fixtures.h"
 #include "protocol.h"
 #include "ring.h"
@@ -18,6 +20,7 @@
 
 #include <turbopump/client.h>
 
+#include <dlfcn.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1576,6 +1579,272 @@ START_TEST(test_direct_reads)
 END_TEST
 
 /* One TCase per feature; a test with n > 1 runs as a loop test over 0..n-1. */
+/* ---- the device path, on the host-memory stand-in for the GPU plugin ($TP_FAKE_GPU) */
+
+typedef struct fake_gpu {
+    void *h;
+    const tp_gpu_ops *ops;
+    long (*live)(void), (*registered)(void);
+    int (*check)(void *stream, const void *dev, const void *expect, size_t n, int *bad);
+} fake_gpu;
+
+/* Loads the stand-in and points the client at it; each test runs in its own process, so
+ * the client's once-per-process plugin load sees this. */
+static void fake_open(fake_gpu *g)
+{
+    const char *path = getenv("TP_FAKE_GPU");
+    ck_assert_msg(path && *path, "TP_FAKE_GPU is not set");
+    ck_assert_int_eq(setenv("TURBOPUMP_GPU_PLUGIN", path, 1), 0);
+    g->h = dlopen(path, RTLD_NOW);
+    ck_assert_msg(g->h, "%s", dlerror());
+    tp_gpu_ops_fn fn;
+    *(void **)&fn = dlsym(g->h, TP_GPU_PLUGIN_SYMBOL);
+    *(void **)&g->live = dlsym(g->h, "tp_fake_gpu_live");
+    *(void **)&g->registered = dlsym(g->h, "tp_fake_gpu_registered");
+    *(void **)&g->check = dlsym(g->h, "tp_fake_gpu_check");
+    ck_assert(fn && g->live && g->registered && g->check);
+    g->ops = fn();
+}
+
+/* A daemon serving a tensor dataset "ten" of n samples. */
+static void start_with_tensors(daemon_fx *f, uint64_t n)
+{
+    fx_init(f);
+    write_tensor_ds(f->root, "ten", n);
+    fx_start(f, false, 0);
+}
+
+static void device_on(tp_client *c, uint32_t depth, tp_client_output output)
+{
+    tp_device_options d = {.depth = depth, .output = output};
+    tp_error err = {0};
+    int rc = tp_client_device(c, &d, &err);
+    ck_assert_msg(rc == 0, "%s (%s)", tp_strerror(rc), err.msg);
+}
+
+static void same_batch(const tp_device_batch *d, const tp_batch *h)
+{
+    ck_assert_uint_eq(d->epoch, h->epoch);
+    ck_assert_uint_eq(d->index, h->index);
+    ck_assert_uint_eq(d->samples, h->samples);
+    ck_assert_mem_eq(d->ids, h->ids, h->samples * sizeof(uint64_t));
+    ck_assert_uint_eq(d->nfields, h->nfields);
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        const tp_batch_field *a = &d->fields[i], *b = &h->fields[i];
+        ck_assert_str_eq(a->name, b->name);
+        ck_assert_int_eq(a->dtype, b->dtype);
+        ck_assert_uint_eq(a->ndim, b->ndim);
+        ck_assert_mem_eq(a->shape, b->shape, b->ndim * sizeof(int64_t));
+        ck_assert_uint_eq(a->bytes, b->bytes);
+        ck_assert_msg(!memcmp(a->data, b->data, b->bytes), "batch %llu field %s differs",
+                      (unsigned long long)h->index, b->name);
+    }
+}
+
+/* Device batches equal what a host client of the same session options receives, byte
+ * for byte: as sent, through a staging copy when page-locking is refused, and converted
+ * to float32/float16 on the "GPU" against the daemon's own CPU conversion. Copies are
+ * slowed down, so a ring slot given back before its copy ran would show other bytes. */
+START_TEST(test_device_bytes)
+{
+    enum { N = 37, BATCH = 4, EPOCHS = 2 };
+    static const struct {
+        bool images, refuse;
+        tp_client_output output;
+    } cases[] = {{false, false, TP_CLIENT_UINT8}, {false, true, TP_CLIENT_UINT8},
+                 {true, false, TP_CLIENT_FLOAT32}, {true, true, TP_CLIENT_FLOAT16},
+                 {true, false, TP_CLIENT_UINT8}};
+    fake_gpu g;
+    fake_open(&g);
+    setenv("TP_FAKE_GPU_COPY_US", "300", 1);
+    setenv("TP_FAKE_GPU_REFUSE_REGISTER", cases[_i].refuse ? "1" : "0", 1);
+    daemon_fx f;
+    fx_init(&f);
+    const char *name = cases[_i].images ? "img" : "ten";
+    if (cases[_i].images)
+        write_jpeg_ds(f.root, name, N);
+    else
+        write_tensor_ds(f.root, name, N);
+    fx_start(&f, false, 0);
+    tp_client_options o = client_options(&f, name);
+    o.transform = "rrc32";
+    o.batch_size = BATCH;
+    o.shuffle = true;
+    o.seed = 11;
+    o.output = cases[_i].images ? cases[_i].output : TP_CLIENT_UINT8;
+    tp_client *host = client_open(&o);
+    o.output = TP_CLIENT_UINT8; /* the device path converts */
+    tp_client *dev = client_open(&o);
+    device_on(dev, 3, cases[_i].output);
+    void *consumer;
+    ck_assert_int_eq(g.ops->stream_create(&consumer), 0);
+    uint64_t per_epoch = tp_client_batches_per_epoch(dev);
+    for (uint64_t k = 0; k < EPOCHS * per_epoch; k++) {
+        tp_batch hb;
+        tp_device_batch db;
+        tp_error err = {0};
+        int rc = tp_client_next(host, &hb, &err);
+        ck_assert_msg(rc == 0, "%s", err.msg);
+        rc = tp_client_next_device(dev, &db, &err);
+        ck_assert_msg(rc == 0, "batch %llu: %s (%s)", (unsigned long long)k, tp_strerror(rc),
+                      err.msg);
+        ck_assert_int_eq(tp_device_batch_wait(dev, &db, consumer), 0);
+        ck_assert_int_eq(g.ops->stream_sync(consumer), 0);
+        same_batch(&db, &hb);
+        uint64_t e, b;
+        tp_client_state(dev, &e, &b); /* the next batch handed out, not the next prefetched */
+        ck_assert_uint_eq(e * per_epoch + b, k + 1);
+        ck_assert_int_eq(tp_client_release_device(dev, &db, consumer), 0);
+        ck_assert_int_eq(tp_client_release_device(dev, &db, consumer), TP_EUSAGE);
+    }
+    tp_device_info info;
+    tp_client_device_info(dev, &info);
+    ck_assert(info.pinned_ring == !cases[_i].refuse);
+    ck_assert_uint_ge(info.copies, EPOCHS * per_epoch);
+    ck_assert_str_eq(info.runtime, "fake GPU");
+    ck_assert_int_eq(g.registered(), cases[_i].refuse ? 0 : 1);
+    tp_client_close(dev);
+    tp_client_close(host);
+    ck_assert_int_eq(g.registered(), 0);
+    ck_assert_int_eq(g.ops->stream_destroy(consumer), 0);
+    ck_assert_int_eq(g.live(), 0); /* every buffer, stream and event freed */
+    fx_done(&f);
+}
+END_TEST
+
+/* The consumer's queued work on a batch finishes before its buffer is refilled: each step
+ * sleeps on the consumer stream, then compares the buffer with the host batch; a refill
+ * that overtook the step would be seen there. */
+START_TEST(test_device_order)
+{
+    enum { N = 64, BATCH = 4 };
+    fake_gpu g;
+    fake_open(&g);
+    setenv("TP_FAKE_GPU_COPY_US", "100", 1);
+    daemon_fx f;
+    start_with_tensors(&f, N);
+    tp_client_options o = client_options(&f, "ten");
+    o.batch_size = BATCH;
+    o.prefetch = 8;
+    tp_client *host = client_open(&o), *dev = client_open(&o);
+    device_on(dev, 3, TP_CLIENT_UINT8);
+    void *consumer;
+    ck_assert_int_eq(g.ops->stream_create(&consumer), 0);
+    int bad = 0;
+    for (uint64_t k = 0; k < N / BATCH; k++) {
+        tp_batch hb;
+        tp_device_batch db;
+        tp_error err = {0};
+        ck_assert_msg(tp_client_next(host, &hb, &err) == 0, "%s", err.msg);
+        ck_assert_msg(tp_client_next_device(dev, &db, &err) == 0, "%s", err.msg);
+        ck_assert_int_eq(tp_device_batch_wait(dev, &db, consumer), 0);
+        ck_assert_int_eq(g.ops->spin(consumer, 3000), 0);
+        for (uint32_t i = 0; i < hb.nfields; i++)
+            ck_assert_int_eq(g.check(consumer, db.fields[i].data, hb.fields[i].data,
+                                     hb.fields[i].bytes, &bad), 0);
+        ck_assert_int_eq(tp_client_release_device(dev, &db, consumer), 0);
+    }
+    ck_assert_int_eq(g.ops->stream_sync(consumer), 0);
+    ck_assert_int_eq(bad, 0);
+    tp_client_close(dev);
+    tp_client_close(host);
+    ck_assert_int_eq(g.ops->stream_destroy(consumer), 0);
+    ck_assert_int_eq(g.live(), 0);
+    fx_done(&f);
+}
+END_TEST
+
+/* DLPack tensors: their layout, the hold limit, and a tensor that outlives its client. */
+START_TEST(test_device_dlpack)
+{
+    enum { N = 24, BATCH = 4 };
+    fake_gpu g;
+    fake_open(&g);
+    daemon_fx f;
+    start_with_tensors(&f, N);
+    tp_client_options o = client_options(&f, "ten");
+    o.batch_size = BATCH;
+    tp_client *host = client_open(&o), *dev = client_open(&o);
+    tp_error err = {0};
+    tp_device_options bad_depth = {.depth = 1};
+    ck_assert_int_eq(tp_client_device(dev, &bad_depth, &err), TP_EUSAGE);
+    device_on(dev, 2, TP_CLIENT_UINT8);
+    ck_assert_int_eq(tp_client_device(dev, &(tp_device_options){0}, &err), TP_EUSAGE);
+    tp_batch hb, hb_unused;
+    tp_device_batch db, db2;
+    ck_assert_int_eq(tp_client_next(dev, &hb_unused, &err), TP_EUSAGE); /* device mode */
+    ck_assert_int_eq(tp_client_next(host, &hb, &err), 0);
+    ck_assert_msg(tp_client_next_device(dev, &db, &err) == 0, "%s", err.msg);
+    ck_assert_msg(tp_client_next_device(dev, &db2, &err) == 0, "%s", err.msg);
+    tp_device_batch db3;
+    ck_assert_int_eq(tp_client_next_device(dev, &db3, &err), TP_EUSAGE); /* depth held */
+    ck_assert_msg(strstr(err.msg, "already holding 2"), "%s", err.msg);
+    ck_assert_int_eq(tp_client_release_device(dev, &db2, TP_STREAM_NONE), 0);
+    void *consumer;
+    ck_assert_int_eq(g.ops->stream_create(&consumer), 0);
+    uint32_t t = hb.fields[0].dtype == TP_DTYPE_UINT8 ? 0 : 1; /* the uint8 tensor field */
+    struct DLManagedTensor *m = tp_device_batch_dlpack(dev, &db, t, consumer, &err);
+    ck_assert_msg(m, "%s", err.msg);
+    ck_assert_ptr_null(tp_device_batch_dlpack(dev, &db, 99, consumer, &err));
+    const tp_dl_tensor *x = &m->dl_tensor;
+    ck_assert_int_eq(x->device.device_type, 1); /* the stand-in says kDLCPU */
+    ck_assert_int_eq(x->device.device_id, 0);
+    ck_assert_int_eq(x->dtype.code, TP_DL_UINT);
+    ck_assert_int_eq(x->dtype.bits, 8);
+    ck_assert_int_eq(x->dtype.lanes, 1);
+    ck_assert_int_eq(x->ndim, (int)hb.fields[t].ndim);
+    ck_assert_mem_eq(x->shape, hb.fields[t].shape, hb.fields[t].ndim * sizeof(int64_t));
+    ck_assert_ptr_null(x->strides);
+    ck_assert_ptr_eq(x->data, db.fields[t].data);
+    unsigned char *expect = malloc(hb.fields[t].bytes);
+    memcpy(expect, hb.fields[t].data, hb.fields[t].bytes);
+    ck_assert_int_eq(tp_client_release_device(dev, &db, TP_STREAM_NONE), 0);
+    ck_assert_msg(tp_client_next_device(dev, &db2, &err) == 0, "%s", err.msg);
+    tp_client_close(dev); /* the tensor keeps its buffer */
+    tp_client_close(host);
+    ck_assert_int_eq(g.ops->stream_sync(consumer), 0);
+    ck_assert_mem_eq(x->data, expect, hb.fields[t].bytes);
+    ck_assert_int_gt(g.live(), 0);
+    m->deleter(m);
+    ck_assert_int_eq(g.ops->stream_destroy(consumer), 0);
+    ck_assert_int_eq(g.live(), 0);
+    free(expect);
+    fx_done(&f);
+}
+END_TEST
+
+/* Without a plugin (or with the real one on a machine without a GPU) asking for device
+ * batches fails with TP_ENODEVICE and says why, and the session goes on as before. */
+START_TEST(test_device_missing)
+{
+    const char *real = getenv("TP_CUDA_PLUGIN");
+    if (_i == 1 && !(real && *real))
+        return; /* built without CUDA */
+    setenv("TURBOPUMP_GPU_PLUGIN", _i == 0 ? "/nonexistent/libturbopump_cuda.so" : real, 1);
+    daemon_fx f;
+    start_with_tensors(&f, 8);
+    tp_client_options o = client_options(&f, "ten");
+    tp_client *c = client_open(&o);
+    tp_error err = {0};
+    int rc = tp_client_device(c, &(tp_device_options){0}, &err);
+    if (_i == 0) {
+        ck_assert_int_eq(rc, TP_ENODEVICE);
+        ck_assert_msg(strstr(err.msg, "cannot load the GPU plugin") &&
+                      strstr(err.msg, "/nonexistent/libturbopump_cuda.so"), "%s", err.msg);
+    } else if (rc != 0) { /* a GPU machine passes this test with rc == 0 */
+        ck_assert_int_eq(rc, TP_ENODEVICE);
+        ck_assert_msg(strstr(err.msg, "no usable CUDA device 0"), "%s", err.msg);
+    }
+    tp_batch b;
+    if (rc != 0) {
+        ck_assert_msg(tp_client_next(c, &b, &err) == 0, "%s", err.msg);
+        ck_assert_uint_eq(b.samples, 4);
+    }
+    tp_client_close(c);
+    fx_done(&f);
+}
+END_TEST
+
 static Suite *service_suite(void)
 {
     const struct {
@@ -1598,6 +1867,10 @@ static Suite *service_suite(void)
         {"daemon_death", test_daemon_killed, 1},
         {"options", test_prefetch_any, 5},
         {"wakeups", test_wakeups, 1},
+        {"device", test_device_bytes, 5},
+        {"device", test_device_order, 1},
+        {"device", test_device_dlpack, 1},
+        {"device", test_device_missing, 2},
     };
     Suite *s = suite_create("service");
     TCase *tc = NULL;
