@@ -243,3 +243,72 @@ def test_numpy_arrays_without_torch(env):
     out = subprocess.run([sys.executable, "-c", script, env["sock"]], check=True,
                          stdout=subprocess.PIPE).stdout
     assert out.strip() == b"(4, 4, 4, 1) uint8"
+
+
+FAKE_GPU = os.environ.get("TP_FAKE_GPU")
+DEVICE_SCRIPT = """
+import os, sys
+import numpy as np, torch, turbopump
+sock, output, depth = sys.argv[1], sys.argv[2], int(sys.argv[3])
+kw = dict(transform="rrc64", output=output, seed=5, socket=sock)
+gpu = turbopump.Loader("img", 4, device="cuda", device_depth=depth, **kw)
+cpu = turbopump.Loader("img", 4, device="cpu", **kw)
+n = 0
+for epoch in range(2):
+    gpu.set_epoch(epoch); cpu.set_epoch(epoch)
+    for a, b in zip(gpu, cpu):
+        assert a["__epoch__"] == b["__epoch__"] == epoch
+        assert torch.equal(a["__id__"], b["__id__"])
+        for k in ("jpg", "cls"):
+            assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, (k, a[k].shape)
+            assert torch.equal(a[k], b[k]), k
+        n += 1
+assert (gpu.state_dict()["epoch"], gpu.state_dict()["batch"]) == (2, 0)
+print(n, a["jpg"].dtype, tuple(a["jpg"].shape), a["jpg"].device.type)
+kept = [b for _, b in zip(range(depth + 1), turbopump.Loader("img", 4, device="cuda",
+                                                         device_depth=depth, **kw))]
+"""
+
+
+@pytest.mark.skipif(not FAKE_GPU, reason="TP_FAKE_GPU (the stand-in GPU plugin) not set")
+@pytest.mark.parametrize("output", ["uint8", "float32", "float16"])
+def test_device_batches_equal_host_batches(env, output):
+    """Loader(device="cuda") through the DLPack path, on the host-memory stand-in for the
+    GPU plugin: the same tensors as the CPU path (conversion included), and holding more
+    batches than the device buffers raises instead of hanging."""
+    pytest.importorskip("torch")
+    e = dict(os.environ, TURBOPUMP_GPU_PLUGIN=FAKE_GPU, TP_FAKE_GPU_COPY_US="200")
+    p = subprocess.run([sys.executable, "-c", DEVICE_SCRIPT, env["sock"], output, "3"],
+                       env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    err = p.stderr.decode()
+    want = {"uint8": "torch.uint8 (4, 64, 64, 3)", "float32": "torch.float32 (4, 3, 64, 64)",
+            "float16": "torch.float16 (4, 3, 64, 64)"}[output]
+    assert p.stdout.decode().startswith("12 %s cpu" % want), p.stdout.decode() + err
+    assert p.returncode != 0 and "device batches are still alive" in err, err
+
+
+GPU_SCRIPT = ("import sys, turbopump\n"
+              "try:\n"
+              "    turbopump.Loader('ten', 4, device='cuda', socket=sys.argv[1])\n"
+              "    print('opened')\n"
+              "except turbopump.Error as e:\n"
+              "    print(e.args[1])\n")
+
+
+def test_device_without_a_plugin_says_why(env):
+    e = dict(os.environ, TURBOPUMP_GPU_PLUGIN="/nonexistent/libturbopump_cuda.so")
+    out = subprocess.run([sys.executable, "-c", GPU_SCRIPT, env["sock"]], env=e, check=True,
+                         stdout=subprocess.PIPE).stdout.decode()
+    assert "cannot load the GPU plugin" in out and "/nonexistent" in out, out
+
+
+def test_device_finds_the_packaged_plugin(env):
+    """Built with nvcc, the package carries the plugin; it is found beside the extension
+    and, on a machine without a GPU, says there is no device."""
+    plugin = os.path.join(os.path.dirname(turbopump.__file__), "libturbopump_cuda.so")
+    if not os.path.exists(plugin):
+        pytest.skip("the package was built without nvcc")
+    e = {k: v for k, v in os.environ.items() if k != "TURBOPUMP_GPU_PLUGIN"}
+    out = subprocess.run([sys.executable, "-c", GPU_SCRIPT, env["sock"]], env=e, check=True,
+                         stdout=subprocess.PIPE).stdout.decode()
+    assert out.strip() == "opened" or "no usable CUDA device 0" in out, out

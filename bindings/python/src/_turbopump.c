@@ -14,7 +14,11 @@
 #include <turbopump/client.h>
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
+
+#include "dlpack_abi.h" /* the DLPack structures (shm/) */
 
 static PyObject *TurbopumpError;
 
@@ -26,13 +30,26 @@ typedef struct {
     unsigned live;             /* leases not yet gone */
     int closing;               /* close() was called while leases lived */
     int busy;                  /* a next() is waiting (with the GIL released) */
+    int device;                /* device batches on (device()) */
+    int dl_type;               /* DLPack's name for their memory (2: CUDA) */
+    int dl_id;
+    uint32_t depth;
 } Client;
 
 typedef struct {
     PyObject_HEAD
     Client *client;            /* strong reference: releases need the client */
+    int on_device;
     tp_batch batch;
+    tp_device_batch dbatch;
 } Lease;
+
+/* One field of a device batch: exported through DLPack (__dlpack__), no copy. */
+typedef struct {
+    PyObject_HEAD
+    Lease *lease;
+    uint32_t field;
+} DeviceArray;
 
 typedef struct {
     PyObject_HEAD
@@ -55,13 +72,22 @@ static PyObject *raise_tp(int code, const tp_error *err)
     return NULL;
 }
 
+static PyObject *closed_error(void)
+{
+    PyErr_SetString(PyExc_ValueError, "the turbopump client is closed");
+    return NULL;
+}
+
 /* ---- Lease */
 
 static void Lease_dealloc(Lease *l)
 {
     Client *c = l->client;
     if (c && c->c) {
-        tp_client_release(c->c, &l->batch);
+        if (l->on_device) /* its DLPack tensors hold their own references */
+            tp_client_release_device(c->c, &l->dbatch, TP_STREAM_NONE);
+        else
+            tp_client_release(c->c, &l->batch);
         if (--c->live == 0 && c->closing) { /* close() was waiting for this */
             tp_client_close(c->c);
             c->c = NULL;
@@ -165,6 +191,128 @@ static PyObject *make_array(Lease *lease, const void *data, tp_dtype dtype, uint
     return (PyObject *)a;
 }
 
+/* ---- DeviceArray: one field of a device batch, through DLPack */
+
+static void capsule_destructor(PyObject *cap)
+{
+    /* a consumer renames the capsule "used_dltensor" and owns the tensor from then on */
+    if (PyCapsule_IsValid(cap, "dltensor")) {
+        struct DLManagedTensor *m = PyCapsule_GetPointer(cap, "dltensor");
+        if (m && m->deleter)
+            m->deleter(m);
+    }
+}
+
+static PyObject *DeviceArray_dlpack(DeviceArray *a, PyObject *args, PyObject *kw)
+{
+    static char *names[] = {"stream", "max_version", "dl_device", "copy", NULL};
+    PyObject *stream = Py_None, *max_version = Py_None, *dl_device = Py_None, *copy = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$OOOO", names, &stream, &max_version,
+                                     &dl_device, &copy))
+        return NULL;
+    Client *c = a->lease->client;
+    if (!c || !c->c)
+        return closed_error();
+    if (copy == Py_True) {
+        PyErr_SetString(PyExc_BufferError, "turbopump device arrays are exported without a copy");
+        return NULL;
+    }
+    void *s = TP_STREAM_NONE;
+    int host_wait = 0;
+    if (c->dl_type == 1) { /* host memory: the consumer reads it at once */
+        host_wait = 1;
+    } else if (stream == Py_None) {
+        s = NULL; /* CUDA's legacy default stream */
+    } else {
+        long long v = PyLong_AsLongLong(stream);
+        if (v == -1 && PyErr_Occurred())
+            return NULL;
+        if (v == -1)
+            host_wait = 1; /* the consumer asks for no ordering: make it safe on the host */
+        else
+            s = v == 0 || v == 1 ? NULL : (void *)(intptr_t)v;
+    }
+    tp_error err = {0};
+    int rc = 0;
+    if (host_wait) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = tp_device_batch_sync(c->c, &a->lease->dbatch);
+        Py_END_ALLOW_THREADS
+        if (rc < 0)
+            return raise_tp(rc, NULL);
+    }
+    struct DLManagedTensor *m = tp_device_batch_dlpack(c->c, &a->lease->dbatch, a->field, s,
+                                                       &err);
+    if (!m)
+        return raise_tp(TP_ENODEVICE, &err);
+    PyObject *cap = PyCapsule_New(m, "dltensor", capsule_destructor);
+    if (!cap)
+        m->deleter(m);
+    return cap;
+}
+
+static PyObject *DeviceArray_dlpack_device(DeviceArray *a, PyObject *unused)
+{
+    Client *c = a->lease->client;
+    return Py_BuildValue("(ii)", c ? c->dl_type : 2, c ? c->dl_id : 0);
+}
+
+static PyObject *DeviceArray_shape(DeviceArray *a, void *unused)
+{
+    const tp_batch_field *f = &a->lease->dbatch.fields[a->field];
+    PyObject *t = PyTuple_New(f->ndim);
+    for (uint32_t d = 0; t && d < f->ndim; d++)
+        PyTuple_SET_ITEM(t, d, PyLong_FromLongLong(f->shape[d]));
+    return t;
+}
+
+static PyObject *DeviceArray_dtype(DeviceArray *a, void *unused)
+{
+    static const char *names[] = {[TP_DTYPE_UINT8] = "uint8", [TP_DTYPE_INT8] = "int8",
+                                  [TP_DTYPE_UINT16] = "uint16", [TP_DTYPE_INT16] = "int16",
+                                  [TP_DTYPE_INT32] = "int32", [TP_DTYPE_INT64] = "int64",
+                                  [TP_DTYPE_FLOAT16] = "float16", [TP_DTYPE_FLOAT32] = "float32",
+                                  [TP_DTYPE_FLOAT64] = "float64"};
+    tp_dtype t = a->lease->dbatch.fields[a->field].dtype;
+    return PyUnicode_FromString(t > 0 && t <= TP_DTYPE_FLOAT64 ? names[t] : "unknown");
+}
+
+static PyObject *DeviceArray_ptr(DeviceArray *a, void *unused)
+{
+    return PyLong_FromVoidPtr((void *)a->lease->dbatch.fields[a->field].data);
+}
+
+static void DeviceArray_dealloc(DeviceArray *a)
+{
+    Py_XDECREF(a->lease);
+    Py_TYPE(a)->tp_free((PyObject *)a);
+}
+
+static PyMethodDef DeviceArray_methods[] = {
+    {"__dlpack__", (PyCFunction)(void (*)(void))DeviceArray_dlpack,
+     METH_VARARGS | METH_KEYWORDS,
+     "__dlpack__(*, stream=None, ...) -> a DLPack capsule; work on `stream` (a CUDA stream "
+     "handle, 1 the legacy default) is ordered after the copy."},
+    {"__dlpack_device__", (PyCFunction)DeviceArray_dlpack_device, METH_NOARGS,
+     "__dlpack_device__() -> (device type, device id); 2 is CUDA."},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef DeviceArray_getset[] = {
+    {"shape", (getter)DeviceArray_shape, NULL, "the field's shape", NULL},
+    {"dtype", (getter)DeviceArray_dtype, NULL, "the element type's name", NULL},
+    {"ptr", (getter)DeviceArray_ptr, NULL, "the device address (while the batch lives)", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject DeviceArrayType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "turbopump._turbopump.DeviceArray",
+    .tp_basicsize = sizeof(DeviceArray),
+    .tp_dealloc = (destructor)DeviceArray_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_methods = DeviceArray_methods,
+    .tp_getset = DeviceArray_getset,
+    .tp_doc = "One field of a batch in GPU memory, exported through DLPack.",
+};
+
 /* ---- Client */
 
 static int Client_init(Client *self, PyObject *args, PyObject *kw)
@@ -252,12 +400,6 @@ static void Client_dealloc(Client *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyObject *closed_error(void)
-{
-    PyErr_SetString(PyExc_ValueError, "the turbopump client is closed");
-    return NULL;
-}
-
 /* Waits for the next batch in 100 ms slices with the GIL released, checking for signals
  * (Ctrl-C) in between. @return : 0, or -1 with an exception set. */
 static int wait_ready(Client *self)
@@ -282,8 +424,28 @@ static int wait_ready(Client *self)
     return rc < 0 ? -1 : 0;
 }
 
+static PyObject *device_dict(Lease *lease)
+{
+    const tp_device_batch *b = &lease->dbatch;
+    PyObject *d = PyDict_New();
+    for (uint32_t i = 0; d && i < b->nfields; i++) {
+        DeviceArray *a = PyObject_New(DeviceArray, &DeviceArrayType);
+        if (a) {
+            Py_INCREF(lease);
+            a->lease = lease;
+            a->field = i;
+        }
+        if (!a || PyDict_SetItemString(d, b->fields[i].name, (PyObject *)a) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(a);
+    }
+    return d;
+}
+
 static PyObject *batch_dict(Lease *lease)
 {
+    if (lease->on_device)
+        return device_dict(lease);
     const tp_batch *b = &lease->batch;
     PyObject *d = PyDict_New();
     for (uint32_t i = 0; d && i < b->nfields; i++) {
@@ -321,11 +483,19 @@ static PyObject *Client_next(Client *self, PyObject *unused)
     if (!lease)
         return NULL;
     lease->client = NULL;
+    lease->on_device = self->device;
     tp_error err = {0};
-    int rc = tp_client_next(self->c, &lease->batch, &err);
+    int rc = self->device ? tp_client_next_device(self->c, &lease->dbatch, &err)
+                          : tp_client_next(self->c, &lease->batch, &err);
     if (rc < 0) {
         Py_DECREF(lease);
-        if (rc == TP_EUSAGE && self->hold)
+        if (rc == TP_EUSAGE && self->device && (strstr(err.msg, "already holding") ||
+                                                strstr(err.msg, "in use")))
+            PyErr_Format(TurbopumpError, "tensors of earlier device batches are still alive: "
+                         "with depth %u, at most %u device batches can be held at once; drop "
+                         "older batches, clone() what you keep, or raise the depth (%s)",
+                         self->depth, self->depth, err.msg);
+        else if (rc == TP_EUSAGE && self->hold && !self->device)
             PyErr_Format(TurbopumpError, "arrays of an earlier batch are still alive: the "
                          "ring gives slots back in order, so at most %u batches (prefetch - 1) "
                          "can be held at once; drop older batches, or use copy=True",
@@ -337,18 +507,90 @@ static PyObject *Client_next(Client *self, PyObject *unused)
     Py_INCREF(self);
     lease->client = self;
     self->live++;
-    int64_t n = lease->batch.samples;
-    PyObject *ids = make_array(lease, lease->batch.ids, TP_DTYPE_INT64, 1, &n,
-                               (uint64_t)n * 8);
+    int64_t n = self->device ? lease->dbatch.samples : lease->batch.samples;
+    PyObject *ids = make_array(lease, self->device ? lease->dbatch.ids : lease->batch.ids,
+                               TP_DTYPE_INT64, 1, &n, (uint64_t)n * 8);
     PyObject *fields = ids ? batch_dict(lease) : NULL;
-    PyObject *r = fields ? Py_BuildValue("(KKKOO)", (unsigned long long)lease->batch.epoch,
-                                         (unsigned long long)lease->batch.index,
-                                         (unsigned long long)lease->batch.skipped, ids, fields)
-                         : NULL;
+    unsigned long long epoch = self->device ? lease->dbatch.epoch : lease->batch.epoch,
+                       index = self->device ? lease->dbatch.index : lease->batch.index,
+                       skipped = self->device ? lease->dbatch.skipped : lease->batch.skipped;
+    PyObject *r = fields ? Py_BuildValue("(KKKOO)", epoch, index, skipped, ids, fields) : NULL;
     Py_XDECREF(ids);
     Py_XDECREF(fields);
     Py_DECREF(lease);
     return r;
+}
+
+static PyObject *Client_device(Client *self, PyObject *args, PyObject *kw)
+{
+    static char *names[] = {"device", "depth", "output", "mean", "std", NULL};
+    int device = 0;
+    unsigned int depth = 3;
+    const char *output = "uint8";
+    PyObject *mean = Py_None, *std = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|iIsOO", names, &device, &depth, &output,
+                                     &mean, &std))
+        return NULL;
+    if (!self->c || self->closing)
+        return closed_error();
+    tp_device_options o = {.device = device, .depth = depth};
+    o.output = !strcmp(output, "uint8")     ? TP_CLIENT_UINT8
+               : !strcmp(output, "float32") ? TP_CLIENT_FLOAT32
+               : !strcmp(output, "float16") ? TP_CLIENT_FLOAT16 : (tp_client_output)-1;
+    if ((int)o.output < 0) {
+        PyErr_Format(PyExc_ValueError, "output must be uint8, float32 or float16, not '%s'",
+                     output);
+        return NULL;
+    }
+    PyObject *given[2] = {mean, std};
+    float *dst[2] = {o.mean, o.std};
+    for (int k = 0; k < 2; k++) {
+        if (given[k] == Py_None)
+            continue;
+        PyObject *seq = PySequence_Fast(given[k], "mean and std are 3 numbers");
+        if (!seq)
+            return NULL;
+        if (PySequence_Fast_GET_SIZE(seq) != 3) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "mean and std are 3 numbers");
+            return NULL;
+        }
+        for (int i = 0; i < 3; i++)
+            dst[k][i] = (float)PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        Py_DECREF(seq);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    if ((mean == Py_None) != (std == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "give both mean and std, or neither");
+        return NULL;
+    }
+    tp_error err = {0};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = tp_client_device(self->c, &o, &err);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return raise_tp(rc, &err);
+    tp_device_info info;
+    tp_client_device_info(self->c, &info);
+    self->device = 1;
+    self->dl_type = info.dlpack_device;
+    self->dl_id = device;
+    self->depth = depth ? depth : 3;
+    return Py_BuildValue("{s:s,s:s,s:O}", "plugin", info.plugin, "runtime", info.runtime,
+                         "pinned_ring", info.pinned_ring ? Py_True : Py_False);
+}
+
+static PyObject *Client_device_stats(Client *self, PyObject *unused)
+{
+    if (!self->c)
+        return closed_error();
+    tp_device_info info;
+    tp_client_device_info(self->c, &info);
+    return Py_BuildValue("{s:K,s:K,s:d}", "copies", (unsigned long long)info.copies,
+                         "copy_bytes", (unsigned long long)info.copy_bytes, "copy_ms",
+                         info.copy_ms);
 }
 
 static PyObject *Client_state(Client *self, PyObject *unused)
@@ -387,6 +629,11 @@ static PyObject *Client_close(Client *self, PyObject *unused)
 static PyMethodDef Client_methods[] = {
     {"next", (PyCFunction)Client_next, METH_NOARGS,
      "next() -> (epoch, index, skipped, ids, {field: Array}); waits for the next batch."},
+    {"device", (PyCFunction)(void (*)(void))Client_device, METH_VARARGS | METH_KEYWORDS,
+     "device(device=0, depth=3, output='uint8', mean=None, std=None) -> info; batches go to "
+     "GPU memory from now on (fields become DeviceArrays)."},
+    {"device_stats", (PyCFunction)Client_device_stats, METH_NOARGS,
+     "device_stats() -> {copies, copy_bytes, copy_ms}."},
     {"state", (PyCFunction)Client_state, METH_NOARGS,
      "state() -> (epoch, batch) of the next batch next() returns."},
     {"sizes", (PyCFunction)Client_sizes, METH_NOARGS,
@@ -413,7 +660,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__turbopump(void)
 {
     if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&LeaseType) < 0 ||
-        PyType_Ready(&ArrayType) < 0)
+        PyType_Ready(&ArrayType) < 0 || PyType_Ready(&DeviceArrayType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m)

@@ -7,6 +7,7 @@ from . import _turbopump
 
 try:
     import torch
+    import torch.utils.dlpack
 except ImportError:  # NumPy arrays without it
     torch = None
 
@@ -38,7 +39,14 @@ class Loader:
     output      images as "uint8" (NHWC, default) or normalised "float32"/"float16" (NCHW)
     shuffle, seed, drop_last   as torch's DistributedSampler + DataLoader
     rank, world_size           default to torchrun's RANK / WORLD_SIZE (else 0 / 1)
-    device      "cpu", or a torch device the batch is moved to (a copy)
+    device      "cpu"; "cuda" or "cuda:N" for batches in GPU memory: each batch is copied
+                from the page-locked ring into one of `device_depth` GPU buffers on its own
+                stream, overlapping your step, and fields arrive as torch.cuda tensors
+                through DLPack (no copy on the Python side), ordered on the current
+                stream; with output "float32"/"float16" the GPU does the conversion.
+                Any other torch device gets a copy (Tensor.to)
+    device_depth  GPU buffers (default 3): at most device_depth batches can be alive at
+                once, and device_depth - 1 leave room for the next copy to overlap
     socket      the daemon's socket (default: $TURBOPUMP_SOCKET, then the usual paths)
     copy        True: owned, writable arrays (a copy per batch); False: zero-copy views
     prefetch    batches the daemon prepares ahead (default 4)
@@ -52,7 +60,7 @@ class Loader:
     def __init__(self, dataset, batch_size, fields=None, transform="rrc224", shuffle=True,
                  seed=0, drop_last=False, rank=None, world_size=None, device="cpu",
                  socket=None, copy=False, output="uint8", prefetch=4, timeout=60.0,
-                 autostart=True, daemon_path=None):
+                 autostart=True, daemon_path=None, device_depth=3):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if prefetch < 2:
@@ -63,10 +71,17 @@ class Loader:
             raise ValueError("rank %d is not in 0..world_size-1 (%d)"
                              % (self.rank, self.world_size))
         self.local_rank = _env_int(["LOCAL_RANK"], 0)
-        if device != "cpu" and torch is None:
+        if str(device) != "cpu" and torch is None:
             raise ValueError("device=%r needs PyTorch" % (device,))
         self.device = device
         self.copy = copy
+        self._gpu = None  # the device path's options, for device="cuda[:N]"
+        if str(device).startswith("cuda"):
+            index = torch.device(device).index
+            if index is None:
+                index = torch.cuda.current_device() if torch.cuda.is_available() else 0
+            self._gpu = dict(device=index, depth=int(device_depth), output=output)
+            output = "uint8"  # the GPU converts
         self._options = dict(
             dataset=os.fspath(dataset), socket=socket, fields=list(fields) if fields else None,
             transform=transform, output=output, batch_size=int(batch_size),
@@ -79,7 +94,14 @@ class Loader:
         self._batches, self._per_rank, self._samples = self._client.sizes()
 
     def _open(self, epoch, batch):
-        return _turbopump.Client(epoch=epoch, batch=batch, **self._options)
+        client = _turbopump.Client(epoch=epoch, batch=batch, **self._options)
+        if self._gpu is not None:
+            try:
+                client.device(**self._gpu)
+            except BaseException:
+                client.close()
+                raise
+        return client
 
     def __len__(self):
         """Batches per epoch for this rank (the same for every rank)."""
@@ -126,13 +148,19 @@ class Loader:
         return self._client
 
     def _convert(self, array):
+        if self._gpu is not None and not isinstance(array, np.ndarray) \
+                and hasattr(array, "__dlpack__"):
+            t = torch.utils.dlpack.from_dlpack(array)  # on the current stream
+            return t.clone() if self.copy else t
         a = np.asarray(array)
         if self.copy:
             a = a.copy()
         if torch is None:
             return a
         t = torch.from_numpy(a) if self.copy else _readonly_tensor(a)
-        return t if self.device == "cpu" else t.to(self.device, non_blocking=True)
+        if self.device == "cpu" or self._gpu is not None:
+            return t
+        return t.to(self.device, non_blocking=True)
 
     def __iter__(self):
         epoch = self._epoch
@@ -143,10 +171,13 @@ class Loader:
             got_epoch, index, skipped, ids, fields = client.next()
             assert (got_epoch, index) == (epoch, self._batch), (got_epoch, index)
             batch = {name: self._convert(a) for name, a in fields.items()}
+            if self._gpu is not None:  # host ids: a copy, so they hold no GPU buffer
+                ids = np.array(ids)
             batch["__id__"] = self._convert(ids)
             batch["__epoch__"] = epoch
             if skipped:
                 batch["__skipped__"] = skipped
+            fields = ids = None  # only the batch holds its buffers now
             self._batch += 1
             yield batch
         self._epoch, self._batch = epoch + 1, 0
