@@ -85,7 +85,7 @@ def main():
             opt.step()
             seen += y.shape[0]
             correct += int((out.argmax(1) == y).sum())
-            total_loss += float(loss) * y.shape[0]
+            total_loss += loss.item() * y.shape[0]
         secs = time.time() - t0
         print("epoch %d: loss %.3f, accuracy %.1f%%, %d samples in %.1f s, %.0f samples/s"
               % (epoch, total_loss / seen, 100.0 * correct / seen, seen, secs, seen / secs),

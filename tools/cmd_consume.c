@@ -6,9 +6,11 @@
 
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CMD "consume"
 
@@ -20,10 +22,12 @@ void tp_usage_consume(FILE *out)
             "                         [--drop-last] [--no-shuffle] [--transform T]\n"
             "                         [--fields A,B] [--output uint8|float32|float16]\n"
             "                         [--start-epoch E --start-batch K] [--batches N]\n"
-            "                         [--prefetch N] [--print-ids] [--json]\n\n"
+            "                         [--prefetch N] [--step-ms MS] [--print-ids] [--json]\n\n"
             "Reads batches from the daemon at the socket as a training process would and\n"
             "throws them away. With no daemon there, starts a private one serving NAME's\n"
-            "directory (NAME is then a path).\n\n"
+            "directory (NAME is then a path). With --step-ms it emulates an accelerator:\n"
+            "it holds each batch for MS milliseconds, as a training step would, and reports\n"
+            "its utilisation (step time / wall time, as MLPerf Storage's AU).\n\n"
             "Options:\n"
             "  --dataset NAME      the dataset, relative to the daemon's --root (required)\n"
             "  --socket PATH       the daemon's socket (default as for serve)\n"
@@ -39,6 +43,7 @@ void tp_usage_consume(FILE *out)
             "  --start-epoch E, --start-batch K   resume at batch K of epoch E\n"
             "  --batches N         stop after N batches\n"
             "  --prefetch N        batches the daemon prepares ahead (default 4)\n"
+            "  --step-ms MS        emulated compute per batch, in milliseconds\n"
             "  --no-autostart      fail when no daemon answers\n"
             "  --print-ids         print 'EPOCH SAMPLE_ID' for every sample received\n"
             "  --json              print a JSON summary\n"
@@ -48,7 +53,7 @@ void tp_usage_consume(FILE *out)
 typedef struct consume_options {
     tp_client_options c;
     const char *fields[TP_CLIENT_MAX_FIELDS];
-    uint64_t epochs, batches;
+    uint64_t epochs, batches, step_ms;
     bool print_ids, json;
     char fieldbuf[512];
 } consume_options;
@@ -74,8 +79,9 @@ static int number(int c, const char *arg, consume_options *o)
                                         ['w'] = "--world-size", ['E'] = "--epochs",
                                         ['S'] = "--seed", ['e'] = "--start-epoch",
                                         ['k'] = "--start-batch", ['n'] = "--batches",
-                                        ['P'] = "--prefetch"};
-    uint64_t max = c == 'b' ? 65536 : c == 'r' || c == 'w' ? 65535 : c == 'P' ? 256 : UINT64_MAX;
+                                        ['P'] = "--prefetch", ['t'] = "--step-ms"};
+    uint64_t max = c == 'b' ? 65536 : c == 'r' || c == 'w' ? 65535 : c == 'P' ? 256
+                 : c == 't' ? 3600000 : UINT64_MAX;
     uint64_t min = c == 'b' || c == 'w' || c == 'E' || c == 'P' || c == 'n' ? 1 : 0;
     if (tp_cli_u64(CMD, names[c], arg, min, max, &v) < 0)
         return -1;
@@ -88,6 +94,7 @@ static int number(int c, const char *arg, consume_options *o)
     case 'e': o->c.epoch = v; break;
     case 'k': o->c.batch = v; break;
     case 'n': o->batches = v; break;
+    case 't': o->step_ms = v; break;
     default: o->c.prefetch = (uint32_t)v; break;
     }
     return 0;
@@ -104,6 +111,7 @@ static int parse(int argc, char **argv, consume_options *o)
         {"fields", required_argument, 0, 'F'}, {"output", required_argument, 0, 'O'},
         {"start-epoch", required_argument, 0, 'e'}, {"start-batch", required_argument, 0, 'k'},
         {"batches", required_argument, 0, 'n'}, {"prefetch", required_argument, 0, 'P'},
+        {"step-ms", required_argument, 0, 't'},
         {"no-autostart", no_argument, 0, 'A'}, {"print-ids", no_argument, 0, 'I'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof(*o));
@@ -111,7 +119,7 @@ static int parse(int argc, char **argv, consume_options *o)
     o->epochs = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (strchr("brwESeknP", c) && c) {
+        if (strchr("brwESeknPt", c) && c) {
             if (number(c, optarg, o) < 0)
                 return TP_EXIT_USAGE;
         } else if (c == 'D') {
@@ -176,6 +184,11 @@ int tp_cmd_consume(int argc, char **argv)
             bytes += b.fields[i].bytes;
         for (uint32_t i = 0; o.print_ids && i < b.samples; i++)
             printf("%llu %llu\n", (unsigned long long)b.epoch, (unsigned long long)b.ids[i]);
+        if (o.step_ms) { /* the emulated step, holding the batch as training would */
+            struct timespec ts = {(time_t)(o.step_ms / 1000), (long)(o.step_ms % 1000) * 1000000};
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        }
     }
     double secs = tp_cli_now() - t0;
     uint64_t epoch, batch;
@@ -186,19 +199,23 @@ int tp_cmd_consume(int argc, char **argv)
         tp_cli_error(CMD, "after %llu batches: %s", (unsigned long long)got, err.msg);
         return TP_EXIT_FAIL;
     }
-    double run = TP_MAX(secs - first, 1e-9);
+    double run = TP_MAX(secs - first, 1e-9), compute = (double)got * o.step_ms / 1e3;
     if (o.json)
         printf("{\"samples\": %llu, \"batches\": %llu, \"skipped\": %llu, \"seconds\": %.3f, "
                "\"samples_per_s\": %.1f, \"first_batch_ms\": %.1f, \"bytes\": %llu, "
-               "\"gb_per_s\": %.3f, \"next_epoch\": %llu, \"next_batch\": %llu}\n",
+               "\"gb_per_s\": %.3f, \"next_epoch\": %llu, \"next_batch\": %llu, "
+               "\"compute_s\": %.3f, \"au\": %.4f}\n",
                (unsigned long long)samples, (unsigned long long)got,
                (unsigned long long)skipped, secs, samples / TP_MAX(secs, 1e-9), first * 1e3,
                (unsigned long long)bytes, bytes / run / 1e9, (unsigned long long)epoch,
-               (unsigned long long)batch);
+               (unsigned long long)batch, compute, compute / TP_MAX(secs, 1e-9));
     else if (!o.print_ids)
         printf("%llu samples in %llu batches, %.1f s: %.0f samples/s, first batch after "
                "%.1f ms; resume at epoch %llu batch %llu\n", (unsigned long long)samples,
                (unsigned long long)got, secs, samples / TP_MAX(secs, 1e-9), first * 1e3,
                (unsigned long long)epoch, (unsigned long long)batch);
+    if (!o.json && !o.print_ids && o.step_ms)
+        printf("accelerator utilisation %.1f%% (%.1f s of steps in %.1f s)\n",
+               100 * compute / TP_MAX(secs, 1e-9), compute, secs);
     return TP_EXIT_OK;
 }

@@ -80,6 +80,20 @@ case_order() {
     seq 0 49 | cmp -s - d || fail "--no-shuffle is not dataset order"
 }
 
+case_step() { # --step-ms: an emulated accelerator holds each batch and reports its AU
+    tensors t 40
+    serve d
+    local j
+    j=$(consume --socket "$WORK/d.sock" --dataset t --batch-size 8 --batches 4 --step-ms 50 \
+        --json)
+    python3 - "$j" <<'PY' || fail "step-ms report: $j"
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["batches"] == 4 and abs(r["compute_s"] - 0.2) < 1e-9, r
+assert r["seconds"] >= 0.2 and 0 < r["au"] <= 1 and abs(r["au"] - 0.2 / r["seconds"]) < 1e-3, r
+PY
+}
+
 case_resume() {
     tensors t 90
     serve d
