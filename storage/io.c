@@ -137,16 +137,21 @@ int tp_io_add_file(tp_io *io, int fd, tp_error *err)
         io->file_fixed = fixed;
         io->files_cap = cap;
     }
-    /* Our own descriptor: with O_DIRECT it must be opened so, and the caller's stays
-     * usable for buffered reads. */
+    /* Our own open file, so what we set on it leaves the caller's alone: O_DIRECT, or for
+     * buffered reads no readahead. The engine reads whole records, and in a shuffled
+     * order the kernel's readahead past them is wasted disk time (with a cold page
+     * cache it halved the emulated accelerators a disk could feed; docs/BENCHMARKS.md). */
     char path[64];
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    int own = io->o.direct ? open(path, O_RDONLY | O_DIRECT | O_CLOEXEC)
-                           : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    int own = open(path, O_RDONLY | O_CLOEXEC | (io->o.direct ? O_DIRECT : 0));
+    if (own < 0 && !io->o.direct)
+        own = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* no /proc: share the caller's */
     if (own < 0)
         return tp__error_set(err, -errno, "io: %s descriptor %d: %s",
-                             io->o.direct ? "cannot open with O_DIRECT" : "cannot duplicate",
+                             io->o.direct ? "cannot open with O_DIRECT" : "cannot reopen",
                              fd, strerror(errno));
+    if (!io->o.direct)
+        posix_fadvise(own, 0, 0, POSIX_FADV_RANDOM);
     io->fds[io->nfiles] = own;
     io->file_fixed[io->nfiles] = false;
     if (io->backend->add_file)
