@@ -47,6 +47,8 @@ struct tp_client {
     uint32_t queue_head, queued;
     bool handed[TP_GPU_MAX_DEPTH];   /* handed out and not released */
     uint32_t nhanded;
+    int dev_failed;                  /* a CUDA error ended the device path: its code */
+    char dev_msg[512];
     uint64_t dev_epoch, dev_batch;   /* of the next device batch handed out */
 };
 
@@ -303,7 +305,9 @@ static int view(tp_client *c, const unsigned char *slot, tp_batch *out, tp_error
     out->nfields = d->nfields;
     for (uint32_t i = 0; i < d->nfields; i++) {
         const tp_ring_field *f = &d->fields[i];
-        out->fields[i] = (tp_batch_field){.name = f->name, .dtype = (tp_dtype)f->dtype,
+        out->fields[i] = (tp_batch_field){.name = f->name,
+                                          .dtype = (tp_dtype)(f->dtype & TP_RING_DTYPE_MASK),
+                                          .image = (f->dtype & TP_RING_FIELD_IMAGE) != 0,
                                           .ndim = f->ndim, .shape = f->shape,
                                           .data = slot + f->offset, .bytes = f->bytes};
     }
@@ -344,8 +348,41 @@ int tp_client_next(tp_client *c, tp_batch *out, tp_error *err)
     return next_host(c, out, err);
 }
 
+/* The device path's wait: until tp_client_next_device would not block, which is when a
+ * batch is queued, or a buffer is free and the ring has the next batch, or the call would
+ * fail at once. */
+static int reap(tp_client *c, bool wait, tp_error *err);
+
+static int wait_device(tp_client *c, int timeout_ms, tp_error *err)
+{
+    double deadline = now_ms() + timeout_ms;
+    for (;;) {
+        if (c->queued || c->dev_failed || c->nhanded >= c->depth)
+            return 0;
+        int rc = reap(c, false, err);
+        if (rc < 0)
+            return rc;
+        uint32_t free_slots, pending;
+        tp_gpu_counts(c->gpu, &free_slots, &pending);
+        if (free_slots) {
+            if (c->limit && c->delivered == c->limit)
+                return tp__error_set(err, TP_EUSAGE, "all %llu batches asked for "
+                                     "(max_batches) were read", (unsigned long long)c->limit);
+            return wait_batch(c, TP_MAX(0, (int)(deadline - now_ms())), err);
+        }
+        if (!pending)
+            return 0; /* every buffer is held: tp_client_next_device says so at once */
+        if (now_ms() >= deadline)
+            return tp__error_set(err, -ETIMEDOUT, "no device buffer came free within %d ms",
+                                 timeout_ms);
+        usleep(200); /* a copy in flight: it completes within its transfer time */
+    }
+}
+
 int tp_client_wait(tp_client *c, int timeout_ms, tp_error *err)
 {
+    if (c->gpu)
+        return wait_device(c, timeout_ms, err);
     if (c->limit && c->delivered == c->limit)
         return tp__error_set(err, TP_EUSAGE, "all %llu batches asked for (max_batches) were "
                              "read", (unsigned long long)c->limit);
@@ -385,9 +422,10 @@ int tp_client_device(tp_client *c, const tp_device_options *o, tp_error *err)
     if (c->delivered)
         return tp__error_set(err, TP_EUSAGE, "turn device batches on before the first batch");
     uint32_t depth = o->depth ? o->depth : 3;
-    if (depth < 2 || depth > TP_GPU_MAX_DEPTH || depth > c->nslots)
-        return tp__error_set(err, TP_EUSAGE, "device depth %u is not in 2..%u (and at most the "
-                             "ring's %u slots)", depth, TP_GPU_MAX_DEPTH, c->nslots);
+    if (depth < 2 || depth > TP_GPU_MAX_DEPTH || depth >= c->nslots)
+        return tp__error_set(err, TP_EUSAGE, "device depth %u is not in 2..%u, or not below "
+                             "the ring's %u slots (raise prefetch)", depth, TP_GPU_MAX_DEPTH,
+                             c->nslots);
     tp_gpu_config cfg = {.device = o->device, .depth = depth, .slot_bytes = c->slot_bytes,
                          .timing = getenv("TURBOPUMP_GPU_TIMING") != NULL};
     switch (o->output) {
@@ -438,7 +476,16 @@ static int issue_next(tp_client *c, tp_error *err)
         tp_gpu_release(c->gpu, (uint32_t)slot, TP_STREAM_NONE);
         return rc;
     }
-    TP_TRY(tp_gpu_issue(c->gpu, slot, &hb, &staged, err)); /* a CUDA error: the path is dead */
+    if ((rc = tp_gpu_issue(c->gpu, slot, &hb, &staged, err)) < 0) {
+        /* The batch is taken from the ring but will never be handed out: the device path
+         * ends here, and every later call says why (skipping it would lose a batch). */
+        tp_client_release(c, &hb);
+        c->dev_failed = rc;
+        snprintf(c->dev_msg, sizeof(c->dev_msg), "the device path failed at epoch %llu batch "
+                 "%llu: %.400s", (unsigned long long)hb.epoch, (unsigned long long)hb.index,
+                 err ? err->msg : "");
+        return tp__error_set(err, rc, "%s", c->dev_msg);
+    }
     if (staged)
         tp_client_release(c, &hb);
     c->queue[(c->queue_head + c->queued++) % TP_GPU_MAX_DEPTH] = (uint32_t)slot;
@@ -449,6 +496,8 @@ int tp_client_next_device(tp_client *c, tp_device_batch *out, tp_error *err)
 {
     if (!c->gpu)
         return tp__error_set(err, TP_EUSAGE, "device batches are off: call tp_client_device");
+    if (c->dev_failed)
+        return tp__error_set(err, c->dev_failed, "%s", c->dev_msg);
     if (c->nhanded >= c->depth)
         return tp__error_set(err, TP_EUSAGE, "already holding %u device batches (depth %u); "
                              "release one first", c->nhanded, c->depth);
@@ -482,25 +531,31 @@ int tp_client_next_device(tp_client *c, tp_device_batch *out, tp_error *err)
     }
     /* start the next copies now, so they overlap the caller's work on this batch */
     tp_error ignored;
-    while (c->queued + c->nhanded < c->depth && tp_client_wait(c, 0, &ignored) == 0 &&
-           issue_next(c, &ignored) == 1)
+    while (c->queued + c->nhanded < c->depth && !(c->limit && c->delivered == c->limit) &&
+           wait_batch(c, 0, &ignored) == 0 && issue_next(c, &ignored) == 1)
         ;
     return 0;
 }
 
+/* A batch the caller still holds, not an old copy of one whose buffer was refilled. */
+static bool held_batch(tp_client *c, const tp_device_batch *b)
+{
+    return c->gpu && b->slot < c->depth && tp_gpu_holds(c->gpu, b->slot, b->seq);
+}
+
 int tp_device_batch_wait(tp_client *c, const tp_device_batch *b, void *stream)
 {
-    return c->gpu ? tp_gpu_wait(c->gpu, b->slot, stream) : TP_EUSAGE;
+    return held_batch(c, b) ? tp_gpu_wait(c->gpu, b->slot, stream) : TP_EUSAGE;
 }
 
 int tp_device_batch_sync(tp_client *c, const tp_device_batch *b)
 {
-    return c->gpu ? tp_gpu_sync(c->gpu, b->slot) : TP_EUSAGE;
+    return held_batch(c, b) ? tp_gpu_sync(c->gpu, b->slot) : TP_EUSAGE;
 }
 
 int tp_client_release_device(tp_client *c, const tp_device_batch *b, void *stream)
 {
-    if (!c->gpu || b->slot >= c->depth || !c->handed[b->slot])
+    if (!held_batch(c, b) || !c->handed[b->slot])
         return TP_EUSAGE;
     c->handed[b->slot] = false;
     c->nhanded--;
@@ -513,7 +568,7 @@ int tp_client_release_device(tp_client *c, const tp_device_batch *b, void *strea
 struct DLManagedTensor *tp_device_batch_dlpack(tp_client *c, const tp_device_batch *b,
                                                uint32_t field, void *stream, tp_error *err)
 {
-    if (!c->gpu || b->slot >= c->depth || !c->handed[b->slot]) {
+    if (!held_batch(c, b) || !c->handed[b->slot]) {
         tp__error_set(err, TP_EUSAGE, "not a held device batch");
         return NULL;
     }

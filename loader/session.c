@@ -432,7 +432,7 @@ static void describe(session *s, batch_work *bw, tp_batch_desc *d)
         const out_field *f = &s->f[i];
         tp_ring_field *o = &d->fields[i];
         snprintf(o->name, sizeof(o->name), "%s", f->name);
-        o->dtype = f->dtype;
+        o->dtype = f->dtype | (f->kind == TP_FIELD_IMAGE ? TP_RING_FIELD_IMAGE : 0);
         o->ndim = f->ndim + 1;
         o->shape[0] = bw->n;
         memcpy(o->shape + 1, f->shape, f->ndim * sizeof(int64_t));

@@ -267,10 +267,31 @@ int tp_gpu_acquire(tp_gpu *g)
     return found;
 }
 
+void tp_gpu_counts(tp_gpu *g, uint32_t *free_slots, uint32_t *pending)
+{
+    pthread_mutex_lock(&g->lock);
+    *free_slots = *pending = 0;
+    for (uint32_t i = 0; i < g->depth; i++) {
+        *free_slots += g->slots[i].refs == 0 && !g->slots[i].pending;
+        *pending += g->slots[i].pending;
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+bool tp_gpu_holds(tp_gpu *g, uint32_t slot, uint64_t seq)
+{
+    if (slot >= g->depth)
+        return false;
+    pthread_mutex_lock(&g->lock);
+    bool same = g->slots[slot].refs > 0 && g->slots[slot].batch.seq == seq;
+    pthread_mutex_unlock(&g->lock);
+    return same;
+}
+
 static bool convertible(const tp_gpu *g, const tp_batch_field *f)
 {
-    return g->cfg.convert != TP_DTYPE_NONE && f->dtype == TP_DTYPE_UINT8 && f->ndim == 4 &&
-           f->shape[3] == 3;
+    return g->cfg.convert != TP_DTYPE_NONE && f->image && f->dtype == TP_DTYPE_UINT8 &&
+           f->ndim == 4 && f->shape[3] == 3;
 }
 
 /* Grows a device buffer of a free slot; the copy stream is drained first so no queued
@@ -299,10 +320,18 @@ static int issue_locked(tp_gpu *g, gpu_slot *s, const tp_batch *host, bool *stag
         if (convertible(g, &host->fields[i]))
             out += ALIGN_UP(host->fields[i].bytes * esize, FIELD_ALIGN);
     }
+    /* everything that can fail without a CUDA error comes before anything is queued */
     TP_TRY(grow(g, &s->raw, &s->raw_cap, raw, err));
     TP_TRY(grow(g, &s->out, &s->out_cap, out, err));
     if (!g->pinned && raw > s->stage_cap)
         return tp__error_set(err, TP_EPROTOCOL, "a batch of %zu bytes exceeds its slot", raw);
+    if (host->samples > s->ids_cap) {
+        uint64_t *ids = realloc(s->ids, host->samples * sizeof(*ids));
+        if (!ids)
+            return tp__error_set(err, -ENOMEM, "out of memory");
+        s->ids = ids;
+        s->ids_cap = host->samples;
+    }
     if (s->stage) /* the staging buffer's last copy must be done before it is refilled */
         CU(g, o->event_sync(s->copied), "cudaEventSynchronize");
     for (uint32_t i = 0; i < s->nwaits; i++) /* the previous batch's consumers first */
@@ -328,7 +357,7 @@ static int issue_locked(tp_gpu *g, gpu_slot *s, const tp_batch *host, bool *stag
         snprintf(s->names[i], sizeof(s->names[i]), "%s", f->name);
         b->fields[i] = (tp_batch_field){.name = s->names[i], .dtype = f->dtype,
                                         .ndim = f->ndim, .shape = s->shapes[i],
-                                        .data = dst, .bytes = f->bytes};
+                                        .data = dst, .bytes = f->bytes, .image = f->image};
         roff += ALIGN_UP(f->bytes, FIELD_ALIGN);
     }
     CU(g, o->event_record(s->copied, g->stream), "cudaEventRecord");
@@ -350,13 +379,6 @@ static int issue_locked(tp_gpu *g, gpu_slot *s, const tp_batch *host, bool *stag
         ooff += ALIGN_UP(f->bytes, FIELD_ALIGN);
     }
     CU(g, o->event_record(s->ready, g->stream), "cudaEventRecord");
-    if (host->samples > s->ids_cap) {
-        uint64_t *ids = realloc(s->ids, host->samples * sizeof(*ids));
-        if (!ids)
-            return tp__error_set(err, -ENOMEM, "out of memory");
-        s->ids = ids;
-        s->ids_cap = host->samples;
-    }
     memcpy(s->ids, host->ids, host->samples * sizeof(*s->ids));
     b->epoch = host->epoch;
     b->index = host->index;
@@ -409,7 +431,7 @@ int tp_gpu_reap(tp_gpu *g, bool wait, uint32_t *seq, tp_error *err)
             g->stats.copy_bytes += oldest->bytes;
             *seq = oldest->host_seq;
             rc = 1;
-        } else if (rc == 1) {
+        } else if (rc == TP_GPU_NOT_READY) {
             rc = 0;
         } else {
             rc = cuda_fail(g->ops, rc, "a batch copy", err);

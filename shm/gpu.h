@@ -49,6 +49,12 @@ int tp_gpu_open(tp_gpu **out, const tp_gpu_config *cfg, tp_error *err);
 /* A free slot, or -1. */
 int tp_gpu_acquire(tp_gpu *g);
 
+/* How many slots are free, and how many copies are not reaped yet. */
+void tp_gpu_counts(tp_gpu *g, uint32_t *free_slots, uint32_t *pending);
+
+/* Whether `slot` is referenced and holds the batch issued as `seq` (not a later one). */
+bool tp_gpu_holds(tp_gpu *g, uint32_t slot, uint64_t seq);
+
 /* Starts copying `host` (views into the ring) into `slot`. When the ring is not
  * page-locked the bytes are first copied into a staging buffer, and *staged says the ring
  * slot may be released at once. @return : 0 or TP_ENODEVICE. */

@@ -17,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TP_GPU_PLUGIN_VERSION 1
+#define TP_GPU_PLUGIN_VERSION 2
+#define TP_GPU_NOT_READY (-1)  /* event_query: recorded work still runs */
 #define TP_GPU_PLUGIN_SYMBOL "tp_gpu_plugin_ops"
 #define TP_GPU_STREAM_LEGACY ((void *)(uintptr_t)1)   /* CUDA's legacy default stream */
 #define TP_GPU_STREAM_PER_THREAD ((void *)(uintptr_t)2)
@@ -45,7 +46,7 @@ typedef struct tp_gpu_ops {
     int (*event_create)(void **e, int timing);     /* timing 0: no timestamps (cheaper) */
     int (*event_destroy)(void *e);
     int (*event_record)(void *e, void *stream);
-    int (*event_query)(void *e);                   /* 0 done, 1 not yet, else an error */
+    int (*event_query)(void *e);                   /* 0 done, TP_GPU_NOT_READY, or an error */
     int (*event_sync)(void *e);
     int (*event_elapsed)(float *ms, void *start, void *end);
     int (*stream_wait)(void *stream, void *e);     /* later work on stream waits for e */

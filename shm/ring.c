@@ -394,7 +394,9 @@ static int check_field(const tp_batch_desc *d, uint32_t i, uint64_t slot_bytes, 
     const tp_ring_field *f = &d->fields[i];
     if (!memchr(f->name, 0, sizeof(f->name)))
         return tp__error_set(err, TP_EPROTOCOL, "batch field %u: name not NUL-terminated", i);
-    if (f->dtype < 1 || f->dtype >= TP_ARRAY_LEN(dtype_bytes))
+    uint32_t dtype = f->dtype & TP_RING_DTYPE_MASK;
+    if (dtype < 1 || dtype >= TP_ARRAY_LEN(dtype_bytes) ||
+        (f->dtype & ~(TP_RING_DTYPE_MASK | TP_RING_FIELD_IMAGE)))
         return tp__error_set(err, TP_EPROTOCOL, "batch field %u (%s): bad dtype %u", i, f->name,
                              f->dtype);
     if (f->ndim < 1 || f->ndim > TP_RING_MAX_DIMS)
@@ -403,7 +405,7 @@ static int check_field(const tp_batch_desc *d, uint32_t i, uint64_t slot_bytes, 
     if (f->shape[0] != (int64_t)d->samples)
         return tp__error_set(err, TP_EPROTOCOL, "batch field %u (%s): shape[0] %lld != %u samples",
                              i, f->name, (long long)f->shape[0], d->samples);
-    uint64_t bytes = dtype_bytes[f->dtype];
+    uint64_t bytes = dtype_bytes[dtype];
     for (uint32_t k = 0; k < f->ndim; k++) {
         if (f->shape[k] < 0)
             return tp__error_set(err, TP_EPROTOCOL, "batch field %u (%s): negative dimension %u",

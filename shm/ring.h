@@ -34,7 +34,7 @@
 #include <turbopump/dataset.h>
 
 #define TP_RING_MAGIC 0x47525054u  /* "TPRG" */
-#define TP_RING_VERSION 1u
+#define TP_RING_VERSION 2u
 #define TP_RING_HEADER_BYTES 4096u
 #define TP_RING_MAX_SLOTS 256u
 #define TP_RING_MAX_SLOT_BYTES (UINT64_C(1) << 34) /* 16 GiB */
@@ -52,10 +52,13 @@ typedef struct tp_ring_header {
     _Alignas(64) _Atomic uint32_t tail; /* offset 128: slots released */
 } tp_ring_header;
 
+#define TP_RING_DTYPE_MASK 0xffu
+#define TP_RING_FIELD_IMAGE 0x100u /* decoded from an image field (the transform applied) */
+
 /* One array of a batch: `shape[0]` is the number of samples. */
 typedef struct tp_ring_field {
     char name[TP_MAX_FIELD_NAME + 1]; /* NUL-terminated */
-    uint32_t dtype;                /* tp_dtype */
+    uint32_t dtype;                /* tp_dtype in the low 8 bits, and TP_RING_FIELD_IMAGE */
     uint32_t ndim;                 /* 1..TP_RING_MAX_DIMS */
     int64_t shape[TP_RING_MAX_DIMS];
     uint64_t offset;               /* from the start of the slot, 64-byte aligned */

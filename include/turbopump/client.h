@@ -66,6 +66,7 @@ typedef struct tp_batch_field {
     const int64_t *shape;
     const void *data;           /* C-contiguous, valid until the batch is released */
     uint64_t bytes;
+    bool image;                 /* decoded from an image field by the session's transform */
 } tp_batch_field;
 
 #define TP_CLIENT_MAX_FIELDS 16
@@ -132,11 +133,13 @@ TP_API uint64_t tp_client_dataset_samples(const tp_client *c);
 
 typedef struct tp_device_options {
     int device;                 /* CUDA device ordinal */
-    uint32_t depth;             /* device buffers, 2..8; 0: 3. Batches held at once (not
+    uint32_t depth;             /* device buffers, 2..8 and below the ring's slots (prefetch
+                                   rounded up to a power of two); 0: 3. Batches held at once (not
                                    released, or with live DLPack tensors) are at most depth,
                                    and only depth - 1 leave room for the next copy */
-    tp_client_output output;    /* uint8 image fields: UINT8 stays [B, H, W, 3]; FLOAT32 and
-                                   FLOAT16 become [B, 3, H, W], (x / 255 - mean) / std */
+    tp_client_output output;    /* image fields (uint8 [B, H, W, 3], `image` set): UINT8 stays;
+                                   FLOAT32 and FLOAT16 become [B, 3, H, W],
+                                   (x / 255 - mean) / std; other fields are copied as sent */
     float mean[3], std[3];      /* all zero: ImageNet's (torchvision's figures) */
 } tp_device_options;
 
@@ -173,11 +176,12 @@ TP_API int tp_client_device(tp_client *c, const tp_device_options *o, tp_error *
  *           TP_EUSAGE when all depth buffers are held, TP_ENODEVICE on a CUDA error. */
 TP_API int tp_client_next_device(tp_client *c, tp_device_batch *out, tp_error *err);
 
-/* Makes `stream` wait for the batch to be in place (no host wait). @return : 0 or
- * TP_ENODEVICE. */
+/* Makes `stream` wait for the batch to be in place (no host wait). @return : 0,
+ * TP_ENODEVICE, or TP_EUSAGE for a batch not held. */
 TP_API int tp_device_batch_wait(tp_client *c, const tp_device_batch *b, void *stream);
 
-/* Blocks until the batch is in place (a host wait). @return : 0 or TP_ENODEVICE. */
+/* Blocks until the batch is in place (a host wait). @return : 0, TP_ENODEVICE, or
+ * TP_EUSAGE for a batch not held. */
 TP_API int tp_device_batch_sync(tp_client *c, const tp_device_batch *b);
 
 /* Gives the device buffer back. `stream` is where the caller's work on the batch was

@@ -12,7 +12,29 @@ extern "C" {
 
 static int g_device;
 
-static inline int use_device(void) { return (int)cudaSetDevice(g_device); }
+// Every call runs on the plugin's device and leaves the calling thread's current device as
+// it found it (a DLPack deleter may run on a thread that PyTorch set to another device).
+struct DeviceGuard {
+    int prev = -1;
+    cudaError_t rc = cudaSuccess;
+    DeviceGuard()
+    {
+        if (cudaGetDevice(&prev) != cudaSuccess || prev != g_device)
+            rc = cudaSetDevice(g_device);
+        else
+            prev = -1;
+    }
+    ~DeviceGuard()
+    {
+        if (prev >= 0 && prev != g_device)
+            cudaSetDevice(prev);
+    }
+};
+
+#define ON_DEVICE()                                                                        \
+    DeviceGuard guard_;                                                                    \
+    if (guard_.rc != cudaSuccess)                                                          \
+    return (int)guard_.rc
 
 static int init(int device)
 {
@@ -23,8 +45,7 @@ static int init(int device)
     if (device < 0 || device >= n)
         return (int)cudaErrorInvalidDevice;
     g_device = device;
-    if ((e = cudaSetDevice(device)) != cudaSuccess)
-        return (int)e;
+    ON_DEVICE();
     return (int)cudaFree(0); // creates the primary context, shared with every CUDA user
 }
 
@@ -32,43 +53,70 @@ static const char *error(int code) { return cudaGetErrorString((cudaError_t)code
 
 static int host_register(void *p, size_t n)
 {
-    int rc = use_device();
-    return rc ? rc : (int)cudaHostRegister(p, n, cudaHostRegisterPortable);
+    ON_DEVICE();
+    return (int)cudaHostRegister(p, n, cudaHostRegisterPortable);
 }
-static int host_unregister(void *p) { return (int)cudaHostUnregister(p); }
-static int host_alloc(void **p, size_t n) { return (int)cudaHostAlloc(p, n, cudaHostAllocPortable); }
-static int host_free(void *p) { return (int)cudaFreeHost(p); }
+static int host_unregister(void *p)
+{
+    ON_DEVICE();
+    return (int)cudaHostUnregister(p);
+}
+static int host_alloc(void **p, size_t n)
+{
+    ON_DEVICE();
+    return (int)cudaHostAlloc(p, n, cudaHostAllocPortable);
+}
+static int host_free(void *p)
+{
+    ON_DEVICE();
+    return (int)cudaFreeHost(p);
+}
 static int dev_alloc(void **p, size_t n)
 {
-    int rc = use_device();
-    return rc ? rc : (int)cudaMalloc(p, n);
+    ON_DEVICE();
+    return (int)cudaMalloc(p, n);
 }
-static int dev_free(void *p) { return (int)cudaFree(p); }
+static int dev_free(void *p)
+{
+    ON_DEVICE();
+    return (int)cudaFree(p);
+}
 
 static int stream_create(void **s)
 {
-    int rc = use_device();
-    return rc ? rc : (int)cudaStreamCreateWithFlags((cudaStream_t *)s, cudaStreamNonBlocking);
+    ON_DEVICE();
+    return (int)cudaStreamCreateWithFlags((cudaStream_t *)s, cudaStreamNonBlocking);
 }
-static int stream_destroy(void *s) { return (int)cudaStreamDestroy((cudaStream_t)s); }
-static int stream_sync(void *s) { return (int)cudaStreamSynchronize((cudaStream_t)s); }
+static int stream_destroy(void *s)
+{
+    ON_DEVICE();
+    return (int)cudaStreamDestroy((cudaStream_t)s);
+}
+static int stream_sync(void *s)
+{
+    ON_DEVICE();
+    return (int)cudaStreamSynchronize((cudaStream_t)s);
+}
 static int event_create(void **e, int timing)
 {
-    int rc = use_device();
-    return rc ? rc : (int)cudaEventCreateWithFlags((cudaEvent_t *)e,
-                                                   timing ? cudaEventDefault
-                                                          : cudaEventDisableTiming);
+    ON_DEVICE();
+    return (int)cudaEventCreateWithFlags((cudaEvent_t *)e,
+                                         timing ? cudaEventDefault : cudaEventDisableTiming);
 }
-static int event_destroy(void *e) { return (int)cudaEventDestroy((cudaEvent_t)e); }
+static int event_destroy(void *e)
+{
+    ON_DEVICE();
+    return (int)cudaEventDestroy((cudaEvent_t)e);
+}
 static int event_record(void *e, void *s)
 {
-    int rc = use_device();
-    return rc ? rc : (int)cudaEventRecord((cudaEvent_t)e, (cudaStream_t)s);
+    ON_DEVICE();
+    return (int)cudaEventRecord((cudaEvent_t)e, (cudaStream_t)s);
 }
 static int event_query(void *e)
 {
     cudaError_t r = cudaEventQuery((cudaEvent_t)e);
-    return r == cudaSuccess ? 0 : r == cudaErrorNotReady ? 1 : (int)r;
+    return r == cudaSuccess ? 0 : r == cudaErrorNotReady ? TP_GPU_NOT_READY : (int)r;
 }
 static int event_sync(void *e) { return (int)cudaEventSynchronize((cudaEvent_t)e); }
 static int event_elapsed(float *ms, void *a, void *b)
@@ -77,15 +125,17 @@ static int event_elapsed(float *ms, void *a, void *b)
 }
 static int stream_wait(void *s, void *e)
 {
-    int rc = use_device();
-    return rc ? rc : (int)cudaStreamWaitEvent((cudaStream_t)s, (cudaEvent_t)e, 0);
+    ON_DEVICE();
+    return (int)cudaStreamWaitEvent((cudaStream_t)s, (cudaEvent_t)e, 0);
 }
 static int copy_h2d(void *dst, const void *src, size_t n, void *s)
 {
+    ON_DEVICE();
     return (int)cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, (cudaStream_t)s);
 }
 static int copy_d2h(void *dst, const void *src, size_t n, void *s)
 {
+    ON_DEVICE();
     return (int)cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, (cudaStream_t)s);
 }
 
@@ -115,9 +165,7 @@ static int normalize(void *dst, const void *src, uint64_t n, uint32_t h, uint32_
     uint64_t plane = (uint64_t)h * w, pixels = n * plane;
     if (pixels == 0)
         return 0;
-    int rc = use_device();
-    if (rc)
-        return rc;
+    ON_DEVICE();
     uint64_t blocks = (pixels + 255) / 256;
     unsigned grid = blocks > 65535 ? 65535u : (unsigned)blocks;
     if (half)
@@ -140,9 +188,7 @@ __global__ void spin_kernel(uint64_t ns)
 
 static int spin(void *s, uint32_t us)
 {
-    int rc = use_device();
-    if (rc)
-        return rc;
+    ON_DEVICE();
     spin_kernel<<<1, 1, 0, (cudaStream_t)s>>>((uint64_t)us * 1000);
     return (int)cudaGetLastError();
 }

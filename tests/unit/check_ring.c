@@ -561,9 +561,9 @@ END_TEST
 /* ---- descriptors */
 
 enum {
-    DC_VALID, DC_EMPTY, DC_AT_END, DC_UNUSED_GARBAGE, DC_ERROR_REPORT, DC_MAGIC, DC_STATUS,
+    DC_VALID, DC_IMAGE_FLAG, DC_EMPTY, DC_AT_END, DC_UNUSED_GARBAGE, DC_ERROR_REPORT, DC_MAGIC, DC_STATUS,
     DC_ERROR_UNTERMINATED, DC_REPORT_UNTERMINATED, DC_NFIELDS, DC_NAME, DC_DTYPE_0,
-    DC_DTYPE_99, DC_NDIM_0, DC_NDIM_BIG, DC_SHAPE0, DC_NEGATIVE, DC_SHAPE_OVERFLOW, DC_BYTES,
+    DC_DTYPE_99, DC_DTYPE_FLAGS, DC_NDIM_0, DC_NDIM_BIG, DC_SHAPE0, DC_NEGATIVE, DC_SHAPE_OVERFLOW, DC_BYTES,
     DC_MISALIGNED, DC_OVER_DESC, DC_PAST_END, DC_OFFSET_OVERFLOW, DC_SECOND_FIELD, DC_IDS_PAST,
     DC_IDS_MISALIGNED, DC_IDS_OVER_DESC, DC_IDS_OVERFLOW, DC_COUNT
 };
@@ -573,6 +573,7 @@ static const struct desc_case {
     const char *msg; /* part of the expected message; NULL: the descriptor is valid */
 } desc_cases[DC_COUNT] = {
     [DC_VALID] = {"valid", NULL},
+    [DC_IMAGE_FLAG] = {"uint8 marked as decoded from an image", NULL},
     [DC_EMPTY] = {"empty batch", NULL},
     [DC_AT_END] = {"array ending at the slot end", NULL},
     [DC_UNUSED_GARBAGE] = {"garbage past nfields", NULL},
@@ -585,6 +586,7 @@ static const struct desc_case {
     [DC_NAME] = {"unterminated name", "name not NUL"},
     [DC_DTYPE_0] = {"dtype 0", "bad dtype 0"},
     [DC_DTYPE_99] = {"dtype 99", "bad dtype 99"},
+    [DC_DTYPE_FLAGS] = {"an unknown dtype flag", "bad dtype 513"},
     [DC_NDIM_0] = {"ndim 0", "ndim 0"},
     [DC_NDIM_BIG] = {"ndim 10", "ndim 10"},
     [DC_SHAPE0] = {"shape[0] != samples", "samples"},
@@ -645,6 +647,8 @@ static void corrupt_desc(tp_batch_desc *d, int which)
     case DC_NAME: memset(f->name, 'a', sizeof(f->name)); break;
     case DC_DTYPE_0: f->dtype = 0; break;
     case DC_DTYPE_99: f->dtype = 99; break;
+    case DC_DTYPE_FLAGS: f->dtype = 0x200 | TP_DTYPE_UINT8; break;
+    case DC_IMAGE_FLAG: f->dtype = TP_RING_FIELD_IMAGE | TP_DTYPE_UINT8; break;
     case DC_NDIM_0: f->ndim = 0; break;
     case DC_NDIM_BIG: f->ndim = TP_RING_MAX_DIMS + 1; break;
     case DC_SHAPE0: f->shape[0] = 5, f->bytes = 5 * 8 * 8 * 3; break;

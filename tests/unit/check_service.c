@@ -1633,6 +1633,7 @@ static void same_batch(const tp_device_batch *d, const tp_batch *h)
         const tp_batch_field *a = &d->fields[i], *b = &h->fields[i];
         ck_assert_str_eq(a->name, b->name);
         ck_assert_int_eq(a->dtype, b->dtype);
+        ck_assert_int_eq(a->image, b->image);
         ck_assert_uint_eq(a->ndim, b->ndim);
         ck_assert_mem_eq(a->shape, b->shape, b->ndim * sizeof(int64_t));
         ck_assert_uint_eq(a->bytes, b->bytes);
@@ -1653,7 +1654,8 @@ START_TEST(test_device_bytes)
         tp_client_output output;
     } cases[] = {{false, false, TP_CLIENT_UINT8}, {false, true, TP_CLIENT_UINT8},
                  {true, false, TP_CLIENT_FLOAT32}, {true, true, TP_CLIENT_FLOAT16},
-                 {true, false, TP_CLIENT_UINT8}};
+                 {true, false, TP_CLIENT_UINT8},
+                 {false, false, TP_CLIENT_FLOAT32}}; /* tensors are not images: as sent */
     fake_gpu g;
     fake_open(&g);
     setenv("TP_FAKE_GPU_COPY_US", "300", 1);
@@ -1813,6 +1815,75 @@ START_TEST(test_device_dlpack)
 }
 END_TEST
 
+/* What the caller sees around the queue: max_batches delivers exactly that many batches
+ * in order, a wait with a batch queued returns at once, depth must leave the ring a slot,
+ * an old copy of a batch struct cannot release its refilled buffer, and a CUDA error ends
+ * the device path for good without skipping a batch. */
+START_TEST(test_device_queue)
+{
+    enum { N = 64, BATCH = 4 };
+    fake_gpu g;
+    fake_open(&g);
+    if (_i == 1)
+        setenv("TP_FAKE_GPU_FAIL_COPY", "7", 1); /* two copies a batch: the 4th batch's first */
+    daemon_fx f;
+    start_with_tensors(&f, N);
+    tp_client_options o = client_options(&f, "ten");
+    o.batch_size = BATCH;
+    o.max_batches = 5;
+    tp_client *dev = client_open(&o);
+    tp_error err = {0};
+    ck_assert_int_eq(tp_client_device(dev, &(tp_device_options){.depth = 4}, &err), TP_EUSAGE);
+    ck_assert_msg(strstr(err.msg, "raise prefetch"), "%s", err.msg);
+    device_on(dev, 3, TP_CLIENT_UINT8);
+    tp_device_batch first, b;
+    ck_assert_msg(tp_client_next_device(dev, &first, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(first.index, 0);
+    uint64_t got = 1;
+    int rc = 0;
+    for (; got < 8; got++) {
+        int64_t t0 = now_ms();
+        rc = tp_client_wait(dev, 5000, &err); /* holding `first`: must not wait it out */
+        ck_assert_int_lt(now_ms() - t0, 2000);
+        if (rc == 0)
+            rc = tp_client_next_device(dev, &b, &err);
+        if (rc < 0)
+            break;
+        ck_assert_uint_eq(b.index, got); /* none skipped */
+        if (got == 1) {
+            tp_device_batch stale = b;
+            ck_assert_int_eq(tp_client_release_device(dev, &b, TP_STREAM_NONE), 0);
+            tp_device_batch again;
+            ck_assert_msg(tp_client_next_device(dev, &again, &err) == 0, "%s", err.msg);
+            got++;
+            ck_assert_uint_eq(again.index, got);
+            if (again.slot == stale.slot) /* refilled: the old struct names another batch */
+                ck_assert_int_eq(tp_client_release_device(dev, &stale, TP_STREAM_NONE),
+                                 TP_EUSAGE);
+            b = again;
+        }
+        ck_assert_int_eq(tp_client_release_device(dev, &b, TP_STREAM_NONE), 0);
+    }
+    if (_i == 0) {
+        ck_assert_uint_eq(got, 5);
+        ck_assert_int_eq(rc, TP_EUSAGE);
+        ck_assert_msg(strstr(err.msg, "all 5 batches"), "%s", err.msg);
+    } else {
+        ck_assert_uint_eq(got, 3); /* batches 0-2 arrived; the 4th's copy failed */
+        ck_assert_int_eq(rc, TP_ENODEVICE);
+        ck_assert_msg(strstr(err.msg, "the device path failed at epoch 0 batch 3"), "%s",
+                      err.msg);
+        tp_error again = {0};
+        ck_assert_int_eq(tp_client_next_device(dev, &b, &again), TP_ENODEVICE);
+        ck_assert_str_eq(again.msg, err.msg);
+    }
+    ck_assert_int_eq(tp_client_release_device(dev, &first, TP_STREAM_NONE), 0);
+    tp_client_close(dev);
+    ck_assert_int_eq(g.live(), 0);
+    fx_done(&f);
+}
+END_TEST
+
 /* Without a plugin (or with the real one on a machine without a GPU) asking for device
  * batches fails with TP_ENODEVICE and says why, and the session goes on as before. */
 START_TEST(test_device_missing)
@@ -1867,9 +1938,10 @@ static Suite *service_suite(void)
         {"daemon_death", test_daemon_killed, 1},
         {"options", test_prefetch_any, 5},
         {"wakeups", test_wakeups, 1},
-        {"device", test_device_bytes, 5},
+        {"device", test_device_bytes, 6},
         {"device", test_device_order, 1},
         {"device", test_device_dlpack, 1},
+        {"device", test_device_queue, 2},
         {"device", test_device_missing, 2},
     };
     Suite *s = suite_create("service");

@@ -3,7 +3,7 @@
  * that runs its queue in order, so copies really are asynchronous, events really complete
  * later, and a wait really holds a stream back. $TP_FAKE_GPU_COPY_US slows each copy down
  * (to make early releases visible); $TP_FAKE_GPU_REFUSE_REGISTER refuses page-locking, as
- * a locked-memory limit would. Tests reach the extra functions at the bottom with dlsym. */
+ * a locked-memory limit would; $TP_FAKE_GPU_FAIL_COPY=N fails the Nth copy. Tests reach the extra functions at the bottom with dlsym. */
 #include "gpu_plugin.h"
 
 #include <pthread.h>
@@ -298,7 +298,7 @@ static int event_query(void *ev)
 {
     fevent *e = ev;
     pthread_mutex_lock(&e->mu);
-    int rc = e->done >= e->recorded ? 0 : 1;
+    int rc = e->done >= e->recorded ? 0 : TP_GPU_NOT_READY;
     pthread_mutex_unlock(&e->mu);
     return rc;
 }
@@ -336,8 +336,13 @@ static int stream_wait(void *stream, void *ev)
         event_put(e);
     return rc;
 }
+static atomic_long g_copies;
+
 static int copy(void *dst, const void *src, size_t n, void *stream)
 {
+    const char *fail = getenv("TP_FAKE_GPU_FAIL_COPY"); /* fail the Nth copy, counting from 1 */
+    if (fail && *fail && atomic_fetch_add(&g_copies, 1) + 1 == atol(fail))
+        return E_INVALID;
     return enqueue(stream, (op){.kind = OP_COPY, .dst = dst, .src = src, .n = n});
 }
 static int normalize(void *dst, const void *src, uint64_t n, uint32_t h, uint32_t w,

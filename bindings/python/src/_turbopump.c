@@ -261,8 +261,13 @@ static PyObject *DeviceArray_shape(DeviceArray *a, void *unused)
 {
     const tp_batch_field *f = &a->lease->dbatch.fields[a->field];
     PyObject *t = PyTuple_New(f->ndim);
-    for (uint32_t d = 0; t && d < f->ndim; d++)
-        PyTuple_SET_ITEM(t, d, PyLong_FromLongLong(f->shape[d]));
+    for (uint32_t d = 0; t && d < f->ndim; d++) {
+        PyObject *v = PyLong_FromLongLong(f->shape[d]);
+        if (!v)
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, d, v);
+    }
     return t;
 }
 
@@ -389,6 +394,9 @@ static int Client_init(Client *self, PyObject *args, PyObject *kw)
     }
     tp_client_close(self->c);
     self->c = c;
+    self->device = 0;
+    self->dl_type = 0;
+    self->depth = 0;
     self->hold = hold;
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : 60000;
     return 0;
@@ -533,6 +541,11 @@ static PyObject *Client_device(Client *self, PyObject *args, PyObject *kw)
         return NULL;
     if (!self->c || self->closing)
         return closed_error();
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "a turbopump loader is being read by two threads "
+                        "at once");
+        return NULL;
+    }
     tp_device_options o = {.device = device, .depth = depth};
     o.output = !strcmp(output, "uint8")     ? TP_CLIENT_UINT8
                : !strcmp(output, "float32") ? TP_CLIENT_FLOAT32
@@ -567,9 +580,16 @@ static PyObject *Client_device(Client *self, PyObject *args, PyObject *kw)
     }
     tp_error err = {0};
     int rc;
+    self->busy = 1; /* close() from another thread now waits for us */
     Py_BEGIN_ALLOW_THREADS
     rc = tp_client_device(self->c, &o, &err);
     Py_END_ALLOW_THREADS
+    self->busy = 0;
+    if (self->closing && !self->live) {
+        tp_client_close(self->c);
+        self->c = NULL;
+        return closed_error();
+    }
     if (rc < 0)
         return raise_tp(rc, &err);
     tp_device_info info;

@@ -82,6 +82,8 @@ class Loader:
                 index = torch.cuda.current_device() if torch.cuda.is_available() else 0
             self._gpu = dict(device=index, depth=int(device_depth), output=output)
             output = "uint8"  # the GPU converts
+            # the ring must have a slot more than the GPU buffers, so the daemon works ahead
+            prefetch = max(int(prefetch), int(device_depth) + 1)
         self._options = dict(
             dataset=os.fspath(dataset), socket=socket, fields=list(fields) if fields else None,
             transform=transform, output=output, batch_size=int(batch_size),
