@@ -11,94 +11,27 @@ processes together (sampled every 20 ms), time to the first batch; medians of th
 and turbopump's ratio to DataLoader.
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import measure  # noqa: E402
+
 TP = os.environ.get("TURBOPUMP") or os.path.join(HERE, "..", "build", "tools", "turbopump")
-
-CHILD = r'''
-import json, os, resource, sys, time
-kind, path, sock = sys.argv[1:4]
-import torch
-t0 = time.time()
-if kind == "torch":
-    import torchvision
-    from torchvision import transforms as T
-    ds = torchvision.datasets.ImageFolder(path, transform=T.Compose([
-        T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.PILToTensor()]))
-    loader = torch.utils.data.DataLoader(ds, batch_size=256, shuffle=True, num_workers=2)
-    it = ((x, y) for x, y in loader)
-else:
-    import turbopump
-    loader = turbopump.Loader("dataset", 256, transform="rrc224", seed=1, socket=sock)
-    it = ((b["jpg"], b["cls"]) for b in loader)
-first, n = None, 0
-for x, y in it:
-    if first is None:
-        first = time.time() - t0
-    n += int(y.shape[0])
-secs = time.time() - t0
-ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-print(json.dumps({"samples": n, "seconds": secs, "first": first,
-                  "cpu": sum(r.ru_utime + r.ru_stime for r in ru)}))
-'''
-
-
-def tree_rss_kib(pids):
-    """Resident memory of these processes and all their descendants, in KiB."""
-    children = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open("/proc/%s/stat" % p) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(p))
-            except (OSError, ValueError, IndexError):
-                pass
-    total, todo = 0, list(pids)
-    while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
-        try:
-            with open("/proc/%d/statm" % p) as f:
-                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-        except OSError:
-            pass
-    return total
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(kind, images, sock, daemon):
-    env = dict(os.environ)
-    p = subprocess.Popen([sys.executable, "-c", CHILD, kind, images, sock],
-                         stdout=subprocess.PIPE, env=env)
-    peak, done = [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_rss_kib([p.pid] + ([daemon.pid] if daemon else [])))
-            time.sleep(0.02)
-
-    t = threading.Thread(target=sample)
-    cpu0 = cpu_seconds(daemon.pid) if daemon else 0
-    t.start()
-    out = json.loads(p.communicate()[0])
-    done.set()
-    t.join()
-    out["cpu"] += (cpu_seconds(daemon.pid) - cpu0) if daemon else 0
-    out["rss_mib"] = peak[0] / 1024
-    return out
+    if kind == "torch":
+        cmd = [sys.executable, os.path.join(HERE, "peers", "dataloader_run.py"), "run",
+               "--images", images, "--workers", "2"]
+    else:
+        cmd = [sys.executable, os.path.join(HERE, "peers", "turbopump_run.py"), "run",
+               "--socket", sock, "--dataset", "dataset", "--seed", "1"]
+    return measure.run_child(cmd, daemon.pid if kind != "torch" else None)
 
 
 def main():
