@@ -238,16 +238,34 @@ static int make_socket(tp_server *s, tp_error *err)
     s->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (s->listen_fd < 0)
         return tp__error_set(err, -errno, "socket: %s", strerror(errno));
+    /* Bound and listening under a temporary name first, then renamed into place, so the
+     * socket appears only once it accepts: a client that sees the file never gets
+     * ECONNREFUSED from the moment between bind and listen. */
+    struct sockaddr_un t = a;
+    int n = snprintf(t.sun_path, sizeof(t.sun_path), "%s.%d.new", s->o.socket, (int)getpid());
+    bool staged = n > 0 && (size_t)n < sizeof(t.sun_path);
+    const char *bound = staged ? t.sun_path : s->o.socket;
+    if (staged)
+        unlink(t.sun_path);
     mode_t old = umask(0177);
-    int rc = bind(s->listen_fd, (struct sockaddr *)&a, sizeof(a));
+    int rc = bind(s->listen_fd, (struct sockaddr *)(staged ? &t : &a), sizeof(a));
     umask(old);
     if (rc < 0)
-        return tp__error_set(err, -errno, "cannot bind %s: %s", s->o.socket, strerror(errno));
+        return tp__error_set(err, -errno, "cannot bind %s: %s", bound, strerror(errno));
+    if (chmod(bound, s->o.socket_mode) < 0 || listen(s->listen_fd, 128) < 0 ||
+        (staged && renameat2(AT_FDCWD, bound, AT_FDCWD, s->o.socket, RENAME_NOREPLACE) < 0)) {
+        rc = -errno;
+        unlink(bound);
+        if (rc == -EEXIST) /* another daemon got there between our check and now */
+            return tp__error_set(err, -EADDRINUSE, "a daemon already serves at %s",
+                                 s->o.socket);
+        return tp__error_set(err, rc, "cannot listen on %s: %s", s->o.socket, strerror(-rc));
+    }
     s->socket_path = strdup(s->o.socket);
-    if (!s->socket_path || chmod(s->o.socket, s->o.socket_mode) < 0 ||
-        listen(s->listen_fd, 128) < 0)
-        return tp__error_set(err, -errno, "cannot listen on %s: %s", s->o.socket,
-                             strerror(errno));
+    if (!s->socket_path) {
+        unlink(s->o.socket);
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    }
     return 0;
 }
 

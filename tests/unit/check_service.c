@@ -24,6 +24,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -223,6 +224,22 @@ static size_t read_ids(tp_client *c, uint64_t n, uint64_t *ids, size_t cap)
 }
 
 /* ---- raw protocol peers */
+
+/* A plain connect: the descriptor, or -errno. */
+static int raw_connect_once(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
 
 static int raw_connect(const char *path)
 {
@@ -1579,6 +1596,62 @@ START_TEST(test_direct_reads)
 END_TEST
 
 /* One TCase per feature; a test with n > 1 runs as a loop test over 0..n-1. */
+/* The socket file appears only once the daemon accepts: a client that polls for the file
+ * and connects the moment it exists is never refused. (bind creates the file before
+ * listen; binding under a temporary name and renaming closes that window.) */
+typedef struct socket_watch {
+    const char *path;
+    atomic_int stop;
+    int refused, connected;
+} socket_watch;
+
+static void *watch_main(void *arg)
+{
+    socket_watch *w = arg;
+    struct stat st;
+    while (!atomic_load(&w->stop)) {
+        if (lstat(w->path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            int fd = raw_connect_once(w->path);
+            w->refused += fd == -ECONNREFUSED;
+            w->connected += fd >= 0;
+            if (fd >= 0)
+                close(fd);
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_socket_appears_listening)
+{
+    daemon_fx f;
+    fx_init(&f);
+    int refused = 0, connected = 0;
+    for (int i = 0; i < 200; i++) {
+        socket_watch w = {.path = f.sock};
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, watch_main, &w), 0);
+        tp_server_options o = {.root = f.root, .socket = f.sock, .threads = 1, .quiet = true};
+        tp_error err = {0};
+        tp_server *srv;
+        ck_assert_msg(tp_server_create(&srv, &o, &err) == 0, "%s", err.msg);
+        int64_t deadline = now_ms() + 2000;
+        while (!w.connected && !w.refused && now_ms() < deadline)
+            usleep(100);
+        atomic_store(&w.stop, 1);
+        pthread_join(th, NULL);
+        tp_server_destroy(srv);
+        refused += w.refused;
+        connected += w.connected;
+    }
+    ck_assert_msg(refused == 0, "refused %d of %d times", refused, refused + connected);
+    ck_assert_int_eq(connected, 200);
+    tp_test_rmdir(f.dir);
+    free(f.root);
+    free(f.sock);
+}
+END_TEST
+
 /* ---- the device path, on the host-memory stand-in for the GPU plugin ($TP_FAKE_GPU) */
 
 typedef struct fake_gpu {
@@ -1938,6 +2011,7 @@ static Suite *service_suite(void)
         {"daemon_death", test_daemon_killed, 1},
         {"options", test_prefetch_any, 5},
         {"wakeups", test_wakeups, 1},
+        {"startup", test_socket_appears_listening, 1},
         {"device", test_device_bytes, 6},
         {"device", test_device_order, 1},
         {"device", test_device_dlpack, 1},
