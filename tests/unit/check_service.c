@@ -1601,8 +1601,7 @@ END_TEST
  * listen; binding under a temporary name and renaming closes that window.) */
 typedef struct socket_watch {
     const char *path;
-    atomic_int stop;
-    int refused, connected;
+    atomic_int stop, refused, connected;
 } socket_watch;
 
 static void *watch_main(void *arg)
@@ -1612,8 +1611,8 @@ static void *watch_main(void *arg)
     while (!atomic_load(&w->stop)) {
         if (lstat(w->path, &st) == 0 && S_ISSOCK(st.st_mode)) {
             int fd = raw_connect_once(w->path);
-            w->refused += fd == -ECONNREFUSED;
-            w->connected += fd >= 0;
+            atomic_fetch_add(&w->refused, fd == -ECONNREFUSED);
+            atomic_fetch_add(&w->connected, fd >= 0);
             if (fd >= 0)
                 close(fd);
             return NULL;
@@ -1636,13 +1635,13 @@ START_TEST(test_socket_appears_listening)
         tp_server *srv;
         ck_assert_msg(tp_server_create(&srv, &o, &err) == 0, "%s", err.msg);
         int64_t deadline = now_ms() + 2000;
-        while (!w.connected && !w.refused && now_ms() < deadline)
+        while (!atomic_load(&w.connected) && !atomic_load(&w.refused) && now_ms() < deadline)
             usleep(100);
         atomic_store(&w.stop, 1);
         pthread_join(th, NULL);
         tp_server_destroy(srv);
-        refused += w.refused;
-        connected += w.connected;
+        refused += atomic_load(&w.refused);
+        connected += atomic_load(&w.connected);
     }
     ck_assert_msg(refused == 0, "refused %d of %d times", refused, refused + connected);
     ck_assert_int_eq(connected, 200);
