@@ -374,13 +374,6 @@ void tp_ring_release(tp_ring_view *v, uint32_t upto)
 
 /* ---- descriptors */
 
-/* tp_dtype_size lives in the storage library, which shm must not depend on. */
-static const uint8_t dtype_bytes[] = {
-    [TP_DTYPE_UINT8] = 1, [TP_DTYPE_INT8] = 1,   [TP_DTYPE_UINT16] = 2,
-    [TP_DTYPE_INT16] = 2, [TP_DTYPE_INT32] = 4,  [TP_DTYPE_INT64] = 8,
-    [TP_DTYPE_FLOAT16] = 2, [TP_DTYPE_FLOAT32] = 4, [TP_DTYPE_FLOAT64] = 8,
-};
-
 /* An array of `bytes` at `offset` lies after the descriptor and ends inside the slot. */
 static bool array_fits(uint64_t offset, uint64_t bytes, uint64_t slot_bytes)
 {
@@ -395,7 +388,7 @@ static int check_field(const tp_batch_desc *d, uint32_t i, uint64_t slot_bytes, 
     if (!memchr(f->name, 0, sizeof(f->name)))
         return tp__error_set(err, TP_EPROTOCOL, "batch field %u: name not NUL-terminated", i);
     uint32_t dtype = f->dtype & TP_RING_DTYPE_MASK;
-    if (dtype < 1 || dtype >= TP_ARRAY_LEN(dtype_bytes) ||
+    if (tp_dtype_size((tp_dtype)dtype) == 0 ||
         (f->dtype & ~(TP_RING_DTYPE_MASK | TP_RING_FIELD_IMAGE)))
         return tp__error_set(err, TP_EPROTOCOL, "batch field %u (%s): bad dtype %u", i, f->name,
                              f->dtype);
@@ -405,7 +398,7 @@ static int check_field(const tp_batch_desc *d, uint32_t i, uint64_t slot_bytes, 
     if (f->shape[0] != (int64_t)d->samples)
         return tp__error_set(err, TP_EPROTOCOL, "batch field %u (%s): shape[0] %lld != %u samples",
                              i, f->name, (long long)f->shape[0], d->samples);
-    uint64_t bytes = dtype_bytes[dtype];
+    uint64_t bytes = tp_dtype_size((tp_dtype)dtype);
     for (uint32_t k = 0; k < f->ndim; k++) {
         if (f->shape[k] < 0)
             return tp__error_set(err, TP_EPROTOCOL, "batch field %u (%s): negative dimension %u",

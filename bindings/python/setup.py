@@ -40,7 +40,7 @@ def generate_version_header():
 
 VERSION = generate_version_header()
 C_SOURCES = ["loader/client.c", "loader/protocol.c", "shm/ring.c", "shm/gpu.c",
-             "common/normalize.c", "common/error.c",
+             "common/normalize.c", "common/dtype.c", "common/error.c",
              "common/version.c", "common/fsutil.c", "common/checksum.c"]
 
 def find_nvcc():

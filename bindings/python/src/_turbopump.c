@@ -178,9 +178,7 @@ static PyObject *make_array(Lease *lease, const void *data, tp_dtype dtype, uint
     a->data = (void *)data;
     a->len = (Py_ssize_t)bytes;
     a->format = fmt;
-    a->itemsize = (Py_ssize_t)(fmt[0] == 'B' || fmt[0] == 'b' ? 1
-                               : fmt[0] == 'H' || fmt[0] == 'h' || fmt[0] == 'e' ? 2
-                               : fmt[0] == 'i' || fmt[0] == 'f' ? 4 : 8);
+    a->itemsize = (Py_ssize_t)tp_dtype_size(dtype);
     a->ndim = (int)ndim;
     Py_ssize_t stride = a->itemsize;
     for (int d = (int)ndim - 1; d >= 0; d--) {
@@ -273,13 +271,7 @@ static PyObject *DeviceArray_shape(DeviceArray *a, void *unused)
 
 static PyObject *DeviceArray_dtype(DeviceArray *a, void *unused)
 {
-    static const char *names[] = {[TP_DTYPE_UINT8] = "uint8", [TP_DTYPE_INT8] = "int8",
-                                  [TP_DTYPE_UINT16] = "uint16", [TP_DTYPE_INT16] = "int16",
-                                  [TP_DTYPE_INT32] = "int32", [TP_DTYPE_INT64] = "int64",
-                                  [TP_DTYPE_FLOAT16] = "float16", [TP_DTYPE_FLOAT32] = "float32",
-                                  [TP_DTYPE_FLOAT64] = "float64"};
-    tp_dtype t = a->lease->dbatch.fields[a->field].dtype;
-    return PyUnicode_FromString(t > 0 && t <= TP_DTYPE_FLOAT64 ? names[t] : "unknown");
+    return PyUnicode_FromString(tp_dtype_name(a->lease->dbatch.fields[a->field].dtype));
 }
 
 static PyObject *DeviceArray_ptr(DeviceArray *a, void *unused)
