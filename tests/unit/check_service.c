@@ -151,6 +151,14 @@ static void write_tensor_ds(const char *root, const char *name, uint64_t n)
     free(path);
 }
 
+/* A daemon serving a tensor dataset "ten" of n samples. */
+static void start_with_tensors(daemon_fx *f, uint64_t n)
+{
+    fx_init(f);
+    write_tensor_ds(f->root, "ten", n);
+    fx_start(f, false, 0);
+}
+
 /* Fields "jpg" (JPEGs of several sizes and kinds) and "cls" (int64). */
 static void write_jpeg_ds(const char *root, const char *name, uint64_t n)
 {
@@ -566,9 +574,7 @@ START_TEST(test_tensor_bytes)
 {
     enum { N = 101, BATCH = 8, EPOCHS = 2, SEED = 3 };
     daemon_fx f;
-    fx_init(&f);
-    write_tensor_ds(f.root, "ten", N);
-    fx_start(&f, false, 0);
+    start_with_tensors(&f, N);
     reference r;
     ref_open(&r, f.root, "ten", "none", SEED);
     static const char *const both[] = {"cls", "t"}, *const only[] = {"t"};
@@ -684,9 +690,7 @@ START_TEST(test_exact_once_threads)
 {
     bool drop_last = _i;
     daemon_fx f;
-    fx_init(&f);
-    write_tensor_ds(f.root, "ten", SHARD_N);
-    fx_start(&f, false, 0);
+    start_with_tensors(&f, SHARD_N);
     pthread_barrier_t all_open;
     pthread_barrier_init(&all_open, NULL, WORLD);
     rank_run *runs = calloc(WORLD, sizeof(*runs));
@@ -754,9 +758,7 @@ START_TEST(test_resume)
     static const uint64_t stops[] = {1, 8, 9, 11, 17};
     uint64_t k = stops[_i];
     daemon_fx f;
-    fx_init(&f);
-    write_tensor_ds(f.root, "ten", N);
-    fx_start(&f, false, 0);
+    start_with_tensors(&f, N);
     tp_client_options o = client_options(&f, "ten");
     o.shuffle = true;
     o.seed = 5;
@@ -993,9 +995,7 @@ START_TEST(test_ring_abuse)
 {
     enum { N = 101 };
     daemon_fx f;
-    fx_init(&f);
-    write_tensor_ds(f.root, "ten", N);
-    fx_start(&f, false, 0);
+    start_with_tensors(&f, N);
     tp_client_options o = client_options(&f, "ten"); /* a bystander */
     tp_client *other = client_open(&o);
     uint64_t ids[256];
@@ -1280,9 +1280,7 @@ START_TEST(test_prefetch_any)
 {
     static const uint32_t prefetch[] = {1, 3, 5, 8, 256};
     daemon_fx f;
-    fx_init(&f);
-    write_tensor_ds(f.root, "ten", 101);
-    fx_start(&f, false, 0);
+    start_with_tensors(&f, 101);
     tp_client_options o = client_options(&f, "ten");
     o.prefetch = prefetch[_i];
     o.hold = TP_MIN(prefetch[_i], 2);
@@ -1368,9 +1366,7 @@ END_TEST
 START_TEST(test_daemon_stop)
 {
     daemon_fx f;
-    fx_init(&f);
-    write_tensor_ds(f.root, "ten", 101);
-    fx_start(&f, false, 0);
+    start_with_tensors(&f, 101);
     tp_client_options o = client_options(&f, "ten");
     o.timeout_ms = 3000;
     o.prefetch = 2;
@@ -1473,9 +1469,7 @@ START_TEST(test_wakeups)
 {
     enum { BATCHES = 100 };
     daemon_fx f;
-    fx_init(&f);
-    write_tensor_ds(f.root, "ten", 101);
-    fx_start(&f, false, 0);
+    start_with_tensors(&f, 101);
     tp_client_options o = client_options(&f, "ten");
     o.batch_size = 1;
     o.prefetch = 1;
@@ -1676,14 +1670,6 @@ static void fake_open(fake_gpu *g)
     *(void **)&g->check = dlsym(g->h, "tp_fake_gpu_check");
     ck_assert(fn && g->live && g->registered && g->check);
     g->ops = fn();
-}
-
-/* A daemon serving a tensor dataset "ten" of n samples. */
-static void start_with_tensors(daemon_fx *f, uint64_t n)
-{
-    fx_init(f);
-    write_tensor_ds(f->root, "ten", n);
-    fx_start(f, false, 0);
 }
 
 static void device_on(tp_client *c, uint32_t depth, tp_client_output output)
