@@ -276,7 +276,10 @@ int tp_server_create(tp_server **out, const tp_server_options *o, tp_error *err)
         return tp__error_set(err, -ENOMEM, "out of memory");
     s->o = *o;
     s->o.memory = o->memory ? o->memory : (uint64_t)4 << 30;
-    s->o.socket_mode = o->socket_mode ? o->socket_mode : 0660;
+    s->o.socket_mode = o->socket_mode ? o->socket_mode
+                       : o->nallow_uid || o->nallow_gid ? 0666 : 0660;
+    s->o.nallow_uid = TP_MIN(o->nallow_uid, (size_t)TP_ALLOW_MAX);
+    s->o.nallow_gid = TP_MIN(o->nallow_gid, (size_t)TP_ALLOW_MAX);
     s->listen_fd = s->stop_pipe[0] = s->stop_pipe[1] = -1;
     s->started = tp__now();
     pthread_mutex_init(&s->lock, NULL);
@@ -325,7 +328,32 @@ static size_t reap_sessions(tp_server *s)
     return live;
 }
 
-/* The peer must run as our user, as root, or in our group (the socket is 0660). */
+static bool listed(const uint32_t *list, size_t n, uint32_t v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == v)
+            return true;
+    return false;
+}
+
+/* Whether the peer's groups (primary and, through SO_PEERGROUPS, supplementary) include
+ * one in `list`, or `gid` when list is NULL. */
+static bool peer_in_group(int fd, gid_t primary, const uint32_t *list, size_t n, gid_t gid)
+{
+    if (list ? listed(list, n, primary) : primary == gid)
+        return true;
+    gid_t groups[256];
+    socklen_t len = sizeof(groups);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+        return false; /* more than 256 groups, or an old kernel: the primary group only */
+    for (size_t i = 0; i < len / sizeof(gid_t); i++)
+        if (list ? listed(list, n, groups[i]) : groups[i] == gid)
+            return true;
+    return false;
+}
+
+/* The peer must run as our user or root, or be allowed by the lists (without lists: be
+ * in our group, as the socket's 0660 mode says). A refused peer is told why. */
 static bool peer_allowed(tp_server *s, int fd, tp_session *x)
 {
     struct ucred cr;
@@ -334,10 +362,21 @@ static bool peer_allowed(tp_server *s, int fd, tp_session *x)
         return false;
     x->pid = cr.pid;
     x->uid = cr.uid;
-    bool ok = cr.uid == geteuid() || cr.uid == 0 || cr.gid == getegid();
-    if (!ok)
-        tp__server_log(s, "refused a client: uid %u, gid %u", (unsigned)cr.uid,
-                       (unsigned)cr.gid);
+    const tp_server_options *o = &s->o;
+    bool lists = o->nallow_uid || o->nallow_gid;
+    bool ok = cr.uid == geteuid() || cr.uid == 0 ||
+              (lists ? listed(o->allow_uid, o->nallow_uid, cr.uid) ||
+                           peer_in_group(fd, cr.gid, o->allow_gid, o->nallow_gid, 0)
+                     : peer_in_group(fd, cr.gid, NULL, 0, getegid()));
+    if (!ok) {
+        tp__server_log(s, "refused a client: pid %d, uid %u, gid %u", (int)cr.pid,
+                       (unsigned)cr.uid, (unsigned)cr.gid);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "user %u is not allowed by this daemon (%s)",
+                 (unsigned)cr.uid, lists ? "not in its --allow-user or --allow-group lists"
+                                         : "not its user or group; see serve --allow-user");
+        tp__msg_send_error(fd, -EACCES, msg);
+    }
     return ok;
 }
 

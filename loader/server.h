@@ -10,6 +10,8 @@
 
 typedef struct tp_server tp_server;
 
+#define TP_ALLOW_MAX 32 /* entries in each allow list */
+
 typedef struct tp_server_options {
     const char *root;          /* datasets are names under this directory */
     const char *socket;        /* the socket path to create */
@@ -19,7 +21,14 @@ typedef struct tp_server_options {
     uint64_t memory;           /* bytes all rings together may use; 0: 4 GiB */
     bool skip_errors;          /* --on-error skip: leave bad samples out, count them */
     bool private_daemon;       /* exit when the last session ends (a client started us) */
-    unsigned socket_mode;      /* 0: 0660 */
+    unsigned socket_mode;      /* 0: 0660, or 0666 with an allow list */
+    /* Who may connect besides the daemon's own user and root: with neither list, members
+     * of the daemon's group; with lists, exactly these users and members (primary or
+     * supplementary) of these groups. */
+    uint32_t allow_uid[TP_ALLOW_MAX];
+    size_t nallow_uid;
+    uint32_t allow_gid[TP_ALLOW_MAX];
+    size_t nallow_gid;
     bool quiet;                /* no log lines on stderr */
 } tp_server_options;
 

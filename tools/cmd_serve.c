@@ -4,7 +4,10 @@
 #include "protocol.h"
 #include "server.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +19,8 @@ void tp_usage_serve(FILE *out)
     fprintf(out,
             "Usage: turbopump serve --root DIR [--socket PATH] [--threads N]\n"
             "                       [--io auto|uring|posix] [--direct] [--memory SIZE]\n"
-            "                       [--on-error fail|skip] [--quiet]\n\n"
+            "                       [--on-error fail|skip] [--allow-user U,...]\n"
+            "                       [--allow-group G,...] [--socket-mode MODE] [--quiet]\n\n"
             "Serves the datasets under DIR to training processes on this machine: each\n"
             "client session gets batches decoded and transformed by a shared pool of N\n"
             "threads (default: the number of CPUs) and read through one IO engine, handed\n"
@@ -34,6 +38,13 @@ void tp_usage_serve(FILE *out)
             "  --on-error P        a sample that fails to read or decode: fail ends the\n"
             "                      session with a message naming it (default); skip leaves\n"
             "                      it out of its batch and counts it\n"
+            "  --allow-user U,...  users (names or uids) who may connect, besides this\n"
+            "                      daemon's own user and root; repeatable\n"
+            "  --allow-group G,... groups (names or gids) whose members may connect;\n"
+            "                      repeatable. Without either list, members of the\n"
+            "                      daemon's group may; with them, only those listed\n"
+            "  --socket-mode MODE  octal mode of the socket (default 0660, or 0666 with an\n"
+            "                      allow list: the daemon checks each client itself)\n"
             "  --private           exit when the last client leaves (started by a client)\n"
             "  --quiet             no log lines\n"
             "  -h, --help          show this help\n\n"
@@ -49,6 +60,34 @@ static void on_signal(int sig)
         tp_server_stop(running);
 }
 
+/* Appends the users (groups: `group`) named in a comma-separated list, as names or
+ * numbers. @return : 0, or TP_EXIT_USAGE after a message. */
+static int parse_ids(const char *opt, const char *arg, bool group, uint32_t *ids, size_t *n)
+{
+    char buf[1024];
+    if (snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
+        return tp_cli_usage_error(CMD, "%s: list too long", opt);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(t, &end, 10);
+        bool number = *t >= '0' && *t <= '9' && !*end && !errno && v < UINT32_MAX;
+        if (!number) {
+            struct passwd *pw = group ? NULL : getpwnam(t);
+            struct group *gr = group ? getgrnam(t) : NULL;
+            if (!pw && !gr)
+                return tp_cli_usage_error(CMD, "%s: no %s named '%s'", opt,
+                                          group ? "group" : "user", t);
+            v = group ? gr->gr_gid : pw->pw_uid;
+        }
+        if (*n >= TP_ALLOW_MAX)
+            return tp_cli_usage_error(CMD, "%s: at most %d entries", opt, TP_ALLOW_MAX);
+        ids[(*n)++] = (uint32_t)v;
+    }
+    return 0;
+}
+
 static int parse(int argc, char **argv, tp_server_options *o, char *sock, size_t cap)
 {
     static const struct option longopts[] = {
@@ -56,7 +95,9 @@ static int parse(int argc, char **argv, tp_server_options *o, char *sock, size_t
         {"threads", required_argument, 0, 't'}, {"io", required_argument, 0, 'i'},
         {"direct", no_argument, 0, 'd'}, {"memory", required_argument, 0, 'm'},
         {"on-error", required_argument, 0, 'e'}, {"private", no_argument, 0, 'p'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"allow-user", required_argument, 0, 'U'}, {"allow-group", required_argument, 0, 'G'},
+        {"socket-mode", required_argument, 0, 'M'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (tp_server_options){0};
     tp__default_socket(sock, cap);
     int c;
@@ -85,6 +126,20 @@ static int parse(int argc, char **argv, tp_server_options *o, char *sock, size_t
             o->skip_errors = optarg[0] == 's';
         else if (c == 'p')
             o->private_daemon = true;
+        else if (c == 'U') {
+            if (parse_ids("--allow-user", optarg, false, o->allow_uid, &o->nallow_uid))
+                return TP_EXIT_USAGE;
+        } else if (c == 'G') {
+            if (parse_ids("--allow-group", optarg, true, o->allow_gid, &o->nallow_gid))
+                return TP_EXIT_USAGE;
+        } else if (c == 'M') {
+            char *end;
+            unsigned long m = strtoul(optarg, &end, 8);
+            if (!*optarg || *end || m == 0 || m > 0777)
+                return tp_cli_usage_error(CMD, "--socket-mode: '%s' is not an octal mode "
+                                          "like 0660", optarg);
+            o->socket_mode = (unsigned)m;
+        }
         else if (c == 'q')
             o->quiet = true;
         else if (c == 'h') {
