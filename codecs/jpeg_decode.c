@@ -89,14 +89,7 @@ static int pick_scale(const tp_jpeg_request *rq, int rw, int rh)
 
 static int reserve(tp_image *img, size_t bytes)
 {
-    if (bytes <= img->cap)
-        return 0;
-    unsigned char *p = realloc(img->pixels, bytes);
-    if (!p)
-        return -ENOMEM;
-    img->pixels = p;
-    img->cap = bytes;
-    return 0;
+    return tp__grow((void **)&img->pixels, &img->cap, bytes);
 }
 
 /* Adobe writes CMYK inverted (0 = full ink), which is what nearly every CMYK JPEG is. */
@@ -192,7 +185,7 @@ static int decode(tp_jpeg_decoder *d, const tp_jpeg_request *req, tp_image *img,
     img->height = y1 - y0;
     size_t row = (size_t)img->width * (cmyk ? 4 : 3);
     if (reserve(img, (size_t)img->width * img->height * 3) < 0 ||
-        (cmyk && row > d->row_cap && !(d->row = realloc(d->row, d->row_cap = row))))
+        (cmyk && tp__grow((void **)&d->row, &d->row_cap, row) < 0))
         return tp__error_set(err, -ENOMEM, "out of memory for a %dx%d image", img->width,
                              img->height);
     read_rows(d, img, cmyk);

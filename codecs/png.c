@@ -30,14 +30,9 @@ static int png_decode(spng_ctx *ctx, const void *data, size_t len, uint64_t limi
     size_t size;
     if ((rc = spng_decoded_image_size(ctx, SPNG_FMT_RGB8, &size)))
         return spng_fail(err, rc);
-    if (size > img->cap) {
-        unsigned char *p = realloc(img->pixels, size);
-        if (!p)
-            return tp__error_set(err, -ENOMEM, "out of memory for a %ux%u PNG", ihdr.width,
-                                 ihdr.height);
-        img->pixels = p;
-        img->cap = size;
-    }
+    if (tp__grow((void **)&img->pixels, &img->cap, size) < 0)
+        return tp__error_set(err, -ENOMEM, "out of memory for a %ux%u PNG", ihdr.width,
+                             ihdr.height);
     if ((rc = spng_decode_image(ctx, img->pixels, size, SPNG_FMT_RGB8, 0)))
         return spng_fail(err, rc);
     *img = (tp_image){.pixels = img->pixels, .cap = img->cap, .width = (int)ihdr.width,

@@ -41,10 +41,14 @@ int tp__error_set(tp_error *err, int code, const char *fmt, ...)
 {
     assert(code < 0);
     if (err) {
+        /* Formatted apart first: callers prefix a message with context by passing
+         * err->msg itself as an argument. */
+        char msg[sizeof(err->msg)];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        memcpy(err->msg, msg, sizeof(msg));
         err->code = code;
     }
     return code;

@@ -3,6 +3,7 @@
  * cleaning up partial output, and strict parsing of sizes and counts from the command
  * line. */
 #include "tp_common.h"
+#include "fault.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -236,7 +237,7 @@ int tp__grow(void **p, size_t *cap, size_t bytes)
 {
     if (bytes <= *cap)
         return 0;
-    void *q = realloc(*p, bytes);
+    void *q = tp__fault(TP_FAULT_GROW) ? NULL : realloc(*p, bytes);
     if (!q)
         return -ENOMEM;
     *p = q;

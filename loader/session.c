@@ -5,6 +5,7 @@
  * The loop watches three things: completions (a condition variable), the client's tail
  * (futex), and the socket (STATE, CLOSE, hang-up). Whatever the client sends or writes is
  * checked; a violation ends this session only. */
+#include "fault.h"
 #include "ring.h"
 #include "sampler.h"
 #include "server_internal.h"
@@ -39,8 +40,8 @@ typedef struct batch_work {
     tp_task **ptrs;
     unsigned char *bad;        /* per sample: failed (skip policy) */
     unsigned char *edges;      /* per sample: 2 x EDGE bytes around a direct payload */
-    int err_code;              /* the first failure, under the session lock */
-    char err_msg[512];
+    int err_code;              /* the first failure, under the session lock; the first */
+    char err_msg[512];         /* one the daemon caused if any (out of memory) */
 } batch_work;
 
 typedef struct session {
@@ -178,6 +179,13 @@ static int fill_sample(const session *s, tp_worker *w, const batch_work *bw, con
     return fill_fields(s, w, bw, t, &rec, err);
 }
 
+/* A failure of the daemon's, not of the sample's bytes: --on-error skip does not leave
+ * a sample out for it, since that would drop good data for a passing condition. */
+static bool daemon_fault(int rc)
+{
+    return rc == -ENOMEM;
+}
+
 static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint64_t len,
                        int rc)
 {
@@ -194,7 +202,7 @@ static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint
         tp_dataset_shard_info(s->ds->ds, t->loc.shard, &si);
         pthread_mutex_lock(&s->lock);
         bw->bad[t->index] = 1;
-        if (!bw->err_code) {
+        if (!bw->err_code || (rc == -ENOMEM && !daemon_fault(bw->err_code))) {
             bw->err_code = rc;
             snprintf(bw->err_msg, sizeof(bw->err_msg), "dataset %.100s, shard %.120s, sample "
                      "%llu: %.240s", s->pub->dataset, si.path ? si.path : "?",
@@ -367,6 +375,11 @@ static int layout(session *s, tp_error *err)
     return 0;
 }
 
+static void *session_calloc(size_t n, size_t size)
+{
+    return tp__fault(TP_FAULT_SESSION_ALLOC) ? NULL : calloc(n, size);
+}
+
 static int open_session(session *s, const tp_msg_open *m, tp_error *err)
 {
     TP_TRY(tp__msg_check_open(m, err));
@@ -400,15 +413,17 @@ static int open_session(session *s, const tp_msg_open *m, tp_error *err)
     uint64_t bytes = s->slot_bytes * s->nslots + TP_RING_HEADER_BYTES;
     TP_TRY(tp__server_memory(s->srv, (int64_t)bytes, err));
     s->pub->ring_bytes = bytes;
-    int rc = tp_ring_create(&s->ring, s->nslots, s->slot_bytes, err);
-    s->work = rc == 0 ? calloc(s->nslots, sizeof(*s->work)) : NULL;
-    for (uint32_t i = 0; rc == 0 && i < s->nslots; i++) {
+    int rc = tp__fault(TP_FAULT_SESSION_ALLOC)
+                 ? tp__error_set(err, -ENOMEM, "cannot create a ring: out of memory")
+                 : tp_ring_create(&s->ring, s->nslots, s->slot_bytes, err);
+    s->work = rc == 0 ? session_calloc(s->nslots, sizeof(*s->work)) : NULL;
+    for (uint32_t i = 0; rc == 0 && s->work && i < s->nslots; i++) {
         batch_work *bw = &s->work[i];
         bw->s = s;
-        bw->tasks = calloc(m->batch_size, sizeof(tp_task));
-        bw->ptrs = calloc(m->batch_size, sizeof(tp_task *));
-        bw->bad = calloc(m->batch_size, 1);
-        bw->edges = s->direct >= 0 ? malloc(m->batch_size * 2 * EDGE) : NULL;
+        bw->tasks = session_calloc(m->batch_size, sizeof(tp_task));
+        bw->ptrs = session_calloc(m->batch_size, sizeof(tp_task *));
+        bw->bad = session_calloc(m->batch_size, 1);
+        bw->edges = s->direct >= 0 ? session_calloc(m->batch_size * 2, EDGE) : NULL;
         if (!bw->tasks || !bw->ptrs || !bw->bad || (s->direct >= 0 && !bw->edges))
             rc = tp__error_set(err, -ENOMEM, "out of memory for a session");
     }
@@ -520,7 +535,7 @@ static bool finish_batch(session *s, batch_work *bw)
 {
     tp_batch_desc *d = (tp_batch_desc *)bw->slot;
     atomic_fetch_sub(&s->pub->st.in_flight, 1);
-    if (bw->err_code && !s->srv->o.skip_errors) {
+    if (bw->err_code && (!s->srv->o.skip_errors || daemon_fault(bw->err_code))) {
         d->status = bw->err_code < 0 ? bw->err_code : TP_ECORRUPT;
         memcpy(d->error, bw->err_msg, sizeof(d->error));
         tp__server_log(s->srv, "session %llu failed: %s", (unsigned long long)s->pub->id,

@@ -10,6 +10,7 @@
 
 #include "codecs.h"
 #include "dlpack_abi.h"
+#include "fault.h"
 #include "gpu.h"
 #include "jpeg_fixtures.h"
 #include "protocol.h"
@@ -1307,6 +1308,102 @@ END_TEST
 
 /* ---- 8. a client that dies */
 
+/* ---- allocation failures inside a session */
+
+/* Each of a session's own allocations at open fails in turn: that client is refused with
+ * "out of memory", nothing stays reserved, and the daemon serves the next client a whole
+ * epoch. Ends at the first k with no allocation left to fail. */
+START_TEST(test_alloc_open)
+{
+    enum { N = 40 };
+    daemon_fx f;
+    start_with_tensors(&f, N);
+    tp_client_options o = client_options(&f, "ten");
+    unsigned failed = 0;
+    for (uint64_t k = 0; k < 256; k++) {
+        tp__fault_arm(TP_FAULT_SESSION_ALLOC, k, 1);
+        tp_client *c = NULL;
+        tp_error err = {0};
+        int rc = tp_client_open(&c, &o, &err);
+        uint64_t fired = tp__fault_fired(TP_FAULT_SESSION_ALLOC);
+        tp__fault_disarm();
+        if (!fired) {
+            ck_assert_msg(rc == 0, "open after %u failures: %s", failed, err.msg);
+            tp_client_close(c);
+            break;
+        }
+        ck_assert_msg(rc == -ENOMEM && strstr(err.msg, "out of memory"),
+                      "allocation %llu failed, the client got: %s (%s)", (unsigned long long)k,
+                      tp_strerror(rc), err.msg);
+        failed++;
+        ck_assert_msg(wait_idle(f.sock, 10000), "allocation %llu: memory still reserved",
+                      (unsigned long long)k);
+        tp_client *next = client_open(&o);
+        uint64_t ids[N];
+        ck_assert_uint_eq(read_ids(next, N / 4, ids, N), N);
+        for (uint64_t i = 0; i < N; i++)
+            ck_assert_uint_eq(ids[i], i);
+        tp_client_close(next);
+    }
+    /* the ring, the slots' table and each slot's task, pointer and flag arrays */
+    ck_assert_uint_ge(failed, 2 + 3 * 4);
+    ck_assert(wait_idle(f.sock, 10000));
+    fx_done(&f);
+}
+END_TEST
+
+/* A decode buffer cannot grow while a batch is filled: the session ends naming the
+ * dataset and sample, under --on-error skip too (it is the daemon's failure, not the
+ * sample's, so the sample is not dropped), and the daemon serves the next session. */
+START_TEST(test_alloc_decode)
+{
+    enum { N = 24 };
+    bool skip = _i;
+    daemon_fx f;
+    fx_init(&f);
+    write_jpeg_ds(f.root, "img", N);
+    fx_start(&f, skip, 0);
+    tp_client_options o = client_options(&f, "img");
+    const char *cls[] = {"cls"}, *jpg[] = {"jpg"};
+    o.fields = cls; /* opens the dataset; decodes nothing */
+    o.nfields = 1;
+    tp_client *c = client_open(&o);
+    uint64_t ids[N];
+    ck_assert_uint_eq(read_ids(c, N / 4, ids, N), N);
+    tp_client_close(c);
+
+    o.fields = jpg;
+    o.output = TP_CLIENT_FLOAT32;
+    o.transform = "center224";
+    tp__fault_arm(TP_FAULT_GROW, 0, 1);
+    c = client_open(&o);
+    tp_batch b;
+    tp_error err = {0};
+    int rc = 0;
+    for (int k = 0; k < N / 4 + 1 && (rc = tp_client_next(c, &b, &err)) == 0; k++)
+        ck_assert_uint_eq(b.skipped, 0);
+    ck_assert_uint_eq(tp__fault_fired(TP_FAULT_GROW), 1);
+    tp__fault_disarm();
+    ck_assert_msg(rc == TP_ESESSION && names_dataset(err.msg, "img") &&
+                  strstr(err.msg, "sample") && strstr(err.msg, "memory"),
+                  "the client got: %s (%s)", tp_strerror(rc), err.msg);
+    tp_client_close(c);
+    ck_assert(wait_idle(f.sock, 10000));
+
+    c = client_open(&o);
+    uint64_t samples = 0;
+    for (int k = 0; k < N / 4; k++) {
+        ck_assert_msg(tp_client_next(c, &b, &err) == 0, "%s", err.msg);
+        ck_assert_uint_eq(b.skipped, 0);
+        samples += b.samples;
+    }
+    ck_assert_uint_eq(samples, N);
+    tp_client_close(c);
+    ck_assert(wait_idle(f.sock, 10000));
+    fx_done(&f);
+}
+END_TEST
+
 START_TEST(test_client_death)
 {
     daemon_fx f;
@@ -1991,6 +2088,8 @@ static Suite *service_suite(void)
         {"confinement", test_confinement, 1},
         {"on_error", test_on_error, 2},
         {"on_error", test_on_error_alias, 1},
+        {"alloc", test_alloc_open, 1},
+        {"alloc", test_alloc_decode, 2},
         {"client_death", test_client_death, 1},
         {"daemon_death", test_daemon_stop, 1},
         {"daemon_death", test_daemon_killed, 1},
