@@ -196,7 +196,9 @@ int tp_cmd_consume(int argc, char **argv)
     tp_client_close(c);
     if (rc < 0) {
         fflush(stdout);
-        tp_cli_error(CMD, "after %llu batches: %s", (unsigned long long)got, err.msg);
+        tp_cli_error(CMD, "after %llu batches: %s; resume with --start-epoch %llu "
+                     "--start-batch %llu", (unsigned long long)got, err.msg,
+                     (unsigned long long)epoch, (unsigned long long)batch);
         return TP_EXIT_FAIL;
     }
     double run = TP_MAX(secs - first, 1e-9), compute = (double)got * o.step_ms / 1e3;

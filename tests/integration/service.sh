@@ -219,6 +219,36 @@ case_peers() { # who may connect: the socket's mode, then the daemon's own check
     grep -q "no user named 'no-such-user-here'" err || { cat err >&2; fail "unknown user message"; }
 }
 
+case_restart() { # daemon SIGKILLed mid-epoch, restarted; each rank resumes where it stopped
+    tensors t 300
+    serve d
+    local r o
+    for r in 0 1; do
+        o=(--socket "$WORK/d.sock" --dataset t --batch-size 4 --seed 9 --world-size 2 --rank "$r")
+        consume "${o[@]}" --epochs 2 --print-ids >"full.$r"
+        (rc=0; consume "${o[@]}" --epochs 2 --print-ids --step-ms 10 >"part1.$r" 2>"err.$r" ||
+            rc=$?; echo "$rc" >"rc.$r") &
+    done
+    sleep 0.4; kill -9 "${PIDS[-1]}"
+    for r in 0 1; do
+        for _ in $(seq 150); do [ -f "rc.$r" ] && break; sleep 0.1; done
+        [ "$(cat "rc.$r" 2>/dev/null)" = 1 ] || fail "rank $r: exit status $(cat "rc.$r" 2>/dev/null)"
+    done
+    serve d # replaces the dead daemon's socket
+    for r in 0 1; do
+        read -r e k < <(sed -n 's/.*resume with --start-epoch \([0-9]*\) --start-batch \([0-9]*\).*/\1 \2/p' "err.$r")
+        [ -n "$e" ] || { cat "err.$r" >&2; fail "rank $r: no resume point in the error"; }
+        local done=$(( $(wc -l <"part1.$r") )) all=$(( $(wc -l <"full.$r") ))
+        [ "$done" -gt 0 ] && [ "$done" -lt "$all" ] || fail "rank $r: killed outside the run ($done of $all)"
+        o=(--socket "$WORK/d.sock" --dataset t --batch-size 4 --seed 9 --world-size 2 --rank "$r")
+        # 150 samples per rank in batches of 4: 38 batches an epoch
+        consume "${o[@]}" --start-epoch "$e" --start-batch "$k" --batches $((2 * 38 - e * 38 - k)) \
+            --print-ids >"part2.$r" || fail "rank $r: resume"
+        cat "part1.$r" "part2.$r" | cmp -s - "full.$r" ||
+            fail "rank $r: resumed at $e/$k, samples repeated or lost"
+    done
+}
+
 case_sigterm() {
     tensors t 10
     serve d
