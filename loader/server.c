@@ -294,7 +294,8 @@ int tp_server_create(tp_server **out, const tp_server_options *o, tp_error *err)
     if (rc == 0 && pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         rc = tp__error_set(err, -errno, "pipe: %s", strerror(errno));
     tp_pipeline_options po = {.threads = o->threads,
-                              .io = {.kind = o->io, .direct = o->direct, .queue_depth = 64}};
+                              .io = {.kind = o->io, .direct = o->direct, .queue_depth = 64,
+                                     .fault = o->io_fault, .fault_ctx = o->io_fault_ctx}};
     if (rc == 0)
         rc = tp_pipeline_create(&s->pipe, &po, err);
     if (rc == 0)

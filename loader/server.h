@@ -30,6 +30,8 @@ typedef struct tp_server_options {
     uint32_t allow_gid[TP_ALLOW_MAX];
     size_t nallow_gid;
     bool quiet;                /* no log lines on stderr */
+    tp_io_fault_fn io_fault;   /* tests only: the IO engine's fault injection hook */
+    void *io_fault_ctx;
 } tp_server_options;
 
 /* Opens the root, creates the socket (refusing to replace a live one) and starts the
