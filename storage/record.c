@@ -181,6 +181,9 @@ int tp__shard_header_decode(const unsigned char in[TP_SHARD_HEADER], const char 
     if (tp__le16(in + 10) != TP_SHARD_HEADER || tp__le64(in + 48) != 0)
         return tp__error_set(err, TP_ECORRUPT, "%s: bad shard header size or flags", what);
     h->align = tp__le32(in + 12);
+    if (h->align < 1 || h->align > 65536 || (h->align & (h->align - 1)))
+        return tp__error_set(err, TP_ECORRUPT, "%s: shard alignment %u is not a power of "
+                             "two up to 65536", what, h->align);
     h->shard_index = tp__le64(in + 16);
     h->first_sample = tp__le64(in + 24);
     memcpy(h->id, in + 32, TP_DATASET_ID_BYTES);

@@ -508,6 +508,26 @@ START_TEST(test_flip_manifest)
 }
 END_TEST
 
+/* A shard header whose checksum holds but whose alignment is not a power of two up to
+ * 65536 is refused by the header check itself, not only by comparison with a manifest. */
+START_TEST(test_header_alignment)
+{
+    static const uint32_t bad[] = {0, 3, 96, 131072, 0xffffffffu};
+    for (size_t i = 0; i < TP_ARRAY_LEN(bad); i++) {
+        tp__shard_header h = {.align = 4096, .shard_index = 2, .first_sample = 7}, got;
+        unsigned char raw[TP_SHARD_HEADER];
+        tp__shard_header_encode(raw, TP_TPR_MAGIC, &h);
+        ck_assert_int_eq(tp__shard_header_decode(raw, TP_TPR_MAGIC, &got, NULL, "x"), 0);
+        tp__put32(raw + 12, bad[i]);
+        tp__put64(raw + 56, tp__hash64(raw, 56));
+        tp_error err = {0};
+        ck_assert_int_eq(tp__shard_header_decode(raw, TP_TPR_MAGIC, &got, &err, "x"),
+                         TP_ECORRUPT);
+        ck_assert_msg(strstr(err.msg, "alignment"), "%s", err.msg);
+    }
+}
+END_TEST
+
 START_TEST(test_truncated)
 {
     const config *c = &configs[_i];
@@ -785,6 +805,7 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, test_record_pieces);
     tcase_add_loop_test(tc, test_flip_structure, 0, 2); /* .tpr structures */
     tcase_add_loop_test(tc, test_flip_manifest, 0, n);
+    tcase_add_test(tc, test_header_alignment);
     tcase_add_loop_test(tc, test_truncated, 0, n);
     tcase_add_test(tc, test_schema_sizes_on_read);
     tcase_add_test(tc, test_lmdb_short_file);
