@@ -3,10 +3,14 @@
  * the manifest before it is used; records are verified on every read. */
 #include "storage.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define MAX_MANIFEST (64u << 20)
 
@@ -19,6 +23,44 @@ struct tp_dataset {
     uint64_t max_record;
 };
 
+/* Opens shard i after checking the file against the manifest. */
+static int open_shard(const tp_dataset *ds, size_t i, tp__shard_reader **out, tp_error *err)
+{
+    const tp__manifest *m = &ds->m;
+    const tp__manifest_shard *sh = &m->shards[i];
+    tp__shard_header want = {.align = m->align, .shard_index = i,
+                             .first_sample = sh->first_sample};
+    memcpy(want.id, m->id, sizeof(want.id));
+    char *path = tp__path_join(ds->path, sh->file);
+    if (!path)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    /* Checked before anything maps the file: touching a mapping past the end of a
+     * truncated file would raise SIGBUS. */
+    struct stat st;
+    int rc = stat(path, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL
+             : (uint64_t)st.st_size != sh->bytes ? 1 : 0;
+    if (rc == -EINVAL) {
+        free(path);
+        return tp__error_set(err, TP_ECORRUPT, "%s/%s: not a regular file", ds->path,
+                             sh->file);
+    }
+    if (rc != 0) {
+        rc = rc < 0 ? tp__error_set(err, rc, "%s: %s", path, tp_strerror(rc))
+                    : tp__error_set(err, (uint64_t)st.st_size < sh->bytes ? TP_ETRUNCATED
+                                                                           : TP_ECORRUPT,
+                                    "%s: %llu bytes, the manifest says %llu", path,
+                                    (unsigned long long)st.st_size,
+                                    (unsigned long long)sh->bytes);
+        free(path);
+        return rc;
+    }
+    rc = m->format == TP_SHARD_LMDB
+                 ? tp__lmdb_reader_open(out, path, &want, sh->samples, err)
+                 : tp__tpr_reader_open(out, path, &want, sh->samples, err);
+    free(path);
+    return rc;
+}
+
 static int open_shards(tp_dataset *ds, tp_error *err)
 {
     const tp__manifest *m = &ds->m;
@@ -26,41 +68,77 @@ static int open_shards(tp_dataset *ds, tp_error *err)
     if (!ds->shards)
         return tp__error_set(err, -ENOMEM, "out of memory");
     for (size_t i = 0; i < m->nshards; i++) {
-        const tp__manifest_shard *sh = &m->shards[i];
-        tp__shard_header want = {.align = m->align, .shard_index = i,
-                                 .first_sample = sh->first_sample};
-        memcpy(want.id, m->id, sizeof(want.id));
-        char *path = tp__path_join(ds->path, sh->file);
-        if (!path)
-            return tp__error_set(err, -ENOMEM, "out of memory");
-        /* Checked before anything maps the file: touching a mapping past the end of a
-         * truncated file would raise SIGBUS. */
-        struct stat st;
-        int rc = stat(path, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL
-                 : (uint64_t)st.st_size != sh->bytes ? 1 : 0;
-        if (rc == -EINVAL) {
-            free(path);
-            return tp__error_set(err, TP_ECORRUPT, "%s/%s: not a regular file", ds->path,
-                                 sh->file);
-        }
-        if (rc != 0) {
-            rc = rc < 0 ? tp__error_set(err, rc, "%s: %s", path, tp_strerror(rc))
-                        : tp__error_set(err, (uint64_t)st.st_size < sh->bytes ? TP_ETRUNCATED
-                                                                               : TP_ECORRUPT,
-                                        "%s: %llu bytes, the manifest says %llu", path,
-                                        (unsigned long long)st.st_size,
-                                        (unsigned long long)sh->bytes);
-            free(path);
-            return rc;
-        }
-        rc = m->format == TP_SHARD_LMDB
-                     ? tp__lmdb_reader_open(&ds->shards[i], path, &want, sh->samples, err)
-                     : tp__tpr_reader_open(&ds->shards[i], path, &want, sh->samples, err);
-        free(path);
-        TP_TRY(rc);
+        TP_TRY(open_shard(ds, i, &ds->shards[i], err));
         ds->max_record = TP_MAX(ds->max_record, ds->shards[i]->max_record);
     }
     return 0;
+}
+
+/* The child of check_lmdb: opens every shard and looks up every record as the reader
+ * will, telling the parent which shard it is at. */
+static void lmdb_walk(const tp_dataset *ds, int progress)
+{
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < TP_ARRAY_LEN(fatal); i++)
+        signal(fatal[i], SIG_DFL); /* die of it, not through a crash handler */
+    alarm(600);                      /* and never hang */
+    for (uint32_t i = 0; i < ds->m.nshards; i++) {
+        if (write(progress, &i, sizeof(i)) != (ssize_t)sizeof(i))
+            _exit(0);
+        tp__shard_reader *r;
+        if (open_shard(ds, i, &r, NULL) < 0)
+            continue; /* the parent finds and reports it */
+        for (uint64_t k = 0; k < r->records; k++) {
+            tp_sample_location loc;
+            r->ops->locate(r, k, &loc, NULL);
+        }
+        r->ops->close(r);
+    }
+    _exit(0);
+}
+
+/* liblmdb trusts the pages of a file it opens: a corrupt LMDB shard can make it divide
+ * by zero or read past its map, killing the process. So LMDB shards are first opened
+ * and walked, every key looked up, in a child process. A shard that kills the child is
+ * reported as corrupt; this process opens only shards the child got through, and then
+ * makes the same lookups on the same bytes. */
+static int check_lmdb(const tp_dataset *ds, tp_error *err)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return tp__error_set(err, -errno, "%s: pipe: %s", ds->path, strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        return tp__error_set(err, -e, "%s: cannot start the LMDB check: %s", ds->path,
+                             strerror(e));
+    }
+    if (pid == 0) {
+        close(p[0]);
+        lmdb_walk(ds, p[1]);
+    }
+    close(p[1]);
+    uint32_t at = 0, i;
+    ssize_t n;
+    while ((n = read(p[0], &i, sizeof(i))) == (ssize_t)sizeof(i) || (n < 0 && errno == EINTR))
+        if (n > 0)
+            at = i;
+    close(p[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    const char *file = at < ds->m.nshards ? ds->m.shards[at].file : "?";
+    if (WIFSIGNALED(status))
+        return tp__error_set(err, TP_ECORRUPT, "%s/%s: corrupt LMDB shard: reading its "
+                             "pages killed the checking process (%s)", ds->path, file,
+                             strsignal(WTERMSIG(status)));
+    return tp__error_set(err, TP_ECORRUPT, "%s/%s: corrupt LMDB shard: the checking process "
+                         "failed on it (exit status %d)", ds->path, file,
+                         WEXITSTATUS(status));
 }
 
 static int load_manifest(tp_dataset *ds, tp_error *err)
@@ -121,6 +199,8 @@ TP_API int tp_dataset_open(tp_dataset **out, const char *path, tp_error *err)
     int rc = load_manifest(ds, err);
     if (rc == 0)
         rc = load_dict(ds, err);
+    if (rc == 0 && ds->m.format == TP_SHARD_LMDB)
+        rc = check_lmdb(ds, err);
     if (rc == 0)
         rc = open_shards(ds, err);
     if (rc < 0) {

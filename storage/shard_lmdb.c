@@ -186,6 +186,14 @@ typedef struct lmdb_reader {
     const unsigned char *map;
 } lmdb_reader;
 
+/* Whether a value LMDB returned lies inside the file's map and can hold a record. */
+static bool value_in_file(const lmdb_reader *r, const MDB_val *val)
+{
+    const unsigned char *v = val->mv_data;
+    return val->mv_size >= TP_RECORD_HEADER && r->map && v >= r->map &&
+           val->mv_size <= r->base.bytes && (uint64_t)(v - r->map) <= r->base.bytes - val->mv_size;
+}
+
 /* Looks up record `local` in a fresh read-only transaction and hands its bytes to `fn`. */
 static int lr_get(const lmdb_reader *r, uint64_t local, MDB_txn **txn, MDB_val *val,
                   tp_error *err)
@@ -197,11 +205,11 @@ static int lr_get(const lmdb_reader *r, uint64_t local, MDB_txn **txn, MDB_val *
     if (rc)
         return lmdb_error(err, rc, r->base.path, "begin read");
     rc = mdb_get(*txn, r->records, &key, val);
-    if (rc == 0 && val->mv_size < TP_RECORD_HEADER) {
+    if (rc == 0 && !value_in_file(r, val)) {
         mdb_txn_abort(*txn);
-        return tp__error_set(err, TP_ECORRUPT, "%s: record %llu of %zu bytes is shorter than "
-                             "its header", r->base.path, (unsigned long long)local,
-                             val->mv_size);
+        return tp__error_set(err, TP_ECORRUPT, "%s: record %llu (%zu bytes) lies outside the "
+                             "file or is shorter than a record header", r->base.path,
+                             (unsigned long long)local, val->mv_size);
     }
     if (rc) {
         mdb_txn_abort(*txn);
@@ -272,9 +280,7 @@ static int lr_scan(lmdb_reader *r, MDB_txn *txn, uint64_t records, tp_error *err
         key_encode(want, n);
         if (n >= records || key.mv_size != 8 || memcmp(key.mv_data, want, 8) != 0)
             break;
-        const unsigned char *v = val.mv_data;
-        if (val.mv_size < TP_RECORD_HEADER || v < r->map ||
-            (uint64_t)(v - r->map) > r->base.bytes - val.mv_size) {
+        if (!value_in_file(r, &val)) {
             mdb_cursor_close(cur);
             return tp__error_set(err, TP_ECORRUPT, "%s: record %llu (%zu bytes) lies outside "
                                  "the file or is shorter than a record header", r->base.path,

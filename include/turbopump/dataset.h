@@ -161,7 +161,9 @@ typedef struct tp_sample_location {
 
 /* Opens the dataset directory `path`: parses and checks manifest.json (checksum,
  * version, fields), opens every shard and checks its header, footer and index against
- * the manifest. Records are verified when read.
+ * the manifest. Records are verified when read. LMDB shards are first opened and every
+ * key looked up in a child process (fork), because liblmdb can crash on corrupt pages:
+ * a shard that kills the child is reported as TP_ECORRUPT.
  * @return : 0 and *out set, or TP_ENODATASET, TP_ECORRUPT, TP_EVERSION, TP_ETRUNCATED,
  *           TP_ELMDB, -errno; `err` names the file and the cause. */
 TP_API int tp_dataset_open(tp_dataset **out, const char *path, tp_error *err);

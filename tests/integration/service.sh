@@ -155,6 +155,21 @@ case_refusals() {
     grep -q "no daemon" err || fail "no daemon message"
 }
 
+case_bad_lmdb() { # a corrupt LMDB shard that would kill liblmdb fails the session, not the daemon
+    tensors t 10
+    "$TP" gen tensors root/l --samples 30 --shape 4x4x1 --format lmdb >/dev/null
+    local shard; shard=$(ls root/l/*.mdb | head -1)
+    # both meta pages state a page size of 0 (mm_dbs[0].md_pad)
+    printf '\0\0\0\0' | dd of="$shard" bs=1 seek=40 conv=notrunc status=none
+    printf '\0\0\0\0' | dd of="$shard" bs=1 seek=4136 conv=notrunc status=none
+    serve d
+    ! consume --socket "$WORK/d.sock" --dataset l 2>err || fail "corrupt LMDB shard served"
+    grep -q "${shard##*/}: corrupt LMDB shard: reading its pages killed the checking process" err ||
+        { cat err >&2; fail "no message naming the shard"; }
+    kill -0 "${PIDS[-1]}" || fail "the daemon died"
+    consume --socket "$WORK/d.sock" --dataset t --batch-size 5 --json >out || fail "daemon stopped serving"
+}
+
 case_kill_client() {
     "$TP" gen tensors root/t --samples 4000 --shape 64x64x3 >/dev/null
     serve d

@@ -620,6 +620,24 @@ START_TEST(test_lmdb_short_file)
 }
 END_TEST
 
+/* liblmdb divides by the page size its meta pages state: with that zeroed it would kill
+ * the process. The open checks LMDB shards in a child, so it reports the shard instead,
+ * and this process lives to say so. */
+START_TEST(test_lmdb_killing_pages)
+{
+    char *dir, *path = corrupt_fixture(&dir, &configs[2]);
+    char *shard = tp_test_path(path, "shard-00000.mdb");
+    static const unsigned char zero[4];
+    for (uint64_t meta = 0; meta < 2; meta++) /* both meta pages: mm_dbs[0].md_pad */
+        tp_test_write_at(shard, meta * 4096 + 40, zero, sizeof(zero));
+    expect_open_error(path, "shard-00000.mdb: corrupt LMDB shard: reading its pages killed "
+                            "the checking process (Floating point exception)");
+    free(shard);
+    free(path);
+    tp_test_rmdir(dir);
+}
+END_TEST
+
 /* A FIFO where the manifest or a shard should be must not hang the reader. */
 START_TEST(test_not_regular_files)
 {
@@ -809,6 +827,7 @@ static Suite *storage_suite(void)
     tcase_add_loop_test(tc, test_truncated, 0, n);
     tcase_add_test(tc, test_schema_sizes_on_read);
     tcase_add_test(tc, test_lmdb_short_file);
+    tcase_add_test(tc, test_lmdb_killing_pages);
     tcase_add_loop_test(tc, test_not_regular_files, 0, n);
     suite_add_tcase(s, tc);
     tc = tcase_create("golden");

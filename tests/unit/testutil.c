@@ -43,6 +43,14 @@ void tp_test_flip(const char *path, uint64_t off, unsigned char mask)
     close(fd);
 }
 
+void tp_test_write_at(const char *path, uint64_t off, const void *data, size_t len)
+{
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, data, len, (off_t)off), (ssize_t)len);
+    close(fd);
+}
+
 uint64_t tp_test_file_size(const char *path)
 {
     struct stat st;

@@ -17,6 +17,8 @@ char *tp_test_path(const char *dir, const char *name);
 void tp_test_flip(const char *path, uint64_t off, unsigned char mask);
 uint64_t tp_test_file_size(const char *path);
 void tp_test_truncate(const char *path, uint64_t size);
+/* Overwrites `len` bytes of the file at `off`. */
+void tp_test_write_at(const char *path, uint64_t off, const void *data, size_t len);
 /* Fills `p` with bytes determined by (a, b). */
 void tp_test_fill(void *p, size_t n, uint64_t a, uint64_t b);
 /* Runs `s` with CK_FORK, printing results. @return : process exit status. */
