@@ -220,11 +220,16 @@ int tp__msg_hello(int sock, void *buf, size_t cap, int timeout_ms, tp_error *err
     tp__msg_init(&h.h, TP_MSG_HELLO, sizeof(h));
     h.min_version = h.max_version = TP_PROTOCOL_VERSION;
     int rc = tp__msg_send(sock, &h, sizeof(h), -1);
+    /* A daemon that refuses a connection at once (too many open) says why and closes,
+     * maybe before our HELLO arrives (the send fails) or with it unread (the receive
+     * reports a reset first): either way its ERROR is still there to read. */
     if (rc < 0) {
-        /* A daemon that refuses a peer says why and closes, maybe before our HELLO. */
         if (tp__msg_recv(sock, buf, cap, NULL, 100, NULL) == TP_MSG_ERROR)
             return TP_MSG_ERROR;
         return tp__error_set(err, rc, "cannot talk to the daemon: %s", strerror(-rc));
     }
-    return tp__msg_recv(sock, buf, cap, NULL, timeout_ms, err);
+    int type = tp__msg_recv(sock, buf, cap, NULL, timeout_ms, err);
+    if (type == -ECONNRESET && tp__msg_recv(sock, buf, cap, NULL, 100, NULL) == TP_MSG_ERROR)
+        return TP_MSG_ERROR;
+    return type;
 }

@@ -278,6 +278,7 @@ int tp_server_create(tp_server **out, const tp_server_options *o, tp_error *err)
     s->o.memory = o->memory ? o->memory : (uint64_t)4 << 30;
     s->o.socket_mode = o->socket_mode ? o->socket_mode
                        : o->nallow_uid || o->nallow_gid ? 0666 : 0660;
+    s->o.max_connections = o->max_connections ? o->max_connections : 1024;
     s->o.nallow_uid = TP_MIN(o->nallow_uid, (size_t)TP_ALLOW_MAX);
     s->o.nallow_gid = TP_MIN(o->nallow_gid, (size_t)TP_ALLOW_MAX);
     s->listen_fd = s->stop_pipe[0] = s->stop_pipe[1] = -1;
@@ -354,13 +355,18 @@ static bool peer_in_group(int fd, gid_t primary, const uint32_t *list, size_t n,
 }
 
 /* The peer must run as our user or root, or be allowed by the lists (without lists: be
- * in our group, as the socket's 0660 mode says). A refused peer is told why. */
-static bool peer_allowed(tp_server *s, int fd, tp_session *x)
+ * in our group, as the socket's 0660 mode says). A refused peer is logged here and told
+ * why by its session thread, once it has read the peer's HELLO: closing a socket with
+ * the HELLO unread would reset the connection before the peer could read the reason. */
+static void peer_check(tp_server *s, int fd, tp_session *x)
 {
     struct ucred cr;
     socklen_t len = sizeof(cr);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-        return false;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+        snprintf(x->refusal, sizeof(x->refusal), "the daemon cannot read the peer's "
+                 "credentials: %s", strerror(errno));
+        return;
+    }
     x->pid = cr.pid;
     x->uid = cr.uid;
     const tp_server_options *o = &s->o;
@@ -372,26 +378,40 @@ static bool peer_allowed(tp_server *s, int fd, tp_session *x)
     if (!ok) {
         tp__server_log(s, "refused a client: pid %d, uid %u, gid %u", (int)cr.pid,
                        (unsigned)cr.uid, (unsigned)cr.gid);
-        char msg[160];
-        snprintf(msg, sizeof(msg), "user %u is not allowed by this daemon (%s)",
+        snprintf(x->refusal, sizeof(x->refusal), "user %u is not allowed by this daemon (%s)",
                  (unsigned)cr.uid, lists ? "not in its --allow-user or --allow-group lists"
                                          : "not its user or group; see serve --allow-user");
-        tp__msg_send_error(fd, -EACCES, msg);
     }
-    return ok;
 }
 
-static void accept_one(tp_server *s)
+/* Closes a connection refused before its HELLO was read, reading whatever it sent
+ * first: closing with messages unread resets the connection. */
+static void close_drained(int fd)
+{
+    char buf[256];
+    while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+        ;
+    close(fd);
+}
+
+/* live: the connections open now. Each has a thread, so there is a cap on them. */
+static void accept_one(tp_server *s, size_t live)
 {
     int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0)
         return;
+    if (live >= s->o.max_connections) {
+        tp__server_log(s, "refused a connection: %u open already", s->o.max_connections);
+        tp__msg_send_error(fd, -EAGAIN, "the daemon has too many connections open");
+        close_drained(fd);
+        return;
+    }
     tp_session *x = calloc(1, sizeof(*x));
-    if (!x || !peer_allowed(s, fd, x)) {
-        free(x);
+    if (!x) {
         close(fd);
         return;
     }
+    peer_check(s, fd, x);
     x->srv = s;
     x->sock = fd;
     x->started = tp__now();
@@ -400,7 +420,7 @@ static void accept_one(tp_server *s)
     if (pthread_create(&x->thread, NULL, tp__session_main, x) != 0) {
         pthread_mutex_unlock(&s->lock);
         tp__msg_send_error(fd, -EAGAIN, "the daemon cannot start a session thread");
-        close(fd);
+        close_drained(fd);
         free(x);
         return;
     }
@@ -412,6 +432,7 @@ static void accept_one(tp_server *s)
 int tp_server_run(tp_server *s)
 {
     bool served = false;
+    size_t live = 0;
     while (!atomic_load(&s->stopping)) {
         struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
                               {.fd = s->stop_pipe[0], .events = POLLIN}};
@@ -423,10 +444,10 @@ int tp_server_run(tp_server *s)
             if (c == 'S')
                 atomic_store(&s->stopping, true);
         if (!atomic_load(&s->stopping) && n > 0 && (p[0].revents & POLLIN)) {
-            accept_one(s);
+            accept_one(s, live);
             served = true;
         }
-        size_t live = reap_sessions(s);
+        live = reap_sessions(s);
         bool idle_private = s->o.private_daemon &&
                             (served ? live == 0 : tp__now() - s->started > 30);
         if (idle_private)

@@ -30,6 +30,7 @@ typedef struct tp_server_options {
     uint32_t allow_gid[TP_ALLOW_MAX];
     size_t nallow_gid;
     bool quiet;                /* no log lines on stderr */
+    unsigned max_connections;  /* open at once, each with a thread; 0: 1024 */
     tp_io_fault_fn io_fault;   /* tests only: the IO engine's fault injection hook */
     void *io_fault_ctx;
 } tp_server_options;

@@ -34,6 +34,7 @@ struct tp_session {
     int sock;
     pid_t pid;
     uid_t uid;
+    char refusal[160];                /* why the peer may not use the daemon; "" if it may */
     uint64_t id;
     pthread_t thread;
     _Atomic bool done;                /* the thread finished; the server may join it */

@@ -666,6 +666,8 @@ static int handshake(session *s, tp_msg_open *open, tp_error *err)
     int type = tp__msg_recv(s->pub->sock, buf, sizeof(buf), NULL, 10000, err);
     if (type != TP_MSG_HELLO)
         return type < 0 ? type : tp__error_set(err, TP_EPROTOCOL, "expected HELLO");
+    if (s->pub->refusal[0])
+        return tp__error_set(err, -EACCES, "%s", s->pub->refusal);
     const tp_msg_hello *h = (const tp_msg_hello *)buf;
     if (h->min_version > TP_PROTOCOL_VERSION || h->max_version < TP_PROTOCOL_VERSION)
         return tp__error_set(err, TP_EPROTOCOL, "client speaks versions %u..%u, daemon %u",

@@ -78,11 +78,14 @@ static tp_io_fault_fn fx_io_fault;
 static void *fx_io_fault_ctx;
 
 /* memory: the rings' budget; 0 for the default (4 GiB). */
+static unsigned fx_max_connections; /* likewise; 0: the default */
+
 static void fx_start(daemon_fx *f, bool skip_errors, uint64_t memory)
 {
     tp_server_options o = {.root = f->root, .socket = f->sock, .threads = 2,
                            .memory = memory, .skip_errors = skip_errors, .quiet = true,
-                           .io_fault = fx_io_fault, .io_fault_ctx = fx_io_fault_ctx};
+                           .io_fault = fx_io_fault, .io_fault_ctx = fx_io_fault_ctx,
+                           .max_connections = fx_max_connections};
     tp_error err = {0};
     ck_assert_msg(tp_server_create(&f->srv, &o, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(pthread_create(&f->thread, NULL, server_main, f), 0);
@@ -1368,6 +1371,48 @@ END_TEST
 
 /* ---- 8. a client that dies */
 
+/* ---- connections */
+
+/* Connections that never speak hold a thread each, so their number is capped: one past
+ * the cap is refused with a reason, and once they go a client is served again. */
+START_TEST(test_connection_cap)
+{
+    enum { CAP = 4 };
+    daemon_fx f;
+    fx_init(&f);
+    write_tensor_ds(f.root, "ten", 8);
+    fx_max_connections = CAP;
+    fx_start(&f, false, 0);
+    fx_max_connections = 0;
+    int idle[CAP];
+    for (int i = 0; i < CAP; i++)
+        idle[i] = raw_connect(f.sock);
+    int over = raw_connect(f.sock);
+    unsigned char *buf;
+    ck_assert_int_eq(raw_recv(over, &buf, NULL), TP_MSG_ERROR);
+    const tp_msg_error *e = (const tp_msg_error *)buf;
+    ck_assert_int_eq(e->code, -EAGAIN);
+    ck_assert_msg(strstr(e->message, "too many connections"), "%s", e->message);
+    free(buf);
+    close(over);
+    for (int i = 0; i < CAP; i++)
+        close(idle[i]);
+    /* the daemon counts them gone once their threads have ended */
+    tp_client_options o = client_options(&f, "ten");
+    tp_client *c = NULL;
+    tp_error err = {0};
+    int rc = -EAGAIN;
+    for (int64_t end = now_ms() + 10000; rc == -EAGAIN && now_ms() < end; usleep(20000))
+        rc = tp_client_open(&c, &o, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    uint64_t ids[8];
+    ck_assert_uint_eq(read_ids(c, 2, ids, 8), 8);
+    tp_client_close(c);
+    ck_assert(wait_idle(f.sock, 10000));
+    fx_done(&f);
+}
+END_TEST
+
 /* ---- read errors while serving */
 
 typedef struct eio_plan {
@@ -2228,6 +2273,7 @@ static Suite *service_suite(void)
         {"on_error", test_on_error_alias, 1},
         {"on_error", test_read_error, 2},
         {"on_error", test_skip_ranks, 1},
+        {"connections", test_connection_cap, 1},
         {"alloc", test_alloc_open, 1},
         {"alloc", test_alloc_decode, 2},
         {"client_death", test_client_death, 1},
