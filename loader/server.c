@@ -94,33 +94,52 @@ static void served_free(tp_served *d)
     free(d);
 }
 
+static tp_served *find_served(tp_server *s, const char *path)
+{
+    tp_served *d = s->datasets;
+    while (d && strcmp(d->path, path))
+        d = d->next;
+    return d;
+}
+
 int tp__server_dataset(tp_server *s, const char *name, tp_served **out, tp_error *err)
 {
     char *path;
     TP_TRY(resolve(s, name, &path, err));
     pthread_mutex_lock(&s->lock);
-    tp_served *d = s->datasets;
-    while (d && strcmp(d->path, path))
-        d = d->next;
+    tp_served *d = find_served(s, path);
+    pthread_mutex_unlock(&s->lock);
     int rc = 0;
     if (!d) {
-        d = calloc(1, sizeof(*d));
-        rc = d ? 0 : -ENOMEM;
-        if (rc == 0 && (!(d->name = strdup(name)) || !(d->path = strdup(path))))
-            rc = -ENOMEM;
-        if (rc == 0)
-            rc = tp_dataset_open(&d->ds, path, err);
-        if (rc == 0)
-            rc = serve_dataset(s, d, err);
-        if (rc == 0) {
-            d->next = s->datasets;
-            s->datasets = d;
-        } else {
-            served_free(d);
-            d = NULL;
+        /* Opened without the lock: opening checks every shard (an LMDB one in a child
+         * that looks up every key), which can take a while, and other sessions, new
+         * connections and STAT must not wait for it. */
+        tp_dataset *ds = NULL;
+        rc = tp_dataset_open(&ds, path, err);
+        pthread_mutex_lock(&s->lock);
+        if (rc == 0 && (d = find_served(s, path))) {
+            tp_dataset_close(ds); /* another session opened it meanwhile */
+        } else if (rc == 0) {
+            d = calloc(1, sizeof(*d));
+            rc = d ? 0 : -ENOMEM;
+            if (rc == 0 && (!(d->name = strdup(name)) || !(d->path = strdup(path))))
+                rc = -ENOMEM;
+            if (rc == 0) {
+                d->ds = ds;
+                ds = NULL;
+                rc = serve_dataset(s, d, err);
+            }
+            if (rc == 0) {
+                d->next = s->datasets;
+                s->datasets = d;
+            } else {
+                tp_dataset_close(ds);
+                served_free(d);
+                d = NULL;
+            }
         }
+        pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->lock);
     free(path);
     if (rc == -ENOMEM)
         tp__error_set(err, rc, "out of memory opening dataset '%s'", name);

@@ -8,7 +8,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,17 +77,41 @@ static int open_shards(tp_dataset *ds, tp_error *err)
     return 0;
 }
 
-/* The child of check_lmdb: opens every shard and looks up every record as the reader
- * will, telling the parent which shard it is at. */
-static void lmdb_walk(const tp_dataset *ds, int progress)
+#define WALK_DONE UINT32_MAX /* the child's last word: every shard walked */
+#define WALK_SECONDS 600
+
+/* Leaves the child of check_lmdb only the descriptor `keep` (as 3) and 0-2, so it holds
+ * none of the parent's sockets, pipes or files open after the parent is gone. */
+static void keep_only(int keep)
 {
-    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-    for (size_t i = 0; i < TP_ARRAY_LEN(fatal); i++)
-        signal(fatal[i], SIG_DFL); /* die of it, not through a crash handler */
-    alarm(600);                      /* and never hang */
+    if (keep != 3 && dup2(keep, 3) < 0)
+        _exit(2);
+    if (syscall(SYS_close_range, 4u, ~0u, 0u) < 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+        for (long fd = 4; fd < (max > 0 ? max : 4096); fd++)
+            close((int)fd);
+    }
+}
+
+/* The child of check_lmdb: opens every shard and looks up every record as the reader
+ * will, telling the parent which shard it is at, and at the end that it finished. */
+static void lmdb_walk(const tp_dataset *ds, int progress, pid_t parent)
+{
+    /* Die of a crash rather than through a handler the parent installed, leave no core
+     * behind, and go with the parent. */
+    static const int defaults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM,
+                                   SIGINT, SIGHUP, SIGPIPE, SIGALRM};
+    for (size_t i = 0; i < TP_ARRAY_LEN(defaults); i++)
+        signal(defaults[i], SIG_DFL);
+    setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(2);
+    keep_only(progress);
+    alarm(WALK_SECONDS);
     for (uint32_t i = 0; i < ds->m.nshards; i++) {
-        if (write(progress, &i, sizeof(i)) != (ssize_t)sizeof(i))
-            _exit(0);
+        if (write(3, &i, sizeof(i)) != (ssize_t)sizeof(i))
+            _exit(2);
         tp__shard_reader *r;
         if (open_shard(ds, i, &r, NULL) < 0)
             continue; /* the parent finds and reports it */
@@ -94,20 +121,22 @@ static void lmdb_walk(const tp_dataset *ds, int progress)
         }
         r->ops->close(r);
     }
-    _exit(0);
+    uint32_t done = WALK_DONE;
+    _exit(write(3, &done, sizeof(done)) == (ssize_t)sizeof(done) ? 0 : 2);
 }
 
 /* liblmdb trusts the pages of a file it opens: a corrupt LMDB shard can make it divide
  * by zero or read past its map, killing the process. So LMDB shards are first opened
- * and walked, every key looked up, in a child process. A shard that kills the child is
- * reported as corrupt; this process opens only shards the child got through, and then
- * makes the same lookups on the same bytes. */
+ * and walked, every key looked up, in a child process. The walk passes only when the
+ * child says it finished; a shard that kills the child is reported as corrupt. This
+ * process then opens shards the child got through, making the same lookups on the same
+ * bytes. */
 static int check_lmdb(const tp_dataset *ds, tp_error *err)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return tp__error_set(err, -errno, "%s: pipe: %s", ds->path, strerror(errno));
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0) {
         int e = errno;
         close(p[0]);
@@ -117,28 +146,39 @@ static int check_lmdb(const tp_dataset *ds, tp_error *err)
     }
     if (pid == 0) {
         close(p[0]);
-        lmdb_walk(ds, p[1]);
+        lmdb_walk(ds, p[1], parent);
     }
     close(p[1]);
     uint32_t at = 0, i;
+    bool done = false;
     ssize_t n;
     while ((n = read(p[0], &i, sizeof(i))) == (ssize_t)sizeof(i) || (n < 0 && errno == EINTR))
-        if (n > 0)
+        if (n > 0 && i == WALK_DONE)
+            done = true;
+        else if (n > 0)
             at = i;
     close(p[0]);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    pid_t w;
+    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
         ;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    if (done) /* its last act: whatever waitpid says (it fails if SIGCHLD is ignored) */
         return 0;
     const char *file = at < ds->m.nshards ? ds->m.shards[at].file : "?";
-    if (WIFSIGNALED(status))
+    if (w == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+        return tp__error_set(err, -ETIMEDOUT, "%s/%s: the LMDB check did not finish in %d s",
+                             ds->path, file, WALK_SECONDS);
+    if (w == pid && WIFSIGNALED(status))
         return tp__error_set(err, TP_ECORRUPT, "%s/%s: corrupt LMDB shard: reading its "
                              "pages killed the checking process (%s)", ds->path, file,
                              strsignal(WTERMSIG(status)));
+    char how[64];
+    if (w == pid)
+        snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
+    else
+        snprintf(how, sizeof(how), "%s", strerror(errno));
     return tp__error_set(err, TP_ECORRUPT, "%s/%s: corrupt LMDB shard: the checking process "
-                         "failed on it (exit status %d)", ds->path, file,
-                         WEXITSTATUS(status));
+                         "ended without finishing (%s)", ds->path, file, how);
 }
 
 static int load_manifest(tp_dataset *ds, tp_error *err)
