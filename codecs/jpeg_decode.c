@@ -205,7 +205,10 @@ int tp_jpeg_decode(tp_jpeg_decoder *d, const void *data, size_t len, const tp_jp
     volatile int rc = 0;
     if (setjmp(d->jerr.jump)) {
         jpeg_abort_decompress(c);
-        return tp__error_set(err, TP_EBADIMAGE, "JPEG: %s", d->jerr.msg);
+        /* Out of memory is the decoder's trouble, not the image's. */
+        return tp__error_set(err, c->err->msg_code == JERR_OUT_OF_MEMORY ? -ENOMEM
+                                                                         : TP_EBADIMAGE,
+                             "JPEG: %s", d->jerr.msg);
     }
     jpeg_mem_src(c, data, (unsigned long)len);
     rc = decode(d, rq, img, err);

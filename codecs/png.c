@@ -10,7 +10,8 @@
 
 static int spng_fail(tp_error *err, int rc)
 {
-    return tp__error_set(err, TP_EBADIMAGE, "PNG: %s", spng_strerror(rc));
+    return tp__error_set(err, rc == SPNG_EMEM ? -ENOMEM : TP_EBADIMAGE, "PNG: %s",
+                         spng_strerror(rc));
 }
 
 static int png_decode(spng_ctx *ctx, const void *data, size_t len, uint64_t limit,

@@ -663,7 +663,9 @@ static void drain(session *s)
 static int handshake(session *s, tp_msg_open *open, tp_error *err)
 {
     static _Thread_local unsigned char buf[TP_MSG_MAX];
-    int type = tp__msg_recv(s->pub->sock, buf, sizeof(buf), NULL, 10000, err);
+    /* A refused peer holds a thread and a connection only briefly. */
+    int wait_ms = s->pub->refusal[0] ? 1000 : 10000;
+    int type = tp__msg_recv(s->pub->sock, buf, sizeof(buf), NULL, wait_ms, err);
     if (type != TP_MSG_HELLO)
         return type < 0 ? type : tp__error_set(err, TP_EPROTOCOL, "expected HELLO");
     if (s->pub->refusal[0])

@@ -35,6 +35,11 @@ static int fetch(const char *path, char **json, tp_error *err)
     if (type == TP_MSG_HELLO_OK && tp__msg_send(fd, &s, sizeof(s), -1) == 0)
         type = tp__msg_recv(fd, buf, sizeof(buf), NULL, 5000, err);
     close(fd);
+    if (type == TP_MSG_ERROR) { /* refused, with the daemon's reason */
+        const tp_msg_error *e = (const tp_msg_error *)buf;
+        return tp__error_set(err, e->code < 0 ? e->code : TP_EPROTOCOL, "%.*s",
+                             (int)sizeof(e->message), e->message);
+    }
     if (type != TP_MSG_STAT_OK)
         return type < 0 ? type : tp__error_set(err, TP_EPROTOCOL, "unexpected reply %d", type);
     *json = strdup((const char *)buf + sizeof(tp_msg_header));

@@ -198,6 +198,35 @@ case_kill_daemon() {
     grep -q "daemon" err || { cat err >&2; fail "no message about the daemon"; }
 }
 
+case_restart() { # daemon SIGKILLed mid-epoch, restarted; each rank resumes where it stopped
+    tensors t 300
+    serve d
+    local r o=(--socket "$WORK/d.sock" --dataset t --batch-size 4 --seed 9 --world-size 2)
+    for r in 0 1; do consume "${o[@]}" --rank "$r" --epochs 2 --print-ids >"full.$r"; done
+    # 150 samples per rank in batches of 4: 38 batches an epoch, at least 20 ms each here
+    for r in 0 1; do
+        (rc=0; consume "${o[@]}" --rank "$r" --epochs 2 --print-ids --step-ms 20 \
+            >"part1.$r" 2>"err.$r" || rc=$?; echo "$rc" >"rc.$r.tmp"; mv "rc.$r.tmp" "rc.$r") &
+    done
+    sleep 0.5; kill -9 "${PIDS[-1]}"
+    for r in 0 1; do
+        for _ in $(seq 150); do [ -f "rc.$r" ] && break; sleep 0.1; done
+        [ "$(cat "rc.$r" 2>/dev/null)" = 1 ] || fail "rank $r: exit status $(cat "rc.$r" 2>/dev/null)"
+    done
+    serve d # on the dead daemon's socket file, which it replaces
+    for _ in $(seq 200); do "$TP" stat --socket "$WORK/d.sock" >/dev/null 2>&1 && break; sleep 0.02; done
+    for r in 0 1; do
+        read -r e k < <(sed -n 's/.*resume with --start-epoch \([0-9]*\) --start-batch \([0-9]*\).*/\1 \2/p' "err.$r")
+        [ -n "$e" ] || { cat "err.$r" >&2; fail "rank $r: no resume point in the error"; }
+        local done=$(( $(wc -l <"part1.$r") )) all=$(( $(wc -l <"full.$r") ))
+        [ "$done" -gt 0 ] && [ "$done" -lt "$all" ] || fail "rank $r: killed outside the run ($done of $all)"
+        consume "${o[@]}" --rank "$r" --start-epoch "$e" --start-batch "$k" \
+            --batches $((2 * 38 - e * 38 - k)) --print-ids >"part2.$r" || fail "rank $r: resume"
+        cat "part1.$r" "part2.$r" | cmp -s - "full.$r" ||
+            fail "rank $r: resumed at $e/$k, samples repeated or lost"
+    done
+}
+
 # as UID GID GROUPS CMD...: runs CMD as another user (GROUPS: its supplementary groups).
 as() { local u=$1 g=$2 groups=$3; shift 3; setpriv --reuid="$u" --regid="$g" --groups="$groups" "$@"; }
 
@@ -220,6 +249,8 @@ case_peers() { # who may connect: the socket's mode, then the daemon's own check
     ! as 65534 65534 65534 "$WORK/tp" "${c[@]}" --socket "$WORK/m.sock" 2>err || fail "daemon let 65534 in"
     grep -q "user 65534 is not allowed by this daemon" err || { cat err >&2; fail "refusal message"; }
     grep -q "refused a client: pid [0-9]*, uid 65534" m.log || { cat m.log >&2; fail "refusal not logged"; }
+    ! as 65534 65534 65534 "$WORK/tp" stat --socket "$WORK/m.sock" 2>err || fail "stat let 65534 in"
+    grep -q "user 65534 is not allowed by this daemon" err || { cat err >&2; fail "stat refusal message"; }
     serve u --allow-user nobody,65530
     [ "$(stat -c %a u.sock)" = 666 ] || fail "an allow list should open the socket to all"
     as 65534 65534 65534 "$WORK/tp" "${c[@]}" --socket "$WORK/u.sock" >out || fail "allowed user refused"
@@ -235,36 +266,6 @@ case_peers() { # who may connect: the socket's mode, then the daemon's own check
     ! "$TP" serve --root root --socket "$WORK/x.sock" --allow-user no-such-user-here 2>err ||
         fail "unknown user accepted"
     grep -q "no user named 'no-such-user-here'" err || { cat err >&2; fail "unknown user message"; }
-}
-
-case_restart() { # daemon SIGKILLed mid-epoch, restarted; each rank resumes where it stopped
-    tensors t 300
-    serve d
-    local r o
-    for r in 0 1; do
-        o=(--socket "$WORK/d.sock" --dataset t --batch-size 4 --seed 9 --world-size 2 --rank "$r")
-        consume "${o[@]}" --epochs 2 --print-ids >"full.$r"
-        (rc=0; consume "${o[@]}" --epochs 2 --print-ids --step-ms 10 >"part1.$r" 2>"err.$r" ||
-            rc=$?; echo "$rc" >"rc.$r") &
-    done
-    sleep 0.4; kill -9 "${PIDS[-1]}"
-    for r in 0 1; do
-        for _ in $(seq 150); do [ -f "rc.$r" ] && break; sleep 0.1; done
-        [ "$(cat "rc.$r" 2>/dev/null)" = 1 ] || fail "rank $r: exit status $(cat "rc.$r" 2>/dev/null)"
-    done
-    serve d # replaces the dead daemon's socket
-    for r in 0 1; do
-        read -r e k < <(sed -n 's/.*resume with --start-epoch \([0-9]*\) --start-batch \([0-9]*\).*/\1 \2/p' "err.$r")
-        [ -n "$e" ] || { cat "err.$r" >&2; fail "rank $r: no resume point in the error"; }
-        local done=$(( $(wc -l <"part1.$r") )) all=$(( $(wc -l <"full.$r") ))
-        [ "$done" -gt 0 ] && [ "$done" -lt "$all" ] || fail "rank $r: killed outside the run ($done of $all)"
-        o=(--socket "$WORK/d.sock" --dataset t --batch-size 4 --seed 9 --world-size 2 --rank "$r")
-        # 150 samples per rank in batches of 4: 38 batches an epoch
-        consume "${o[@]}" --start-epoch "$e" --start-batch "$k" --batches $((2 * 38 - e * 38 - k)) \
-            --print-ids >"part2.$r" || fail "rank $r: resume"
-        cat "part1.$r" "part2.$r" | cmp -s - "full.$r" ||
-            fail "rank $r: resumed at $e/$k, samples repeated or lost"
-    done
 }
 
 case_sigterm() {
