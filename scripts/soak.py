@@ -175,7 +175,11 @@ def main():
     time.sleep(1.0)  # the last sessions' threads are joined by the daemon's loop
     after = daemon_figures(daemon.pid)
     daemon.send_signal(signal.SIGTERM)
-    rc = daemon.wait(timeout=30)
+    try:
+        rc = daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        rc = "none: still running 30 s after SIGTERM, killed"
 
     print("\n  minute   RSS MiB (median, max)   fds (max)   ring maps (max)   threads (max)   "
           "runs")
@@ -195,7 +199,9 @@ def main():
     back = after[1] <= idle[1] and after[2] == 0 and after[3] <= idle[3]
     print(f"\n  runs {totals.runs} exact of {totals.runs + totals.bad}, {totals.killed} killed "
           f"mid-run, {totals.samples} samples")
-    if early is not None:
+    if early is None:
+        print("  RSS trend not judged: too few samples after the first minute")
+    else:
         print(f"  RSS after warm-up: {early / 1024:.1f} MiB (2nd quarter median) -> "
               f"{late / 1024:.1f} MiB (last quarter median)")
     print(f"  after the clients stopped: RSS {after[0] / 1024:.1f} MiB, {after[1]} fds "

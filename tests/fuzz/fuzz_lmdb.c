@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (write_file(shard, data, size) < 0 || write_manifest(data, size, 1u << 30) < 0)
         abort();
     tp_dataset *ds;
-    tp_error err;
+    tp_error err = {0};
     if (tp_dataset_open(&ds, dir, &err) == 0)
         abort(); /* 2^30 records cannot fit in the input */
     const char *found = strstr(err.msg, "(found ");

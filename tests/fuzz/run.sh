@@ -7,7 +7,8 @@
 # It builds DIR (default build-fuzz) with clang and TP_FUZZ=ON. Each target starts from a
 # scratch copy of tests/fuzz/corpus/TARGET. Afterwards the inputs that add coverage are
 # merged back into tests/fuzz/corpus/TARGET, so CTest replays them, and any crash input is
-# left in DIR/fuzz-out/TARGET/ with libFuzzer's log beside it.
+# left in DIR/fuzz-out/TARGET/ with libFuzzer's log beside it. Exit status 1 when any
+# target found one.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,10 +35,11 @@ cmake --build "$build" --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null
 
 out=$build/fuzz-out
 printf '%-10s %8s %14s %10s %8s\n' target seconds executions new_inputs crashes
+found=0
 for t in "${targets[@]}"; do
     dir=$out/$t
     rm -rf "$dir"; mkdir -p "$dir/corpus" "$dir/merged"
-    cp "$src/tests/fuzz/corpus/$t"/* "$dir/corpus/"
+    cp -r "$src/tests/fuzz/corpus/$t/." "$dir/corpus/"
     rc=0
     (cd "$dir" && "$build/tests/fuzz_$t" -max_total_time="$seconds" -jobs="$jobs" \
         -workers="$jobs" -print_final_stats=1 -artifact_prefix="$dir/" corpus \
@@ -56,5 +58,10 @@ for t in "${targets[@]}"; do
         cp "$f" "$src/tests/fuzz/corpus/$t/"; added=$((added + 1))
     done
     printf '%-10s %8s %14s %10s %8s\n' "$t" "$seconds" "$execs" "$added" "$crashes"
+    found=$((found + crashes))
     [ "$rc" -eq 0 ] || [ "$crashes" -gt 0 ] || echo "  $t: libFuzzer exited $rc, see $dir/log" >&2
 done
+if [ "$found" -gt 0 ]; then
+    echo "run.sh: $found crash, leak, timeout or out-of-memory inputs under $out" >&2
+    exit 1
+fi
