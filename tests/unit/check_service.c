@@ -1369,8 +1369,6 @@ START_TEST(test_prefetch_any)
 }
 END_TEST
 
-/* ---- 8. a client that dies */
-
 /* ---- connections */
 
 /* Connections that never speak hold a thread each, so their number is capped: one past
@@ -1587,6 +1585,8 @@ START_TEST(test_alloc_decode)
     fx_done(&f);
 }
 END_TEST
+
+/* ---- 8. a client that dies */
 
 START_TEST(test_client_death)
 {
