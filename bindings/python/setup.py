@@ -41,7 +41,8 @@ def generate_version_header():
 VERSION = generate_version_header()
 C_SOURCES = ["loader/client.c", "loader/protocol.c", "shm/ring.c", "shm/gpu.c",
              "common/normalize.c", "common/dtype.c", "common/error.c",
-             "common/version.c", "common/fsutil.c", "common/checksum.c"]
+             "common/version.c", "common/fsutil.c", "common/checksum.c",
+             "common/fault.c"]
 
 def find_nvcc():
     if os.environ.get("TP_CUDA", "auto") == "0":
