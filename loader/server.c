@@ -358,17 +358,17 @@ static bool listed(const uint32_t *list, size_t n, uint32_t v)
 }
 
 /* Whether the peer's groups (primary and, through SO_PEERGROUPS, supplementary) include
- * one in `list`, or `gid` when list is NULL. */
-static bool peer_in_group(int fd, gid_t primary, const uint32_t *list, size_t n, gid_t gid)
+ * one in `list`. */
+static bool peer_in_group(int fd, gid_t primary, const uint32_t *list, size_t n)
 {
-    if (list ? listed(list, n, primary) : primary == gid)
+    if (listed(list, n, primary))
         return true;
     gid_t groups[256];
     socklen_t len = sizeof(groups);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
         return false; /* more than 256 groups, or an old kernel: the primary group only */
     for (size_t i = 0; i < len / sizeof(gid_t); i++)
-        if (list ? listed(list, n, groups[i]) : groups[i] == gid)
+        if (listed(list, n, groups[i]))
             return true;
     return false;
 }
@@ -390,10 +390,11 @@ static void peer_check(tp_server *s, int fd, tp_session *x)
     x->uid = cr.uid;
     const tp_server_options *o = &s->o;
     bool lists = o->nallow_uid || o->nallow_gid;
+    uint32_t own_group = getegid();
     bool ok = cr.uid == geteuid() || cr.uid == 0 ||
               (lists ? listed(o->allow_uid, o->nallow_uid, cr.uid) ||
-                           peer_in_group(fd, cr.gid, o->allow_gid, o->nallow_gid, 0)
-                     : peer_in_group(fd, cr.gid, NULL, 0, getegid()));
+                           peer_in_group(fd, cr.gid, o->allow_gid, o->nallow_gid)
+                     : peer_in_group(fd, cr.gid, &own_group, 1));
     if (!ok) {
         tp__server_log(s, "refused a client: pid %d, uid %u, gid %u", (int)cr.pid,
                        (unsigned)cr.uid, (unsigned)cr.gid);

@@ -202,7 +202,7 @@ static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint
         tp_dataset_shard_info(s->ds->ds, t->loc.shard, &si);
         pthread_mutex_lock(&s->lock);
         bw->bad[t->index] = 1;
-        if (!bw->err_code || (rc == -ENOMEM && !daemon_fault(bw->err_code))) {
+        if (!bw->err_code || (daemon_fault(rc) && !daemon_fault(bw->err_code))) {
             bw->err_code = rc;
             snprintf(bw->err_msg, sizeof(bw->err_msg), "dataset %.100s, shard %.120s, sample "
                      "%llu: %.240s", s->pub->dataset, si.path ? si.path : "?",
