@@ -61,6 +61,7 @@ typedef struct tp_pipeline_options {
 
 typedef struct tp_pipeline_stats {
     uint64_t reads, bytes_read, io_queued, io_in_flight, decode_queued, tasks_done;
+    uint64_t decode_ns;        /* time decode threads spent running tasks, summed */
     unsigned threads;
     const char *backend;
 } tp_pipeline_stats;

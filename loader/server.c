@@ -186,47 +186,126 @@ static void json_str(char *out, size_t cap, const char *s)
         o += n_ > 0 ? (size_t)n_ : 0;                                       \
     } while (0)
 
-void tp__server_stat_json(tp_server *s, char *buf, size_t cap)
+static void counts_read(const tp_session *x, tp_server_counts *c)
 {
-    tp_pipeline_stats ps;
-    tp_pipeline_stats_get(s->pipe, &ps);
-    size_t o = 0;
+    *c = (tp_server_counts){.sessions = x->dataset[0] != '\0',
+                            .batches = atomic_load(&x->st.batches),
+                            .samples = atomic_load(&x->st.samples),
+                            .skipped = atomic_load(&x->st.skipped),
+                            .errors = atomic_load(&x->st.errors),
+                            .bytes_read = atomic_load(&x->st.bytes_read),
+                            .starved_us = atomic_load(&x->st.starved_us),
+                            .in_flight = atomic_load(&x->st.in_flight)};
+}
+
+static void counts_add(tp_server_counts *to, const tp_server_counts *c)
+{
+    to->sessions += c->sessions;
+    to->batches += c->batches;
+    to->samples += c->samples;
+    to->skipped += c->skipped;
+    to->errors += c->errors;
+    to->bytes_read += c->bytes_read;
+    to->starved_us += c->starved_us;
+    to->in_flight += c->in_flight;
+}
+
+static void session_figures(const tp_session *x, double now, const tp_server_counts *c,
+                            tp_server_session *out)
+{
+    *out = (tp_server_session){.id = x->id, .pid = (int)x->pid, .uid = (unsigned)x->uid,
+                               .rank = x->rank, .world = x->world,
+                               .batch_size = x->batch_size,
+                               .ring_bytes = atomic_load(&x->ring_bytes),
+                               .age_s = now - x->started, .c = *c};
+    out->c.sessions = 0;
+    snprintf(out->dataset, sizeof(out->dataset), "%s", x->dataset);
+    snprintf(out->transform, sizeof(out->transform), "%s", x->transform);
+}
+
+/* The totals are the reaped sessions' figures plus those still listed, all read under
+ * the lock that reaping takes, so no session is counted twice or missed and a total
+ * never goes down when a session ends. */
+int tp_server_figures_get(tp_server *s, tp_server_figures *out)
+{
+    *out = (tp_server_figures){0};
+    tp_pipeline_stats_get(s->pipe, &out->pipe);
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
     double now = tp__now();
     pthread_mutex_lock(&s->lock);
+    size_t n = 0;
+    for (const tp_session *x = s->sessions; x; x = x->next)
+        n++;
+    out->sessions = calloc(n ? n : 1, sizeof(*out->sessions));
+    if (!out->sessions) {
+        pthread_mutex_unlock(&s->lock);
+        return -ENOMEM;
+    }
+    out->total = s->ended;
+    for (const tp_session *x = s->sessions; x; x = x->next) {
+        tp_server_counts c;
+        counts_read(x, &c);
+        counts_add(&out->total, &c);
+        if (!atomic_load(&x->done) && x->dataset[0])
+            session_figures(x, now, &c, &out->sessions[out->nsessions++]);
+    }
+    out->memory_budget = s->o.memory;
+    out->memory_used = s->memory_used;
+    pthread_mutex_unlock(&s->lock);
+    out->uptime_s = now - s->started;
+    out->start_time = (double)wall.tv_sec + (double)wall.tv_nsec * 1e-9 - out->uptime_s;
+    return 0;
+}
+
+void tp_server_figures_free(tp_server_figures *f)
+{
+    if (f)
+        free(f->sessions);
+}
+
+static void stat_session_json(const tp_server_session *x, char *buf, size_t cap)
+{
+    char name[2 * TP_NAME_MAX], tf[64];
+    json_str(name, sizeof(name), x->dataset);
+    json_str(tf, sizeof(tf), x->transform);
+    snprintf(buf, cap, "{\"id\": %llu, \"pid\": %d, \"uid\": %u, \"dataset\": \"%s\", "
+             "\"transform\": \"%s\", \"rank\": %u, \"world\": %u, \"batch_size\": %llu, "
+             "\"ring_bytes\": %llu, \"batches\": %llu, \"samples\": %llu, \"samples_per_s\": "
+             "%.1f, \"batches_in_flight\": %llu, \"skipped\": %llu, \"errors\": %llu, "
+             "\"bytes_read\": %llu, \"client_starved_s\": %.3f}", (unsigned long long)x->id,
+             x->pid, x->uid, name, tf, x->rank, x->world, (unsigned long long)x->batch_size,
+             (unsigned long long)x->ring_bytes, (unsigned long long)x->c.batches,
+             (unsigned long long)x->c.samples, x->c.samples / TP_MAX(x->age_s, 1e-3),
+             (unsigned long long)x->c.in_flight, (unsigned long long)x->c.skipped,
+             (unsigned long long)x->c.errors, (unsigned long long)x->c.bytes_read,
+             x->c.starved_us / 1e6);
+}
+
+void tp__server_stat_json(tp_server *s, char *buf, size_t cap)
+{
+    tp_server_figures f;
+    if (tp_server_figures_get(s, &f) < 0) {
+        snprintf(buf, cap, "{\"error\": \"out of memory\"}");
+        return;
+    }
+    const tp_pipeline_stats *ps = &f.pipe;
+    size_t o = 0;
     APPEND("{\"pid\": %d, \"uptime_s\": %.1f, \"io_backend\": \"%s\", \"decode_threads\": %u, "
            "\"memory_budget\": %llu, \"memory_used\": %llu, \"io\": {\"reads\": %llu, "
            "\"bytes_read\": %llu, \"queued\": %llu, \"in_flight\": %llu}, \"decode\": "
-           "{\"queued\": %llu, \"done\": %llu}, \"sessions\": [", (int)getpid(),
-           now - s->started, ps.backend, ps.threads, (unsigned long long)s->o.memory,
-           (unsigned long long)s->memory_used, (unsigned long long)ps.reads,
-           (unsigned long long)ps.bytes_read, (unsigned long long)ps.io_queued,
-           (unsigned long long)ps.io_in_flight, (unsigned long long)ps.decode_queued,
-           (unsigned long long)ps.tasks_done);
-    bool first = true;
-    for (tp_session *x = s->sessions; x; x = x->next) {
-        if (atomic_load(&x->done) || !x->dataset[0])
-            continue;
-        char name[2 * TP_NAME_MAX], tf[64];
-        json_str(name, sizeof(name), x->dataset);
-        json_str(tf, sizeof(tf), x->transform);
-        double age = TP_MAX(now - x->started, 1e-3);
-        uint64_t samples = atomic_load(&x->st.samples);
-        APPEND("%s{\"id\": %llu, \"pid\": %d, \"uid\": %u, \"dataset\": \"%s\", \"transform\": "
-               "\"%s\", \"rank\": %u, \"world\": %u, \"batch_size\": %llu, \"ring_bytes\": "
-               "%llu, \"batches\": %llu, \"samples\": %llu, \"samples_per_s\": %.1f, "
-               "\"batches_in_flight\": %llu, \"skipped\": %llu, \"errors\": %llu, "
-               "\"bytes_read\": %llu, \"client_starved_s\": %.3f}", first ? "" : ", ",
-               (unsigned long long)x->id, (int)x->pid, (unsigned)x->uid, name, tf, x->rank,
-               x->world, (unsigned long long)x->batch_size, (unsigned long long)x->ring_bytes,
-               (unsigned long long)atomic_load(&x->st.batches), (unsigned long long)samples,
-               samples / age, (unsigned long long)atomic_load(&x->st.in_flight),
-               (unsigned long long)atomic_load(&x->st.skipped),
-               (unsigned long long)atomic_load(&x->st.errors),
-               (unsigned long long)atomic_load(&x->st.bytes_read),
-               atomic_load(&x->st.starved_us) / 1e6);
-        first = false;
+           "{\"queued\": %llu, \"done\": %llu}, \"sessions\": [", (int)getpid(), f.uptime_s,
+           ps->backend, ps->threads, (unsigned long long)f.memory_budget,
+           (unsigned long long)f.memory_used, (unsigned long long)ps->reads,
+           (unsigned long long)ps->bytes_read, (unsigned long long)ps->io_queued,
+           (unsigned long long)ps->io_in_flight, (unsigned long long)ps->decode_queued,
+           (unsigned long long)ps->tasks_done);
+    for (size_t i = 0; i < f.nsessions; i++) {
+        char one[1536];
+        stat_session_json(&f.sessions[i], one, sizeof(one));
+        APPEND("%s%s", i ? ", " : "", one);
     }
-    pthread_mutex_unlock(&s->lock);
+    tp_server_figures_free(&f);
     APPEND("]}");
     if (o >= cap) /* cut short: still valid JSON */
         snprintf(buf, cap, "{\"error\": \"too many sessions to list\"}");
@@ -341,6 +420,10 @@ static size_t reap_sessions(tp_server *s)
             continue;
         }
         *pp = x->next;
+        tp_server_counts c;
+        counts_read(x, &c);
+        c.in_flight = 0;
+        counts_add(&s->ended, &c);
         pthread_join(x->thread, NULL);
         close(x->sock);
         free(x);

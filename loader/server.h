@@ -7,6 +7,7 @@
 #define TP_SERVER_H
 
 #include "pipeline.h"
+#include "protocol.h"
 
 typedef struct tp_server tp_server;
 
@@ -46,6 +47,43 @@ int tp_server_run(tp_server *s);
 /* Asks tp_server_run to return: no new sessions, running ones are ended. Async-signal
  * safe (it writes one byte to a pipe). */
 void tp_server_stop(tp_server *s);
+
+/* What sessions have done: one session's, or every session's since the daemon started. */
+typedef struct tp_server_counts {
+    uint64_t sessions;         /* sessions that asked for a dataset (in a total only) */
+    uint64_t batches, samples, skipped, errors, bytes_read;
+    uint64_t starved_us;       /* time clients had nothing to read */
+    uint64_t in_flight;        /* batches being filled now */
+} tp_server_counts;
+
+/* One running session at one moment. */
+typedef struct tp_server_session {
+    uint64_t id;
+    int pid;
+    unsigned uid;
+    char dataset[TP_NAME_MAX];
+    char transform[32];
+    uint32_t rank, world;
+    uint64_t batch_size, ring_bytes;
+    double age_s;              /* since its connection was accepted */
+    tp_server_counts c;
+} tp_server_session;
+
+/* The daemon's figures at one moment: what `turbopump stat` and the metrics show. */
+typedef struct tp_server_figures {
+    double uptime_s;
+    double start_time;         /* Unix time the daemon started, in seconds */
+    uint64_t memory_budget, memory_used;
+    tp_pipeline_stats pipe;
+    tp_server_counts total;    /* every session's, those that ended included */
+    tp_server_session *sessions; /* the running sessions that named a dataset */
+    size_t nsessions;
+} tp_server_figures;
+
+/* Takes the figures; free them with tp_server_figures_free. Any thread.
+ * @return : 0 or -ENOMEM. */
+int tp_server_figures_get(tp_server *s, tp_server_figures *out);
+void tp_server_figures_free(tp_server_figures *f);
 
 /* Ends the sessions, stops the pipeline, removes the socket. NULL allowed. */
 void tp_server_destroy(tp_server *s);

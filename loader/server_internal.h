@@ -60,6 +60,7 @@ struct tp_server {
     tp_served *datasets;
     uint64_t memory_used;
     uint64_t next_id;
+    tp_server_counts ended;    /* the sessions reaped so far, under lock */
     _Atomic bool stopping;
     double started;
 };
