@@ -1,6 +1,7 @@
 /* `turbopump serve`: the daemon. Parses options into tp_server_options, turns SIGTERM and
  * SIGINT into a clean shutdown (sessions ended, socket removed), and runs the server. */
 #include "cli.h"
+#include "metrics_http.h"
 #include "protocol.h"
 #include "server.h"
 
@@ -20,7 +21,8 @@ void tp_usage_serve(FILE *out)
             "Usage: turbopump serve --root DIR [--socket PATH] [--threads N]\n"
             "                       [--io auto|uring|posix] [--direct] [--memory SIZE]\n"
             "                       [--on-error fail|skip] [--allow-user U,...]\n"
-            "                       [--allow-group G,...] [--socket-mode MODE] [--quiet]\n\n"
+            "                       [--allow-group G,...] [--socket-mode MODE]\n"
+            "                       [--metrics HOST:PORT [--metrics-public]] [--quiet]\n\n"
             "Serves the datasets under DIR to training processes on this machine: each\n"
             "client session gets batches decoded and transformed by a shared pool of N\n"
             "threads (default: the number of CPUs) and read through one IO engine, handed\n"
@@ -45,6 +47,10 @@ void tp_usage_serve(FILE *out)
             "                      daemon's group may; with them, only those listed\n"
             "  --socket-mode MODE  octal mode of the socket (default 0660, or 0666 with an\n"
             "                      allow list: the daemon checks each client itself)\n"
+            "  --metrics HOST:PORT serve Prometheus metrics at http://HOST:PORT/metrics\n"
+            "                      (default: off; PORT alone means 127.0.0.1:PORT; names and\n"
+            "                      [IPv6] addresses work). Loopback addresses only, unless\n"
+            "  --metrics-public    is given too: other machines may then read them\n"
             "  --private           exit when the last client leaves (started by a client)\n"
             "  --quiet             no log lines\n"
             "  -h, --help          show this help\n\n"
@@ -88,7 +94,8 @@ static int parse_ids(const char *opt, const char *arg, bool group, uint32_t *ids
     return 0;
 }
 
-static int parse(int argc, char **argv, tp_server_options *o, char *sock, size_t cap)
+static int parse(int argc, char **argv, tp_server_options *o, tp_metrics_http_options *mo,
+                 char *sock, size_t cap)
 {
     static const struct option longopts[] = {
         {"root", required_argument, 0, 'r'}, {"socket", required_argument, 0, 's'},
@@ -97,8 +104,10 @@ static int parse(int argc, char **argv, tp_server_options *o, char *sock, size_t
         {"on-error", required_argument, 0, 'e'}, {"private", no_argument, 0, 'p'},
         {"allow-user", required_argument, 0, 'U'}, {"allow-group", required_argument, 0, 'G'},
         {"socket-mode", required_argument, 0, 'M'}, {"quiet", no_argument, 0, 'q'},
+        {"metrics", required_argument, 0, 'x'}, {"metrics-public", no_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (tp_server_options){0};
+    *mo = (tp_metrics_http_options){0};
     tp__default_socket(sock, cap);
     int c;
     uint64_t v;
@@ -142,6 +151,10 @@ static int parse(int argc, char **argv, tp_server_options *o, char *sock, size_t
         }
         else if (c == 'q')
             o->quiet = true;
+        else if (c == 'x')
+            mo->listen = optarg;
+        else if (c == 'X')
+            mo->public_ok = true;
         else if (c == 'h') {
             tp_usage_serve(stdout);
             exit(TP_EXIT_OK);
@@ -152,22 +165,52 @@ static int parse(int argc, char **argv, tp_server_options *o, char *sock, size_t
         return tp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     if (!o->root)
         return tp_cli_usage_error(CMD, "--root DIR is required");
+    if (mo->public_ok && !mo->listen)
+        return tp_cli_usage_error(CMD, "--metrics-public needs --metrics HOST:PORT");
+    struct sockaddr_storage a;
+    tp_error err = {0};
+    if (mo->listen && tp_metrics_address(mo->listen, mo->public_ok, &a, &err) < 0)
+        return tp_cli_usage_error(CMD, "%s", err.msg); /* before the socket is made */
     o->socket = sock;
+    return 0;
+}
+
+/* The metrics server, when asked for, started once the daemon's socket is there. */
+static int start_metrics(tp_server *s, const tp_metrics_http_options *mo, bool quiet,
+                         tp_metrics_http **out)
+{
+    *out = NULL;
+    if (!mo->listen)
+        return 0;
+    tp_error err = {0};
+    if (tp_metrics_http_start(out, s, mo, &err) < 0) {
+        tp_cli_error(CMD, "%s", err.msg);
+        return -1;
+    }
+    if (!quiet)
+        fprintf(stderr, "turbopump serve: metrics on %s (port %u), path /metrics\n",
+                mo->listen, tp_metrics_http_port(*out));
     return 0;
 }
 
 int tp_cmd_serve(int argc, char **argv)
 {
     tp_server_options o;
+    tp_metrics_http_options mo;
     char sock[4096];
-    int rc = parse(argc, argv, &o, sock, sizeof(sock));
+    int rc = parse(argc, argv, &o, &mo, sock, sizeof(sock));
     if (rc)
         return rc;
     signal(SIGPIPE, SIG_IGN);
     tp_server *s;
+    tp_metrics_http *m;
     tp_error err = {0};
     if (tp_server_create(&s, &o, &err) < 0) {
         tp_cli_error(CMD, "%s", err.msg);
+        return TP_EXIT_FAIL;
+    }
+    if (start_metrics(s, &mo, o.quiet, &m) < 0) {
+        tp_server_destroy(s);
         return TP_EXIT_FAIL;
     }
     running = s;
@@ -179,6 +222,7 @@ int tp_cmd_serve(int argc, char **argv)
         fprintf(stderr, "turbopump serve: serving %s on %s\n", o.root, o.socket);
     rc = tp_server_run(s);
     running = NULL;
+    tp_metrics_http_stop(m); /* it reads the server's figures: first */
     tp_server_destroy(s);
     if (!o.quiet)
         fprintf(stderr, "turbopump serve: stopped\n");

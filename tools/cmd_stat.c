@@ -1,25 +1,34 @@
 /* `turbopump stat`: asks a running daemon for its figures (STAT in docs/PROTOCOL.md) and
  * prints them: per stage (IO queue and reads in flight, decode queue) and per session
- * (samples/s, batches in flight, errors, skipped samples, how long the client starved). */
+ * (samples/s, batches in flight, errors, skipped samples, how long the client starved).
+ * With --watch it asks again every interval, redrawing in place on a terminal, until
+ * Ctrl-C or until the daemon goes away. */
 #include "cli.h"
 #include "protocol.h"
 
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CMD "stat"
 
 void tp_usage_stat(FILE *out)
 {
-    fprintf(out, "Usage: turbopump stat [--socket PATH] [--json]\n\n"
+    fprintf(out, "Usage: turbopump stat [--socket PATH] [--json] [--watch [--interval S]]\n\n"
                  "Prints the daemon's live figures: IO and decode queues, reads, and for each\n"
                  "session its dataset, rank, samples/s, batches in flight, errors, skipped\n"
                  "samples and the time its client waited with nothing to read.\n\n"
                  "Options:\n"
                  "  --socket PATH       the daemon's socket (default as for serve)\n"
-                 "  --json              print the daemon's JSON as it is\n"
+                 "  --json              print the daemon's JSON as it is (one line each time)\n"
+                 "  --watch             print the figures again every interval until Ctrl-C\n"
+                 "                      or the daemon's end (exit status 1); on a terminal\n"
+                 "                      the table is redrawn in place\n"
+                 "  --interval S        seconds between updates with --watch (default 1;\n"
+                 "                      0.1 to 3600, fractions allowed)\n"
                  "  -h, --help          show this help\n");
 }
 
@@ -73,21 +82,92 @@ static void print_table(const json_t *j)
     }
 }
 
+static void show(const char *text, bool as_json)
+{
+    json_t *j = as_json ? NULL : json_loads(text, 0, NULL);
+    if (j)
+        print_table(j);
+    else
+        printf("%s\n", text);
+    json_decref(j);
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Sleeps `s` seconds, or less when Ctrl-C comes: the handler is installed without
+ * SA_RESTART, so nanosleep returns at once. */
+static void pause_for(double s)
+{
+    struct timespec t = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    if (!interrupted)
+        nanosleep(&t, NULL);
+}
+
+/* Fetches and shows the figures every `interval` seconds until Ctrl-C (exit 0) or until
+ * the daemon stops answering (exit 1, saying so). */
+static int watch(const char *path, bool as_json, double interval)
+{
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    bool tty = isatty(STDOUT_FILENO);
+    for (unsigned n = 0; !interrupted; n++) {
+        char *text = NULL;
+        tp_error err = {0};
+        if (fetch(path, &text, &err) < 0) {
+            if (interrupted)
+                break;
+            if (n)
+                tp_cli_error(CMD, "the daemon went away: %s", err.msg);
+            else
+                tp_cli_error(CMD, "%s", err.msg);
+            return TP_EXIT_FAIL;
+        }
+        if (tty)
+            fputs("\033[H\033[2J", stdout); /* cursor home, clear the screen */
+        else if (n && !as_json)
+            putchar('\n');
+        show(text, as_json);
+        free(text);
+        fflush(stdout);
+        pause_for(interval);
+    }
+    return TP_EXIT_OK;
+}
+
 int tp_cmd_stat(int argc, char **argv)
 {
     static const struct option longopts[] = {{"socket", required_argument, 0, 's'},
                                               {"json", no_argument, 0, 'j'},
+                                              {"watch", no_argument, 0, 'w'},
+                                              {"interval", required_argument, 0, 'i'},
                                               {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     char path[4096];
     tp__default_socket(path, sizeof(path));
-    bool as_json = false;
+    bool as_json = false, watching = false;
+    double interval = 1;
     int c;
+    char *end;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == 's')
             snprintf(path, sizeof(path), "%s", optarg);
         else if (c == 'j')
             as_json = true;
-        else if (c == 'h') {
+        else if (c == 'w')
+            watching = true;
+        else if (c == 'i') {
+            interval = strtod(optarg, &end);
+            if (end == optarg || *end || !(interval >= 0.1 && interval <= 3600))
+                return tp_cli_usage_error(CMD, "--interval: '%s' is not 0.1 to 3600 "
+                                          "seconds", optarg);
+        } else if (c == 'h') {
             tp_usage_stat(stdout);
             return TP_EXIT_OK;
         } else
@@ -95,18 +175,15 @@ int tp_cmd_stat(int argc, char **argv)
     }
     if (optind != argc)
         return tp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    if (watching)
+        return watch(path, as_json, interval);
     char *text = NULL;
     tp_error err = {0};
     if (fetch(path, &text, &err) < 0) {
         tp_cli_error(CMD, "%s", err.msg);
         return TP_EXIT_FAIL;
     }
-    json_t *j = as_json ? NULL : json_loads(text, 0, NULL);
-    if (j)
-        print_table(j);
-    else
-        printf("%s\n", text);
-    json_decref(j);
+    show(text, as_json);
     free(text);
     return TP_EXIT_OK;
 }
