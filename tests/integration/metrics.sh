@@ -9,18 +9,8 @@ set -euo pipefail
 
 TP=${TURBOPUMP:?set TURBOPUMP to the turbopump binary}
 PY=/usr/bin/python3 # the system's, whatever python3 comes first on PATH
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tp-metrics-XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-cd "$WORK"
-mkdir root
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/scratch.sh"
+scratch_dir tp-metrics
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # serve: a daemon on d.sock with metrics on 127.0.0.1:$MPORT; DAEMON is its pid.
 serve() {

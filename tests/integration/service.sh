@@ -5,18 +5,8 @@
 set -euo pipefail
 
 TP=${TURBOPUMP:?set TURBOPUMP to the turbopump binary}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tp-svc-XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-cd "$WORK"
-mkdir root
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/scratch.sh"
+scratch_dir tp-svc
 # serve NAME [OPTIONS]: starts a daemon on socket NAME.sock serving root/.
 serve() {
     local name=$1; shift
