@@ -110,9 +110,9 @@ static void daemon_metrics(text *t, const tp_server_figures *f, const tp_metrics
         {"turbopump_sessions_total", "counter", "Sessions that asked for a dataset, ended "
          "ones included.", (double)c->sessions},
         {"turbopump_sessions", "gauge", "Sessions running now.", (double)f->nsessions},
-        {"turbopump_samples_total", "counter", "Samples delivered to clients by every "
-         "session, ended ones included.", (double)c->samples},
-        {"turbopump_batches_total", "counter", "Batches delivered by every session.",
+        {"turbopump_samples_total", "counter", "Samples in the batches published to "
+         "clients by every session, ended ones included.", (double)c->samples},
+        {"turbopump_batches_total", "counter", "Batches published by every session.",
          (double)c->batches},
         {"turbopump_skipped_samples_total", "counter", "Samples left out of their batch "
          "under --on-error skip, every session.", (double)c->skipped},
@@ -171,9 +171,9 @@ typedef struct session_metric {
 #define AT(field) offsetof(tp_server_session, field)
 
 static const session_metric session_metrics[] = {
-    {"turbopump_session_samples_total", "counter", "Samples delivered to this session.",
-     AT(c.samples), 1},
-    {"turbopump_session_batches_total", "counter", "Batches delivered to this session.",
+    {"turbopump_session_samples_total", "counter", "Samples in the batches published to "
+     "this session.", AT(c.samples), 1},
+    {"turbopump_session_batches_total", "counter", "Batches published to this session.",
      AT(c.batches), 1},
     {"turbopump_session_skipped_samples_total", "counter", "Samples left out of this "
      "session's batches under --on-error skip.", AT(c.skipped), 1},
