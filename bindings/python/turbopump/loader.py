@@ -4,6 +4,7 @@ import os
 import numpy as np
 
 from . import _turbopump
+from ._paths import daemon_executable
 
 try:
     import torch
@@ -52,6 +53,8 @@ class Loader:
     prefetch    batches the daemon prepares ahead (default 4)
     timeout     seconds to wait for a batch before raising
     autostart   start a private daemon when none answers (default True)
+    daemon_path the executable to start as that daemon (default: $TURBOPUMP_BIN, else the
+                one bundled in this package)
 
     Zero-copy views are read-only and keep their batch's slot in the ring until the last
     view of the batch is gone: keep at most prefetch - 1 batches alive (or use copy=True).
@@ -89,7 +92,8 @@ class Loader:
             transform=transform, output=output, batch_size=int(batch_size),
             shuffle=bool(shuffle), drop_last=bool(drop_last), seed=int(seed), rank=self.rank,
             world_size=self.world_size, prefetch=int(prefetch), hold=int(prefetch) - 1,
-            timeout_ms=int(timeout * 1000), autostart=bool(autostart), daemon_path=daemon_path)
+            timeout_ms=int(timeout * 1000), autostart=bool(autostart),
+            daemon_path=daemon_path or daemon_executable())
         self.seed = int(seed)
         self._epoch, self._batch = 0, 0      # where the next batch comes from
         self._client = self._open(0, 0)
