@@ -309,7 +309,6 @@ int tp_metrics_address(const char *spec, bool public_ok, struct sockaddr_storage
 
 struct tp_metrics_http {
     struct MHD_Daemon *d;
-    tp_server *srv;
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *body)
@@ -373,7 +372,6 @@ int tp_metrics_http_start(tp_metrics_http **out, tp_server *s,
     tp_metrics_http *m = calloc(1, sizeof(*m));
     if (!m)
         return tp__error_set(err, -ENOMEM, "out of memory");
-    m->srv = s;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | (a.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     /* A scrape is one small request: 64 KiB of request per connection is plenty, and
      * more (megabytes of headers) is answered with an error instead of being buffered. */

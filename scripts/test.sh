@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full test suite: installs what is missing, builds with warnings as errors and runs
-# every test, then the concurrency tests (ring, sessions, IO engine, daemon) under
+# every test, then the concurrency tests (ring, sessions, IO engine, daemon, metrics) under
 # ThreadSanitizer, then the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 # TP_TEST_SANITIZE=0 skips the sanitizer pass.
 set -euo pipefail
@@ -19,7 +19,7 @@ if [ "${TP_TEST_SANITIZE:-1}" != 0 ]; then
     -DTP_SANITIZE=thread
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     ctest --test-dir build-tsan --output-on-failure -j "$jobs" \
-      -R 'unit\.check_(ring|service|io)|service\.(exact_once|two_daemons|kill_client|bad_lmdb)'
+      -R 'unit\.check_(ring|service|io)|service\.(exact_once|two_daemons|kill_client|bad_lmdb)|metrics\.(prometheus|requests)'
 
   echo "== build with ASan + UBSan"
   scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DTP_WERROR=ON \
