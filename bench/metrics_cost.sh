@@ -34,8 +34,8 @@ for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/metrics" &
 curl -sf -o "$work/scrape.txt" "http://127.0.0.1:$port/metrics"
 echo "one scrape: $(wc -c <"$work/scrape.txt") bytes, $(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port/metrics") s"
 
-run() { # run SEED: one consumer, 10 epochs, its samples/s
-  "$tp" consume --socket "$sock" --dataset raw --batch-size 64 --epochs 10 --seed "$1" \
+run() { # run SEED: one consumer, 50 epochs (100,000 samples: seconds, several scrapes), its samples/s
+  "$tp" consume --socket "$sock" --dataset raw --batch-size 64 --epochs 50 --seed "$1" \
     --json | field samples_per_s
 }
 for i in $(seq "$rounds"); do
