@@ -148,7 +148,7 @@ expect(b"GET /metrics HTTP/1.1\r\n" + host + b"\r\n", {200}, "GET /metrics after
 PY
     kill -0 "$DAEMON" 2>/dev/null || fail "the daemon died"
     local n
-    n=$(consume --dataset t --batch-size 8 --json |
+    n=$(consume --dataset t --batch-size 8 --batches 5 --json | # no prefetch past them
         "$PY" -c 'import json, sys; print(json.load(sys.stdin)["samples"])')
     [ "$n" = 40 ] || fail "consume after the requests read $n samples"
     scrape >m || fail "/metrics does not answer after the requests"
