@@ -64,7 +64,9 @@ def prepare(work, samples, au_samples, peers):
         log("generating %d JPEGs" % samples)
         sh([TP, "gen", "imagefolder", images, "--samples", samples, "--classes", 100,
             "--seed", 1, "--force"], stdout=subprocess.DEVNULL)
+        t0 = time.time()
         sh([TP, "pack", images, os.path.join(root, "photos"), "--force", "--quiet"])
+        prep_times(work, {"turbopump": time.time() - t0}, reset=True)
         for d in glob.glob(os.path.join(work, "peer-*")):
             shutil.rmtree(d)
         open(stamp, "w").close()
@@ -77,11 +79,36 @@ def prepare(work, samples, au_samples, peers):
             "--shape", "%dx1x1" % AU_SAMPLE_BYTES, "--force"], stdout=subprocess.DEVNULL)
         open(au_stamp, "w").close()
     for name, script in peers.items():
-        if script and name in ("WebDataset", "FFCV"):
+        if script and name in PREPARED:
+            out = os.path.join(work, "peer-" + name.split()[0].lower())
+            if os.path.exists(os.path.join(out, "done.json")):
+                continue
             log("preparing %s's data" % name)
-            sh([PY, script, "prepare", "--images", images, "--out",
-                os.path.join(work, "peer-" + name.lower())])
+            t0 = time.time()
+            sh([PY, script, "prepare", "--images", images, "--out", out, "--workers",
+                str(CORES)], stdout=subprocess.DEVNULL)
+            prep_times(work, {name: time.time() - t0})
     return images, root
+
+
+# peers that convert the ImageFolder into their own format before a run (timed once, when
+# it is written: the "prep" column)
+PREPARED = ("WebDataset", "FFCV", "LitData")
+
+
+def prep_times(work, new=None, reset=False):
+    """WORK/prep.json: seconds each loader's data preparation took when it was last done
+    (turbopump's pack, the peers' conversions); updated with new, returned."""
+    path = os.path.join(work, "prep.json")
+    have = {}
+    if os.path.exists(path) and not reset:
+        with open(path) as f:
+            have = json.load(f)
+    if new:
+        have.update(new)
+        with open(path, "w") as f:
+            json.dump(have, f)
+    return have
 
 
 class Daemon:
@@ -120,7 +147,9 @@ def peer_scripts(venv_info):
     found = {}
     for name, key, script in (("WebDataset", "webdataset", "webdataset_run.py"),
                               ("DALI (CPU)", "dali", "dali_run.py"),
-                              ("FFCV", "ffcv", "ffcv_run.py")):
+                              ("FFCV", "ffcv", "ffcv_run.py"),
+                              ("SPDL", "spdl", "spdl_run.py"),
+                              ("LitData", "litdata", "litdata_run.py")):
         info = venv_info.get(key, {"ok": False, "reason": "not tried (no peers.json)"})
         path = os.path.join(HERE, "peers", script)
         found[name] = (path if info.get("ok") and os.path.exists(path) else None,
@@ -136,17 +165,33 @@ def loader_commands(work, images, sock, peers, seed):
         "turbopump.Loader": ([PY, os.path.join(HERE, "peers", "turbopump_run.py"), "run",
                               "--socket", sock, "--dataset", "photos", "--seed", str(seed)],
                              True),
-        "PyTorch DataLoader": ([PY, os.path.join(HERE, "peers", "dataloader_run.py"), "run",
-                                "--images", images, "--workers", str(CORES), "--seed",
-                                str(seed)], False),
     }
+    for path, label in (("tutorial", DL_TUTORIAL), ("fast", DL_FAST)):
+        cmds[label] = ([PY, os.path.join(HERE, "peers", "dataloader_run.py"), "run",
+                        "--images", images, "--workers", str(CORES), "--seed", str(seed),
+                        "--path", path], False)
     for name, (script, _) in peers.items():
         if script:
             data = os.path.join(work, "peer-" + name.split()[0].lower())
-            cmds[name] = ([PY, script, "run", "--images", images, "--data", data,
-                           "--batch-size", "256", "--workers", str(CORES), "--seed",
-                           str(seed)], False)
+            cmd = [PY, script, "run", "--images", images, "--data", data, "--batch-size",
+                   "256", "--workers", str(CORES), "--seed", str(seed)]
+            if name == "SPDL":
+                cmds[SPDL_EXAMPLE] = (cmd + ["--mode", "example"], False)
+                cmds[SPDL_RRC] = (cmd + ["--mode", "rrc"], False)
+            else:
+                cmds[name] = (cmd, False)
     return cmds
+
+
+DL_TUTORIAL = "PyTorch DataLoader (ImageFolder + PIL)"
+DL_FAST = "PyTorch DataLoader (decode_jpeg + v2)"
+SPDL_EXAMPLE = "SPDL (its example: resize, no crop)"
+SPDL_RRC = "SPDL (RRC as FFmpeg crop+scale)"
+
+
+def family(name):
+    """The loader a row belongs to: its name up to a bracket."""
+    return name.split(" (")[0]
 
 
 def normalise(r):
@@ -156,12 +201,12 @@ def normalise(r):
     return r
 
 
-def run_loaders(work, images, root, peers, runs):
+def run_loaders(work, images, root, peers, runs, warmup=True):
     daemon = Daemon(root, os.path.join(work, "tp.sock"))
     results = {}
     try:
         # one untimed epoch each, so every loader starts from the same warm page cache
-        for seed in range(-1, runs):
+        for seed in range(-1 if warmup else 0, runs):
             for name, (cmd, uses_daemon) in loader_commands(work, images, daemon.sock, peers,
                                                             max(seed, 0)).items():
                 log("%s %s" % ("warm-up" if seed < 0 else "run %d" % (seed + 1), name))
@@ -187,6 +232,7 @@ def run_loaders(work, images, root, peers, runs):
             "runs": [round(r["samples"] / r["seconds"], 1) for r in rs],
             "cpu_ms": statistics.median(1e3 * r["cpu"] / r["samples"] for r in rs),
             "rss_mib": statistics.median(r["rss_mib"] for r in rs),
+            "pss_mib": statistics.median(r["pss_mib"] for r in rs),
             "first_s": statistics.median(r["first"] for r in rs),
             "samples": rs[0]["samples"],
         }
@@ -346,20 +392,50 @@ def report(res, args):
                      "uint8, batch 256, %d workers/threads each; medians of %d runs"
                      % (res["samples"], CORES, args.runs))
         lines.append("")
-        lines.append("| loader | samples/s | ratio to turbopump | CPU ms/sample | peak RSS "
-                     "MiB | first batch s | runs (samples/s) |")
-        lines.append("|---|---|---|---|---|---|---|")
+        lines.append("| loader | samples/s | ratio to turbopump | CPU ms/sample (tree) | "
+                     "peak PSS MiB (tree) | peak RSS sum MiB | first batch s | prep s | "
+                     "runs (samples/s) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         ref = res["loaders"].get("turbopump (C consumer)", {}).get("rate")
+        prep = res.get("prep", {})
         for name, r in res["loaders"].items():
             if "error" in r:
-                lines.append("| %s | failed: %s | | | | | |" % (name, r["error"]))
+                lines.append("| %s | failed: %s | | | | | | | |" % (name, r["error"]))
                 continue
-            lines.append("| %s | %.1f | %s | %.2f | %.0f | %.2f | %s |" % (
+            p = prep.get(name, prep.get(family(name)))
+            if p is None and name.startswith("turbopump"):
+                p = prep.get("turbopump")  # the pack both turbopump rows read
+            lines.append("| %s | %.1f | %s | %.2f | %.0f | %.0f | %.2f | %s | %s |" % (
                 name, r["rate"], "%.2f" % (r["rate"] / ref) if ref else "-", r["cpu_ms"],
-                r["rss_mib"], r["first_s"], ", ".join("%.1f" % x for x in r["runs"])))
+                r["pss_mib"], r["rss_mib"], r["first_s"],
+                "%.1f" % p if p is not None else "-",
+                ", ".join("%.1f" % x for x in r["runs"])))
         for name, (script, why) in res["peers"].items():
             if not script:
-                lines.append("| %s | not installable here: %s | | | | | |" % (name, why))
+                lines.append("| %s | not installable here: %s | | | | | | | |" % (name, why))
+        # each peer at its strongest: its fastest row, against turbopump in the same run
+        best = {}
+        for name, r in res["loaders"].items():
+            if "rate" in r and not name.startswith("turbopump"):
+                f = family(name)
+                if f not in best or r["rate"] > best[f][1]["rate"]:
+                    best[f] = (name, r)
+        tl = res["loaders"].get("turbopump.Loader", {}).get("rate")
+        if best:
+            lines.append("")
+            lines.append("Each peer's strongest row (its fastest), and turbopump's ratio to it:")
+            lines.append("")
+            lines.append("| peer | strongest row | samples/s | turbopump (C consumer) / it | "
+                         "turbopump.Loader / it |")
+            lines.append("|---|---|---|---|---|")
+            for f, (name, r) in best.items():
+                lines.append("| %s | %s | %.1f | %s | %s |" % (
+                    f, name, r["rate"], "%.2f" % (ref / r["rate"]) if ref else "-",
+                    "%.2f" % (tl / r["rate"]) if tl else "-"))
+        v = res.get("versions")
+        if v:
+            lines.append("")
+            lines.append("versions: " + ", ".join("%s %s" % kv for kv in v.items()))
     if "au" in res:
         lines.append("")
         lines.append("Accelerator utilisation: emulated accelerators, %d-byte samples, "
@@ -412,10 +488,10 @@ def chart(res, path):
         log("no matplotlib: no chart")
         return None
     rows = [(n, r) for n, r in res["loaders"].items() if "rate" in r]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
-    for ax, key, title in zip(axes, ("rate", "cpu_ms", "rss_mib"),
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(rows) + 1.6))
+    for ax, key, title in zip(axes, ("rate", "cpu_ms", "pss_mib"),
                               ("samples/s (higher is better)", "CPU ms per sample (lower)",
-                               "peak RSS, MiB (lower)")):
+                               "peak PSS of the process tree, MiB (lower)")):
         names = [n for n, _ in rows]
         vals = [r[key] for _, r in rows]
         colors = ["#d62728" if n.startswith("turbopump") else "#7f7f7f" for n in names]
@@ -432,6 +508,21 @@ def chart(res, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def versions(info):
+    """Python, torch, torchvision and every peer that installed, as used in this run."""
+    from importlib import metadata
+    out = {"python": sys.version.split()[0]}
+    for name in ("torch", "torchvision", "numpy", "Pillow"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    for key, r in sorted(info.items()):
+        if r.get("ok") and key not in out and key != "torch":
+            out[key] = r["version"]
+    return out
 
 
 def machine():
@@ -456,6 +547,8 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "bench-compare"))
     ap.add_argument("--skip", default="", help="comma-separated: loaders, au, limits")
     ap.add_argument("--peers-json", help="the peers' install report (bench/peers/install.sh)")
+    ap.add_argument("--no-warmup", action="store_true",
+                    help="no untimed epoch of each loader before the timed runs")
     args = ap.parse_args()
     args.samples = args.samples or (2000 if args.quick else 20000)
     args.runs = args.runs or (1 if args.quick else 3)
@@ -471,9 +564,11 @@ def main():
     images, root = prepare(work, args.samples, au_samples,
                            {n: s for n, (s, _) in peers.items()} if "loaders" not in skip
                            else {})
-    res = {"machine": machine(), "samples": args.samples, "peers": peers, "au_steps": au_steps}
+    res = {"machine": machine(), "samples": args.samples, "peers": peers, "au_steps": au_steps,
+           "prep": prep_times(work), "versions": versions(info)}
     if "loaders" not in skip:
-        res["loaders"] = run_loaders(work, images, root, peers, args.runs)
+        res["loaders"] = run_loaders(work, images, root, peers, args.runs,
+                                     warmup=not args.no_warmup)
     if "au" not in skip:
         res["au"] = run_au(work, root, au_samples, au_steps)
     if "limits" not in skip:

@@ -58,11 +58,7 @@ def run(a, result_fd):
         return images, labels
 
     def check_first(x, y):
-        assert isinstance(x, torch.Tensor) and x.dtype == torch.uint8, (type(x), x.dtype)
-        assert x.device.type == "cpu", x.device
-        assert tuple(x.shape) == (min(a.batch_size, sum(counts.values())), 224, 224, 3), \
-            tuple(x.shape)
-        assert y.shape[0] == x.shape[0] and not y.is_floating_point(), (y.shape, y.dtype)
+        runner.check_batch(x, y, (min(a.batch_size, sum(counts.values())), 224, 224, 3))
 
     # DALI's dynamic executor (its default) hands batches to torch with torch.from_dlpack
     # under `with torch.device(...)`, which needs torch >= 2; with an older torch (Debian 12

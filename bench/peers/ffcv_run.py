@@ -66,17 +66,14 @@ def run(a, result_fd):
     if not os.path.exists(beton):
         sys.exit("error: %s is missing; run `prepare --images %s --out %s` first"
                  % (beton, a.images, a.data))
-    import torch
     from ffcv.fields.basics import IntDecoder
     from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
     from ffcv.transforms import RandomHorizontalFlip, Squeeze, ToTensor
 
     def check_first(x, y):
-        assert isinstance(x, torch.Tensor) and x.dtype == torch.uint8, (type(x), x.dtype)
-        assert tuple(x.shape) == (min(a.batch_size, sum(counts.values())), 224, 224, 3), \
-            tuple(x.shape)
-        assert y.shape == (x.shape[0],) and not y.is_floating_point(), (y.shape, y.dtype)
+        runner.check_batch(x, y, (min(a.batch_size, sum(counts.values())), 224, 224, 3))
+        assert y.shape == (x.shape[0],), y.shape
 
     workers = a.workers if a.workers >= 1 else 2
     t0 = time.time()

@@ -4,13 +4,20 @@
 #
 #   bench/peers/install.sh VENV
 #
-# VENV is created if missing (python3 -m venv --system-site-packages, so Debian's numpy,
-# torch, torchvision and Pillow stay in use; a constraints file pins them, so no peer can
-# upgrade them). Then, each on its own, so that one failing does not stop the others:
+# VENV is created if missing (python3 -m venv --system-site-packages, so Debian's numpy and
+# Pillow stay in use; a constraints file pins them, so no peer can upgrade them). Then, each
+# on its own, so that one failing does not stop the others:
+#   torch, torchvision   (PyPI, current: the DataLoader rows and LitData, which needs
+#                         torch >= 2.3; PyPI's Linux wheel brings its CUDA libraries, about
+#                         3 GB, unused here. If it will not install, Debian's torch stays and
+#                         peers.json says so. Once installed it is pinned too.)
 #   webdataset           (PyPI)
 #   nvidia-dali-cuda120  (PyPI; its CPU pipelines need no GPU)
 #   ffcv                 (PyPI, built from source; needs pkg-config, OpenCV and libjpeg-turbo
 #                         headers, installed with apt-get when missing)
+#   spdl                 (PyPI; needs FFmpeg's shared libraries, Debian 12's FFmpeg 5:
+#                         libavdevice59 and the rest, installed with apt-get when missing)
+#   litdata              (PyPI)
 #   matplotlib           (charts)
 # A peer that already imports and passes its smoke test is left alone, so a second run is
 # quick. The outcome goes to VENV/peers.json:
@@ -42,7 +49,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 CONS=$VENV/peers-constraints.txt
 "$PY" - >"$CONS" <<'EOF'
 from importlib import metadata
-for name in ("numpy", "torch", "torchvision", "Pillow"):
+for name in ("numpy", "Pillow"):
     try:
         print("%s==%s" % (name, metadata.version(name)))
     except metadata.PackageNotFoundError:
@@ -102,6 +109,39 @@ import ffcv._libffcv  # the compiled part (OpenCV + libjpeg-turbo)
 from ffcv.loader import Loader, OrderOption  # noqa: F401  (pulls in numba and torch)
 from ffcv.fields.decoders import RandomResizedCropRGBImageDecoder  # noqa: F401
 print(metadata.version("ffcv"))
+EOF
+        ;;
+    torch)
+        "$PY" - <<'EOF'
+import torch, torchvision
+major, minor = (int(v) for v in torch.__version__.split(".")[:2])
+assert (major, minor) >= (2, 3), "torch %s is older than 2.3" % torch.__version__
+from torchvision.transforms import v2  # noqa: F401
+from torchvision.io import decode_jpeg  # noqa: F401
+print("%s, torchvision %s" % (torch.__version__, torchvision.__version__))
+EOF
+        ;;
+    spdl)
+        # decode one JPEG made here through FFmpeg: proves the libraries load
+        "$PY" - <<'EOF'
+import io
+from importlib import metadata
+from PIL import Image
+import spdl.io
+buf = io.BytesIO()
+Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, "JPEG")
+out = spdl.io.to_numpy(spdl.io.load_image_batch([buf.getvalue()], width=32, height=32,
+                                                pix_fmt="rgb24"))
+assert out.shape == (1, 32, 32, 3), out.shape
+print(metadata.version("spdl"))
+EOF
+        ;;
+    litdata)
+        "$PY" - <<'EOF'
+from importlib import metadata
+import litdata  # noqa: F401
+from litdata import StreamingDataLoader, StreamingDataset, optimize  # noqa: F401
+print(metadata.version("litdata"))
 EOF
         ;;
     matplotlib)
@@ -169,6 +209,12 @@ peer() {
         echo "$key: FAILED (apt-get)" >&2
         return
     fi
+    if [ "$key" = spdl ] && ! apt_install "$log" libavdevice59 libavfilter8 libavformat59 \
+            libavcodec59 libavutil57 libswscale6 libswresample4; then
+        RESULTS+=("$key	fail	FFmpeg 5 libraries could not be installed: $(why "$log")")
+        echo "$key: FAILED (apt-get)" >&2
+        return
+    fi
     if ! pip_install "$log" "$@"; then
         RESULTS+=("$key	fail	pip install $*: $(why "$log")")
         echo "$key: FAILED (pip, $((SECONDS - t0)) s)" >&2
@@ -185,9 +231,21 @@ peer() {
     fi
 }
 
+peer torch torch torchvision
+# from here on the torch that works is pinned, so that no peer moves it
+"$PY" - >>"$CONS" <<'EOF'
+from importlib import metadata
+for name in ("torch", "torchvision"):
+    try:
+        print("%s==%s" % (name, metadata.version(name)))
+    except metadata.PackageNotFoundError:
+        pass
+EOF
 peer webdataset webdataset
 peer dali nvidia-dali-cuda120
 peer ffcv ffcv
+peer spdl spdl
+peer litdata litdata
 peer matplotlib matplotlib
 
 printf '%s\n' "${RESULTS[@]}" | "$PY" -c '

@@ -75,15 +75,17 @@ def parser(doc, commands=("run",), check_help="assert the first batch's shape an
 
 
 def main(doc, prepare, run, out_help, data_help, workers=2, workers_help=None,
-         needs_data=True):
+         needs_data=True, extra_args=None):
     """The command line of a peer that reads an ImageFolder: `prepare --images --out` calls
     prepare(args); `run --images [--data]` calls run(args, result_fd) with stdout pointed at
-    stderr."""
+    stderr. extra_args(parser), if given, adds the peer's own options."""
     ap = parser(doc, ("prepare", "run"), "assert shapes, dtype, count, labels")
     ap.add_argument("--images", required=True, help="ImageFolder: IMAGES/CLASS/NAME.jpg")
     ap.add_argument("--out", help=out_help)
     ap.add_argument("--data", help=data_help)
     ap.add_argument("--workers", type=int, default=workers, help=workers_help)
+    if extra_args:
+        extra_args(ap)
     a = ap.parse_args()
     if a.command == "prepare":
         if not a.out:
@@ -94,6 +96,16 @@ def main(doc, prepare, run, out_help, data_help, workers=2, workers_help=None,
             ap.error("run needs --data DIR (the directory prepare wrote)")
         run(a, stdout_to_stderr())
     return 0
+
+
+def check_batch(x, y, shape):
+    """--check of a first batch: x a uint8 CPU torch tensor of this shape, y one integer
+    label per sample."""
+    import torch
+    assert isinstance(x, torch.Tensor) and x.dtype == torch.uint8, (type(x), x.dtype)
+    assert x.device.type == "cpu", x.device
+    assert tuple(x.shape) == tuple(shape), (tuple(x.shape), shape)
+    assert y.shape[0] == x.shape[0] and not y.is_floating_point(), (y.shape, y.dtype)
 
 
 def epoch(a, t0, batches, counts, check_first, result_fd):
