@@ -4,16 +4,22 @@ needed first):
 
     bench/compare.sh [--quick] [--samples N] [--runs R] [--work DIR] [--skip PARTS]
 
-1. Data: a generated ImageFolder of N ImageNet-like JPEGs (default 20,000), the same packed
-   as a turbopump dataset, each peer's own format where it has one, and a raw-tensor
-   dataset of 114,660-byte samples (MLPerf Storage's resnet50 sample size).
+1. Data: a generated ImageFolder of N ImageNet-like JPEGs (default 20,000; --photos: cut
+   from real photographs instead, bench/real_photos.py), the same packed as a turbopump
+   dataset, each peer's own format where it has one, and a raw-tensor dataset of
+   114,660-byte samples (MLPerf Storage's resnet50 sample size). The time each loader's
+   data preparation takes (pack, optimize, .beton, tar shards) is kept for the table.
 2. Loaders ("loaders"): one shuffled epoch each, RandomResizedCrop 224 + flip, uint8,
    batch 256, every worker count = the number of cores, R runs in rotation (fresh
    processes): turbopump's C consumer and turbopump.Loader (one daemon with a decode
-   thread per core), PyTorch DataLoader + ImageFolder, and WebDataset, DALI (CPU pipeline)
-   and FFCV where they installed (bench/peers/install.sh says why one did not). Medians:
-   samples/s, CPU ms per sample (child, its workers and the daemon), peak RSS of all those
-   processes, time to the first batch; each loader's ratio to turbopump's C consumer.
+   thread per core); PyTorch DataLoader twice (ImageFolder + PIL, and decode_jpeg +
+   transforms.v2 on tensors); WebDataset, DALI (CPU pipeline), FFCV, SPDL (as its image
+   example, and with RandomResizedCrop as an FFmpeg filter) and LitData where they
+   installed (bench/peers/install.sh says why one did not). Medians: samples/s, CPU ms
+   per sample of the whole process tree (workers and the daemon included), peak PSS
+   summed over the tree (shared pages once) and the RSS sum, time to the first batch;
+   each loader's ratio to turbopump's C consumer, and turbopump's ratio to each peer's
+   strongest row.
 3. Accelerator utilisation ("au"): emulated accelerators (`turbopump consume --step-ms
    224`, batches of 400 raw samples, each accelerator its own rank), page cache dropped
    before every run, buffered and O_DIRECT daemons: AU = step time / wall time, and the
@@ -54,16 +60,24 @@ def sh(cmd, **kw):
 
 # ---- data
 
-def prepare(work, samples, au_samples, peers):
+def prepare(work, samples, au_samples, peers, photos=None):
+    """photos: None for generated JPEGs (turbopump gen), else cut them from real
+    photographs (bench/real_photos.py; "" for scikit-image's, or a directory)."""
     images, root = os.path.join(work, "images"), os.path.join(work, "root")
     os.makedirs(root, exist_ok=True)
-    stamp = os.path.join(work, "images.%d" % samples)
+    stamp = os.path.join(work, "images.%s%d" % ("photos." if photos is not None else "",
+                                                 samples))
     if not os.path.exists(stamp):
         for old in glob.glob(os.path.join(work, "images.*")):
             os.remove(old)
-        log("generating %d JPEGs" % samples)
-        sh([TP, "gen", "imagefolder", images, "--samples", samples, "--classes", 100,
-            "--seed", 1, "--force"], stdout=subprocess.DEVNULL)
+        if photos is None:
+            log("generating %d JPEGs" % samples)
+            sh([TP, "gen", "imagefolder", images, "--samples", samples, "--classes", 100,
+                "--seed", 1, "--force"], stdout=subprocess.DEVNULL)
+        else:
+            log("cutting %d JPEGs from photographs" % samples)
+            sh([PY, os.path.join(HERE, "real_photos.py"), images, "--samples", samples,
+                "--classes", 100, "--seed", 1] + (["--source", photos] if photos else []))
         t0 = time.time()
         sh([TP, "pack", images, os.path.join(root, "photos"), "--force", "--quiet"])
         prep_times(work, {"turbopump": time.time() - t0}, reset=True)
@@ -388,9 +402,10 @@ def report(res, args):
                                                           m["date"]))
     if "loaders" in res:
         lines.append("")
-        lines.append("Loaders: %d JPEGs, one shuffled epoch, RandomResizedCrop 224 + flip, "
-                     "uint8, batch 256, %d workers/threads each; medians of %d runs"
-                     % (res["samples"], CORES, args.runs))
+        lines.append("Loaders: %d JPEGs (%s), one shuffled epoch, RandomResizedCrop 224 + "
+                     "flip, uint8, batch 256, %d workers/threads each; medians of %d runs"
+                     % (res["samples"], "cut from real photographs"
+                        if res.get("images") == "photos" else "generated", CORES, args.runs))
         lines.append("")
         lines.append("| loader | samples/s | ratio to turbopump | CPU ms/sample (tree) | "
                      "peak PSS MiB (tree) | peak RSS sum MiB | first batch s | prep s | "
@@ -547,6 +562,9 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "bench-compare"))
     ap.add_argument("--skip", default="", help="comma-separated: loaders, au, limits")
     ap.add_argument("--peers-json", help="the peers' install report (bench/peers/install.sh)")
+    ap.add_argument("--photos", nargs="?", const="", metavar="DIR",
+                    help="JPEGs cut from real photographs (scikit-image's, or those in DIR: "
+                         "bench/real_photos.py) instead of generated ones")
     ap.add_argument("--no-warmup", action="store_true",
                     help="no untimed epoch of each loader before the timed runs")
     args = ap.parse_args()
@@ -563,8 +581,9 @@ def main():
     peers = peer_scripts(info)
     images, root = prepare(work, args.samples, au_samples,
                            {n: s for n, (s, _) in peers.items()} if "loaders" not in skip
-                           else {})
+                           else {}, photos=args.photos)
     res = {"machine": machine(), "samples": args.samples, "peers": peers, "au_steps": au_steps,
+           "images": "generated" if args.photos is None else "photos",
            "prep": prep_times(work), "versions": versions(info)}
     if "loaders" not in skip:
         res["loaders"] = run_loaders(work, images, root, peers, args.runs,

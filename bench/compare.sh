@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The benchmark table in one command, from a fresh clone (Debian 12, as root):
 #   bench/compare.sh [--quick] [--samples N] [--runs R] [--work DIR] [--skip PARTS]
-# Installs what is missing (the build dependencies, fio, tjbench; the peers from PyPI into
-# build/bench-venv: a peer that cannot be installed is reported as such), builds turbopump
-# and its Python package, then runs bench/compare.py (its docstring says what is measured).
+#                    [--photos [DIR]] [--no-warmup]
+# Installs what is missing (the build dependencies, fio, tjbench; current torch and
+# torchvision and the peers from PyPI into build/bench-venv, with the Debian libraries they
+# need: a peer that cannot be installed is reported as such), builds turbopump and its
+# Python package, then runs bench/compare.py (its docstring says what is measured).
 # --quick: 2,000 JPEGs and one run of each loader, a few minutes; the default takes longer.
+# --skip au,limits: the loader table alone. --photos: JPEGs cut from real photographs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

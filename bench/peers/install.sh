@@ -19,6 +19,7 @@
 #                         libavdevice59 and the rest, installed with apt-get when missing)
 #   litdata              (PyPI)
 #   matplotlib           (charts)
+#   scikit-image         (only its bundled photographs: compare.py --photos)
 # A peer that already imports and passes its smoke test is left alone, so a second run is
 # quick. The outcome goes to VENV/peers.json:
 #   {"webdataset": {"ok": true, "version": "1.0.2"}, "dali": {"ok": false, "reason": "..."}, ...}
@@ -144,6 +145,14 @@ from litdata import StreamingDataLoader, StreamingDataset, optimize  # noqa: F40
 print(metadata.version("litdata"))
 EOF
         ;;
+    skimage)
+        "$PY" - <<'EOF'
+from importlib import metadata
+import os, skimage
+assert os.path.exists(os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png"))
+print(metadata.version("scikit-image"))
+EOF
+        ;;
     matplotlib)
         "$PY" - <<'EOF'
 from importlib import metadata
@@ -247,6 +256,7 @@ peer ffcv ffcv
 peer spdl spdl
 peer litdata litdata
 peer matplotlib matplotlib
+peer skimage scikit-image
 
 printf '%s\n' "${RESULTS[@]}" | "$PY" -c '
 import json, sys
