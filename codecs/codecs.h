@@ -48,11 +48,17 @@ typedef struct tp_jpeg_request {
     int out_width, out_height;
     uint64_t max_pixels; /* 0: TP_JPEG_DEFAULT_MAX_PIXELS */
     unsigned scales;     /* the DCT scales M/8 allowed, bit M set for each; 0: all */
+    int scale_num;       /* 1..8: decode at exactly M/8, ignoring out_* and scales */
     /* Optional: called once the header is read, with the image's size, to fill in the
      * region and output size (a random crop needs the size first). */
     void (*plan)(void *ctx, int width, int height, struct tp_jpeg_request *rq);
     void *plan_ctx;
 } tp_jpeg_request;
+
+/* The scale tp_jpeg_decode picks for a region of rw x rh source pixels: the smallest M
+ * allowed by `scales` (0: all) with ceil(rw*M/8) >= out_w and ceil(rh*M/8) >= out_h;
+ * 8 when out_w or out_h is 0 or nothing smaller suffices. */
+int tp_jpeg_pick_scale(unsigned scales, int rw, int rh, int out_w, int out_h);
 
 /* A reusable decoder: one per thread. */
 typedef struct tp_jpeg_decoder tp_jpeg_decoder;

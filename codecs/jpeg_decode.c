@@ -75,14 +75,14 @@ void tp_jpeg_decoder_destroy(tp_jpeg_decoder *d)
 
 /* The smallest allowed M in 1..8 such that the region scaled by M/8 still has at least
  * the requested output size in both directions. */
-static int pick_scale(const tp_jpeg_request *rq, int rw, int rh)
+int tp_jpeg_pick_scale(unsigned scales, int rw, int rh, int out_w, int out_h)
 {
-    if (rq->out_width <= 0 || rq->out_height <= 0)
+    if (out_w <= 0 || out_h <= 0)
         return 8;
-    unsigned allowed = rq->scales ? rq->scales : TP_JPEG_SCALES_ALL;
+    unsigned allowed = scales ? scales : TP_JPEG_SCALES_ALL;
     for (int m = 1; m < 8; m++)
-        if ((allowed >> m & 1) && ((int64_t)rw * m + 7) / 8 >= rq->out_width &&
-            ((int64_t)rh * m + 7) / 8 >= rq->out_height)
+        if ((allowed >> m & 1) && ((int64_t)rw * m + 7) / 8 >= out_w &&
+            ((int64_t)rh * m + 7) / 8 >= out_h)
             return m;
     return 8;
 }
@@ -161,7 +161,9 @@ static int decode(tp_jpeg_decoder *d, const tp_jpeg_request *req, tp_image *img,
     const tp_jpeg_request *rq = &planned;
     int rw = rq->width ? rq->width : (int)c->image_width;
     int rh = rq->height ? rq->height : (int)c->image_height;
-    int m = pick_scale(rq, rw, rh);
+    int m = rq->scale_num >= 1 && rq->scale_num <= 8
+                ? rq->scale_num
+                : tp_jpeg_pick_scale(rq->scales, rw, rh, rq->out_width, rq->out_height);
     bool cmyk = c->jpeg_color_space == JCS_CMYK || c->jpeg_color_space == JCS_YCCK;
     c->scale_num = (unsigned)m;
     c->scale_denom = 8;

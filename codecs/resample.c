@@ -96,7 +96,7 @@ static void horizontal(const unsigned char *src, size_t sstride, int row0, int r
 /* Row by row: each tap adds a whole input row to an accumulator row, which the
  * compiler vectorises (summation order per pixel is unchanged, so results are too). */
 static void vertical(const unsigned char *tmp, int width, int row0, const coeffs *c, int out,
-                     unsigned char *dst, size_t dstride, int32_t *acc)
+                     unsigned char *dst, size_t dstride, int32_t *acc, const tp_resample_job *j)
 {
     size_t stride = (size_t)width * 3;
     for (int yy = 0; yy < out; yy++) {
@@ -110,9 +110,11 @@ static void vertical(const unsigned char *tmp, int width, int row0, const coeffs
             for (size_t x = 0; x < stride; x++)
                 acc[x] += row[x] * w;
         }
-        unsigned char *o = dst + (size_t)yy * dstride;
+        unsigned char *o = j->row_out ? dst : dst + (size_t)yy * dstride;
         for (size_t x = 0; x < stride; x++)
             o[x] = clip8(acc[x]);
+        if (j->row_out)
+            j->row_out(j->row_ctx, yy, o);
     }
 }
 
@@ -209,7 +211,8 @@ static void horizontal_scalar(const unsigned char *src, size_t sstride, int row0
 }
 
 static void vertical_scalar(const unsigned char *tmp, int width, int row0, const fcoeffs *f,
-                            int out, unsigned char *dst, size_t dstride, int32_t *acc)
+                            int out, unsigned char *dst, size_t dstride, int32_t *acc,
+                            const tp_resample_job *j)
 {
     size_t stride = (size_t)width * 3;
     for (int yy = 0; yy < out; yy++) {
@@ -226,9 +229,11 @@ static void vertical_scalar(const unsigned char *tmp, int width, int row0, const
                 for (size_t x = 0; x < stride; x++)
                     acc[x] += row[x] * w;
             }
-        unsigned char *o = dst + (size_t)yy * dstride;
+        unsigned char *o = j->row_out ? dst : dst + (size_t)yy * dstride;
         for (size_t x = 0; x < stride; x++)
             o[x] = clip14(acc[x]);
+        if (j->row_out)
+            j->row_out(j->row_ctx, yy, o);
     }
 }
 
@@ -292,14 +297,14 @@ horizontal_ssse3(const unsigned char *src, size_t sstride, int row0, int rows, c
 /* SSE2: rows a and b interleaved byte-wise, widened to 16 bits, one pmaddwd with
  * {wa wb} per four columns. */
 static void vertical_sse2(const unsigned char *tmp, int width, int row0, const fcoeffs *f,
-                          int out, unsigned char *dst, size_t dstride)
+                          int out, unsigned char *dst, size_t dstride, const tp_resample_job *j)
 {
     size_t stride = (size_t)width * 3, body = stride & ~(size_t)15;
     const __m128i zero = _mm_setzero_si128(), half = _mm_set1_epi32(1 << (FAST_BITS - 1));
     for (int yy = 0; yy < out; yy++) {
         int ymin = f->bounds[yy * 4] - row0, np = f->bounds[yy * 4 + 1];
         const int16_t *k = f->k + (size_t)yy * f->pairs * 8;
-        unsigned char *o = dst + (size_t)yy * dstride;
+        unsigned char *o = j->row_out ? dst : dst + (size_t)yy * dstride;
         for (size_t x = 0; x < body; x += 16) {
             __m128i s0 = half, s1 = half, s2 = half, s3 = half;
             for (int q = 0; q < np; q++) {
@@ -322,8 +327,11 @@ static void vertical_sse2(const unsigned char *tmp, int width, int row0, const f
             __m128i v = _mm_packus_epi16(_mm_packs_epi32(s0, s1), _mm_packs_epi32(s2, s3));
             _mm_storeu_si128((__m128i *)(o + x), v);
         }
-        if (body == stride)
+        if (body == stride) {
+            if (j->row_out)
+                j->row_out(j->row_ctx, yy, o);
             continue;
+        }
         for (size_t x = body; x < stride; x++) { /* the tail, as vertical_scalar does it */
             int32_t sum = 1 << (FAST_BITS - 1);
             for (int q = 0; q < np; q++)
@@ -332,6 +340,8 @@ static void vertical_sse2(const unsigned char *tmp, int width, int row0, const f
                         sum += tmp[(size_t)(ymin + 2 * q + h) * stride + x] * k[q * 8 + h];
             o[x] = clip14(sum);
         }
+        if (j->row_out)
+            j->row_out(j->row_ctx, yy, o);
     }
 }
 #endif
@@ -366,6 +376,9 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
     assert(j->win_x0 >= 0 && j->win_x1 <= j->src_w && j->win_x0 < j->win_x1);
     assert(j->win_y0 >= 0 && j->win_y1 <= j->src_h && j->win_y0 < j->win_y1);
     TP_TRY(tp__grow(&s->acc, &s->acc_cap, (size_t)j->dst_w * 3 * sizeof(int32_t)));
+    if (j->row_out)
+        TP_TRY(tp__grow(&s->row, &s->row_cap, (size_t)j->dst_w * 3 + 16));
+    unsigned char *dst = j->row_out ? s->row : j->dst; /* rows land in the row buffer */
     int first, last;
     if (j->exact) {
         coeffs ch, cv;
@@ -374,7 +387,7 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
         rows_read(cv.bounds, 2, j->dst_h, &first, &last);
         TP_TRY(tp__grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
         horizontal(j->src, j->src_stride, first, last - first, &ch, j->dst_w, j->mirror, s->tmp);
-        vertical(s->tmp, j->dst_w, first, &cv, j->dst_h, j->dst, j->dst_stride, s->acc);
+        vertical(s->tmp, j->dst_w, first, &cv, j->dst_h, dst, j->dst_stride, s->acc, j);
         return 0;
     }
     fcoeffs fh, fv;
@@ -388,13 +401,13 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
     if (use_simd()) {
         horizontal_ssse3(j->src, j->src_stride, first, last - first, &fh, j->dst_w, j->mirror,
                          s->tmp);
-        vertical_sse2(s->tmp, j->dst_w, first, &fv, j->dst_h, j->dst, j->dst_stride);
+        vertical_sse2(s->tmp, j->dst_w, first, &fv, j->dst_h, dst, j->dst_stride, j);
         return 0;
     }
 #endif
     horizontal_scalar(j->src, j->src_stride, first, last - first, &fh, j->dst_w, j->mirror,
                       s->tmp);
-    vertical_scalar(s->tmp, j->dst_w, first, &fv, j->dst_h, j->dst, j->dst_stride, s->acc);
+    vertical_scalar(s->tmp, j->dst_w, first, &fv, j->dst_h, dst, j->dst_stride, s->acc, j);
     return 0;
 }
 
@@ -409,5 +422,6 @@ void tp_resample_scratch_free(tp_resample_scratch *s)
     free(s->w);
     free(s->tmp);
     free(s->acc);
+    free(s->row);
     memset(s, 0, sizeof(*s));
 }

@@ -1,8 +1,10 @@
-/* Training transforms fused with decoding; see transform.h. The crop geometry follows
- * torchvision exactly (its sampling rules, Python's round-half-even, integer truncation
- * in Resize); the random numbers come from our own per-sample generator, so the crops
- * have torchvision's distribution but not its values. */
-#include "transform.h"
+/* Training transforms fused with decoding; see transform.h. A pipeline is compiled once
+ * per session; for each sample the planner (ops/plan.c) turns its geometry into one
+ * region decode at one DCT scale, shared by every view of the image, then each view is
+ * resampled once, straight into its output or through the colour ops, and converted to
+ * its dtype row by row (ops/convert.c). The random numbers come from our own per-sample
+ * generator, so crops have torchvision's distribution but not its values. */
+#include "ops/ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +16,16 @@ void tp_rng_seed(tp_rng *r, uint64_t seed, uint64_t epoch, uint64_t sample)
     uint64_t x = seed;
     x = tp__splitmix64(&x) ^ epoch;
     x = tp__splitmix64(&x) ^ sample;
+    for (int i = 0; i < 4; i++)
+        r->s[i] = tp__splitmix64(&x);
+}
+
+void tp_rng_seed_view(tp_rng *r, uint64_t seed, uint64_t epoch, uint64_t sample, uint32_t view)
+{
+    tp_rng_seed(r, seed, epoch, sample);
+    if (view == 0)
+        return;
+    uint64_t x = r->s[0] ^ r->s[3] ^ ((uint64_t)view << 32 | view);
     for (int i = 0; i < 4; i++)
         r->s[i] = tp__splitmix64(&x);
 }
@@ -89,28 +101,49 @@ void tp_center_box(int width, int height, int resize, int size, double box[4])
     box[3] = (top + size) * sy;
 }
 
-int tp_transform_parse(const char *name, tp_transform *out)
+int tp_transform_compile(const tp_pipeline *p, tp_transform *out, tp_error *err)
 {
-    if (!strcmp(name, "none")) {
-        *out = (tp_transform){.kind = TP_TRANSFORM_NONE};
+    tp_transform t = {.p = *p};
+    TP_TRY(tp_pipeline_check(&t.p, err));
+    tp_pipeline_shape_of(&t.p, &t.shape);
+    if (t.p.nops == 0) {
+        *out = t;
         return 0;
     }
-    int size;
-    char extra;
-    bool rrc = sscanf(name, "rrc%d%c", &size, &extra) == 1;
-    bool center = !rrc && sscanf(name, "center%d%c", &size, &extra) == 1;
-    if ((!rrc && !center) || size < 1 || size > 8192)
-        return TP_EUSAGE;
-    *out = (tp_transform){.kind = rrc ? TP_TRANSFORM_RRC : TP_TRANSFORM_CENTER, .size = size,
-                          .resize = size * 8 / 7, .scale_lo = 0.08, .scale_hi = 1.0,
-                          .ratio_lo = 3.0 / 4.0, .ratio_hi = 4.0 / 3.0, .flip_p = 0.5};
+    const tp_op *first = &t.p.ops[0];
+    t.kind = first->kind == TP_OP_RANDOM_RESIZED_CROP ? TP_TRANSFORM_RRC
+             : first->kind == TP_OP_RESIZE && first->size[1] == 0 && t.p.nops > 1 &&
+                     t.p.ops[1].kind == TP_OP_CENTER_CROP
+                 ? TP_TRANSFORM_CENTER
+                 : TP_TRANSFORM_OTHER;
+    bool chw = t.shape.layout == TP_LAYOUT_CHW;
+    t.channels = (int)(chw ? t.shape.shape[0] : t.shape.shape[2]);
+    t.out_h = (int)(chw ? t.shape.shape[1] : t.shape.shape[0]);
+    t.out_w = (int)(chw ? t.shape.shape[2] : t.shape.shape[1]);
+    t.size = t.out_h;
+    t.out_bytes = (size_t)t.out_h * t.out_w * t.channels * tp_dtype_size(t.shape.dtype);
+    for (uint32_t i = 0; i < t.p.nops; i++)
+        t.color |= t.p.ops[i].kind == TP_OP_COLOR_JITTER || t.p.ops[i].kind == TP_OP_GRAYSCALE;
+    t.direct = !t.color && t.shape.dtype == TP_DTYPE_UINT8 && !chw && t.channels == 3;
+    tp__convert_init(&t);
+    *out = t;
     return 0;
+}
+
+int tp_transform_parse(const char *text, tp_transform *out, tp_error *err)
+{
+    tp_pipeline p;
+    TP_TRY(tp_pipeline_parse(text, &p, err));
+    return tp_transform_compile(&p, out, err);
 }
 
 struct tp_transformer {
     tp_jpeg_decoder *dec;
     tp_image img;
     tp_resample_scratch scratch;
+    unsigned char *canvas;     /* uint8 canvas for colour ops */
+    size_t canvas_cap;
+    tp_view_plan views[TP_MAX_VIEWS];
 };
 
 int tp_transformer_create(tp_transformer **out)
@@ -130,104 +163,136 @@ void tp_transformer_destroy(tp_transformer *t)
         return;
     tp_jpeg_decoder_destroy(t->dec);
     free(t->img.pixels);
+    free(t->canvas);
     tp_resample_scratch_free(&t->scratch);
     free(t);
 }
 
-/* What one sample's transform decided once the image size was known. */
-typedef struct plan {
-    const tp_transform *t;
-    tp_rng rng;
-    tp_crop crop;      /* RRC: the crop, source pixels */
-    double box[4];     /* the source box mapped onto the output */
-    bool flip;
-} plan;
+typedef struct plan_set {
+    tp_view_plan *v;
+    unsigned n;
+} plan_set;
 
-static void plan_rrc(void *ctx, int width, int height, tp_jpeg_request *rq)
+/* Once the header is read: every view's geometry, and one request covering them all at
+ * the finest scale any needs. */
+static void plan_views(void *ctx, int width, int height, tp_jpeg_request *rq)
 {
-    plan *p = ctx;
-    const tp_transform *t = p->t;
-    if (t->fixed) {
-        p->crop = *t->fixed;
-    } else {
-        tp_rrc_params(width, height, t->scale_lo, t->scale_hi, t->ratio_lo, t->ratio_hi,
-                      &p->rng, &p->crop);
-        p->flip = tp_rng_uniform(&p->rng, 0, 1) < t->flip_p;
+    plan_set *ps = ctx;
+    int u[4] = {INT32_MAX, INT32_MAX, 0, 0}, m = 1;
+    for (unsigned i = 0; i < ps->n; i++) {
+        tp_view_plan *v = &ps->v[i];
+        tp__plan_view(v, width, height);
+        u[0] = TP_MIN(u[0], v->region[0]);
+        u[1] = TP_MIN(u[1], v->region[1]);
+        u[2] = TP_MAX(u[2], v->region[2]);
+        u[3] = TP_MAX(u[3], v->region[3]);
+        m = TP_MAX(m, v->scale);
     }
-    p->crop.width = TP_MAX(1, TP_MIN(p->crop.width, width - p->crop.x));
-    p->crop.height = TP_MAX(1, TP_MIN(p->crop.height, height - p->crop.y));
-    p->box[0] = p->crop.x;
-    p->box[1] = p->crop.y;
-    p->box[2] = p->crop.x + p->crop.width;
-    p->box[3] = p->crop.y + p->crop.height;
-    *rq = (tp_jpeg_request){.x = p->crop.x, .y = p->crop.y, .width = p->crop.width,
-                            .height = p->crop.height, .out_width = t->exact ? 0 : t->size,
-                            .out_height = t->exact ? 0 : t->size, .max_pixels = rq->max_pixels,
-                            .scales = t->scales ? t->scales : TP_JPEG_SCALES_POW2};
+    *rq = (tp_jpeg_request){.x = u[0], .y = u[1], .width = u[2] - u[0], .height = u[3] - u[1],
+                            .max_pixels = rq->max_pixels, .scale_num = m};
 }
 
-/* Resize + CenterCrop reads a little around its box (the filter's reach): decode the box
- * plus that margin, at a scale that keeps at least `size` pixels across the box. */
-static void plan_center(void *ctx, int width, int height, tp_jpeg_request *rq)
+typedef struct row_sink {
+    const tp_transform *t;
+    void *out;
+    int x0, y0, n;
+} row_sink;
+
+static void sink_row(void *ctx, int y, const unsigned char *row)
 {
-    plan *p = ctx;
-    const tp_transform *t = p->t;
-    tp_center_box(width, height, t->resize, t->size, p->box);
-    double reach_x = ceil(TP_MAX((p->box[2] - p->box[0]) / t->size, 1.0)) + 1;
-    double reach_y = ceil(TP_MAX((p->box[3] - p->box[1]) / t->size, 1.0)) + 1;
-    int x0 = (int)TP_MAX(floor(p->box[0] - reach_x), 0.0);
-    int y0 = (int)TP_MAX(floor(p->box[1] - reach_y), 0.0);
-    int x1 = (int)TP_MIN(ceil(p->box[2] + reach_x), (double)width);
-    int y1 = (int)TP_MIN(ceil(p->box[3] + reach_y), (double)height);
-    double bw = TP_MAX(p->box[2] - p->box[0], 1e-9), bh = TP_MAX(p->box[3] - p->box[1], 1e-9);
-    *rq = (tp_jpeg_request){.x = x0, .y = y0, .width = x1 - x0, .height = y1 - y0,
-                            .out_width = t->exact ? 0 : (int)ceil(t->size * (x1 - x0) / bw),
-                            .out_height = t->exact ? 0 : (int)ceil(t->size * (y1 - y0) / bh),
-                            .max_pixels = rq->max_pixels,
-                            .scales = t->scales ? t->scales : TP_JPEG_SCALES_POW2};
+    const row_sink *r = ctx;
+    tp__convert_row(r->t, row, 3, r->y0 + y, r->x0, r->n, r->out);
 }
 
-/* Maps the plan's source box into the decoded (scaled, cropped) image and resamples. */
-static int resample_plan(tp_transformer *tr, const plan *p, unsigned char *out)
+/* Maps the view's source box into the decoded (scaled, cropped) image and resamples it
+ * into the output: straight into uint8 HWC, through the uint8 canvas when colour ops
+ * follow, or converting each row as it is finished. */
+static int render_view(tp_transformer *tr, const tp_view_plan *v, unsigned char *out)
 {
     const tp_image *img = &tr->img;
-    const tp_transform *t = p->t;
-    double f = img->scale_num / 8.0;
-    tp_resample_job j = {.src = img->pixels, .src_w = img->width, .src_h = img->height,
-                         .src_stride = (size_t)img->width * 3,
-                         .box_x0 = p->box[0] * f - img->x0, .box_y0 = p->box[1] * f - img->y0,
-                         .box_x1 = p->box[2] * f - img->x0, .box_y1 = p->box[3] * f - img->y0,
-                         .win_x0 = 0, .win_y0 = 0, .win_x1 = img->width, .win_y1 = img->height,
-                         .dst = out, .dst_w = t->size, .dst_h = t->size,
-                         .dst_stride = (size_t)t->size * 3, .mirror = p->flip,
-                         .exact = t->exact};
-    if (t->kind == TP_TRANSFORM_RRC) { /* the crop's own pixels only, as crop-then-resize */
-        j.win_x0 = TP_MAX((int)floor(p->box[0] * f) - img->x0, 0);
-        j.win_y0 = TP_MAX((int)floor(p->box[1] * f) - img->y0, 0);
-        j.win_x1 = TP_MIN((int)ceil(p->box[2] * f) - img->x0, img->width);
-        j.win_y1 = TP_MIN((int)ceil(p->box[3] * f) - img->y0, img->height);
-        j.win_x1 = TP_MAX(j.win_x1, j.win_x0 + 1);
-        j.win_y1 = TP_MAX(j.win_y1, j.win_y0 + 1);
+    const tp_transform *t = v->t;
+    const int *r = v->rect;
+    bool empty = r[0] >= r[2] || r[1] >= r[3];
+    bool padded = empty || r[0] > 0 || r[1] > 0 || r[2] < t->out_w || r[3] < t->out_h;
+    unsigned char *canvas = out;
+    size_t cstride = (size_t)t->out_w * 3;
+    if (t->color) {
+        TP_TRY(tp__grow((void **)&tr->canvas, &tr->canvas_cap, cstride * t->out_h));
+        canvas = tr->canvas;
+        if (padded)
+            memset(canvas, t->fill, cstride * t->out_h);
+    } else if (padded) {
+        tp__convert_fill(t, out);
     }
-    return tp_resample(&j, &tr->scratch);
+    if (!empty) {
+        double f = img->scale_num / 8.0;
+        tp_resample_job j = {.src = img->pixels, .src_w = img->width, .src_h = img->height,
+                             .src_stride = (size_t)img->width * 3,
+                             .box_x0 = v->box[0] * f - img->x0, .box_y0 = v->box[1] * f - img->y0,
+                             .box_x1 = v->box[2] * f - img->x0, .box_y1 = v->box[3] * f - img->y0,
+                             .dst_w = r[2] - r[0], .dst_h = r[3] - r[1], .mirror = v->mirror,
+                             .exact = t->exact};
+        j.win_x0 = TP_MAX((int)floor(v->win[0] * f) - img->x0, 0);
+        j.win_y0 = TP_MAX((int)floor(v->win[1] * f) - img->y0, 0);
+        j.win_x1 = TP_MIN((int)ceil(v->win[2] * f) - img->x0, img->width);
+        j.win_y1 = TP_MIN((int)ceil(v->win[3] * f) - img->y0, img->height);
+        j.win_x1 = TP_MAX(j.win_x1, TP_MIN(j.win_x0 + 1, img->width));
+        j.win_y1 = TP_MAX(j.win_y1, TP_MIN(j.win_y0 + 1, img->height));
+        j.win_x0 = TP_MIN(j.win_x0, j.win_x1 - 1);
+        j.win_y0 = TP_MIN(j.win_y0, j.win_y1 - 1);
+        row_sink sink = {.t = t, .out = out, .x0 = r[0], .y0 = r[1], .n = r[2] - r[0]};
+        if (t->direct || t->color) {
+            j.dst = canvas + (size_t)r[1] * cstride + (size_t)r[0] * 3;
+            j.dst_stride = cstride;
+        } else {
+            j.row_out = sink_row;
+            j.row_ctx = &sink;
+        }
+        TP_TRY(tp_resample(&j, &tr->scratch));
+    }
+    if (t->color) {
+        int channels = tp__color_apply(t, v, canvas, t->out_w, t->out_h);
+        size_t row = (size_t)t->out_w * channels;
+        for (int y = 0; y < t->out_h; y++)
+            tp__convert_row(t, canvas + (size_t)y * row, channels, y, 0, t->out_w, out);
+    }
+    return 0;
+}
+
+int tp_transform_jpeg_views(tp_transformer *tr, const void *jpeg, size_t len,
+                            const tp_transform *const *ts, const uint32_t *views, unsigned n,
+                            uint64_t seed, uint64_t epoch, uint64_t id,
+                            unsigned char *const *outs, tp_error *err)
+{
+    if (n < 1 || n > TP_MAX_VIEWS)
+        return tp__error_set(err, TP_EUSAGE, "%u views (1..%u)", n, TP_MAX_VIEWS);
+    for (unsigned i = 0; i < n; i++) {
+        if (ts[i]->kind == TP_TRANSFORM_NONE)
+            return tp__error_set(err, TP_EUSAGE, "view %u has no fixed size", i);
+        tr->views[i] = (tp_view_plan){.t = ts[i]};
+        tp_rng_seed_view(&tr->views[i].rng, seed, epoch, id, views ? views[i] : i);
+    }
+    plan_set ps = {.v = tr->views, .n = n};
+    tp_jpeg_request rq = {.plan = plan_views, .plan_ctx = &ps};
+    TP_TRY(tp_jpeg_decode(tr->dec, jpeg, len, &rq, &tr->img, err));
+    for (unsigned i = 0; i < n; i++) {
+        int rc = render_view(tr, &tr->views[i], outs[i]);
+        if (rc < 0)
+            return tp__error_set(err, rc, "resampling: %s", tp_strerror(rc));
+    }
+    return 0;
 }
 
 int tp_transform_jpeg(tp_transformer *tr, const void *jpeg, size_t len, const tp_transform *t,
                       uint64_t seed, uint64_t epoch, uint64_t id, unsigned char *out,
                       tp_error *err)
 {
-    plan p = {.t = t};
-    tp_rng_seed(&p.rng, seed, epoch, id);
-    tp_jpeg_request rq = {.plan_ctx = &p};
-    if (t->kind == TP_TRANSFORM_RRC)
-        rq.plan = plan_rrc;
-    else if (t->kind == TP_TRANSFORM_CENTER)
-        rq.plan = plan_center;
-    TP_TRY(tp_jpeg_decode(tr->dec, jpeg, len, &rq, &tr->img, err));
-    if (t->kind == TP_TRANSFORM_NONE)
-        return 0;
-    int rc = resample_plan(tr, &p, out);
-    return rc < 0 ? tp__error_set(err, rc, "resampling: %s", tp_strerror(rc)) : 0;
+    if (t->kind == TP_TRANSFORM_NONE) {
+        tp_jpeg_request rq = {0};
+        return tp_jpeg_decode(tr->dec, jpeg, len, &rq, &tr->img, err);
+    }
+    const uint32_t view = 0;
+    return tp_transform_jpeg_views(tr, jpeg, len, &t, &view, 1, seed, epoch, id, &out, err);
 }
 
 const tp_image *tp_transformer_image(const tp_transformer *tr) { return &tr->img; }

@@ -9,6 +9,8 @@
 #include "codecs.h"
 #include "normalize.h"
 
+#include <turbopump/pipeline.h>
+
 #include <turbopump/dataset.h>
 
 /* ---- per-sample randomness */
@@ -18,6 +20,8 @@ typedef struct tp_rng {
 } tp_rng;
 
 void tp_rng_seed(tp_rng *r, uint64_t seed, uint64_t epoch, uint64_t sample);
+/* View v's generator; view 0 is tp_rng_seed's. */
+void tp_rng_seed_view(tp_rng *r, uint64_t seed, uint64_t epoch, uint64_t sample, uint32_t view);
 uint64_t tp_rng_next(tp_rng *r);
 double tp_rng_uniform(tp_rng *r, double lo, double hi); /* [lo, hi) */
 int64_t tp_rng_int(tp_rng *r, int64_t lo, int64_t hi);  /* [lo, hi], inclusive */
@@ -41,8 +45,8 @@ void tp_center_box(int width, int height, int resize, int size, double box[4]);
 /* ---- resampling */
 
 typedef struct tp_resample_scratch {
-    void *bounds[2], *k[2], *fbounds[2], *fk[2], *w, *tmp, *acc;
-    size_t bounds_cap[2], k_cap[2], fbounds_cap[2], fk_cap[2], w_cap, tmp_cap, acc_cap;
+    void *bounds[2], *k[2], *fbounds[2], *fk[2], *w, *tmp, *acc, *row;
+    size_t bounds_cap[2], k_cap[2], fbounds_cap[2], fk_cap[2], w_cap, tmp_cap, acc_cap, row_cap;
 } tp_resample_scratch;
 
 typedef struct tp_resample_job {
@@ -57,6 +61,10 @@ typedef struct tp_resample_job {
     bool mirror;               /* write each output row right to left (horizontal flip) */
     bool exact;                /* Pillow's 22-bit arithmetic, identical output; otherwise
                                   14-bit weights (within one level of it) and SIMD */
+    /* Optional: instead of writing rows to dst, hand each finished output row (dst_w RGB
+     * pixels, in a buffer reused for the next) to this, which converts it on the spot. */
+    void (*row_out)(void *ctx, int y, const unsigned char *row);
+    void *row_ctx;
 } tp_resample_job;
 
 /* Antialiased bilinear resampling with Pillow's weights. @return : 0 or -ENOMEM. */
@@ -66,42 +74,63 @@ void tp_resample_scratch_free(tp_resample_scratch *s);
 /* For tests: -1 (default) uses SIMD where the CPU has it, 0 forces the plain C path. */
 extern int tp__resample_simd;
 
-/* ---- decode + transform */
+/* ---- decode + transform: a compiled pipeline (include/turbopump/pipeline.h) */
 
-typedef enum tp_transform_kind {
-    TP_TRANSFORM_NONE = 0,   /* full decode, original size */
-    TP_TRANSFORM_RRC = 1,    /* RandomResizedCrop(size) + RandomHorizontalFlip(flip_p) */
-    TP_TRANSFORM_CENTER = 2  /* Resize(resize) + CenterCrop(size) */
+typedef enum tp_transform_kind { /* what the pipeline starts with (for tests and tools) */
+    TP_TRANSFORM_NONE = 0,       /* no ops: full decode, original size */
+    TP_TRANSFORM_RRC = 1,        /* random_resized_crop first */
+    TP_TRANSFORM_CENTER = 2,     /* resize(shorter side) | center_crop */
+    TP_TRANSFORM_OTHER = 3
 } tp_transform_kind;
 
 typedef struct tp_transform {
+    tp_pipeline p;                 /* checked */
+    tp_pipeline_shape shape;
     tp_transform_kind kind;
-    int size;                      /* output is size x size x 3 (RRC, CENTER) */
-    int resize;                    /* CENTER: shorter side before the crop (e.g. 256) */
-    double scale_lo, scale_hi;     /* RRC: (0.08, 1.0) */
-    double ratio_lo, ratio_hi;     /* RRC: (3/4, 4/3) */
-    double flip_p;                 /* RRC: 0.5 */
-    bool exact;                    /* decode at full scale (no DCT scaling) */
+    int size;                      /* output height (the side of square outputs); 0: none */
+    int out_h, out_w, channels;
+    size_t out_bytes;              /* per sample */
+    bool exact;                    /* decode at full scale, Pillow's 22-bit resampling */
     unsigned scales;               /* DCT scales allowed (TP_JPEG_SCALES_*); 0: POW2 */
-    const struct tp_crop *fixed;   /* RRC: use this crop, no flip (validation, tests) */
+    const struct tp_crop *fixed;   /* the first random_resized_crop takes this crop, and no
+                                      random flip happens (validation, tests) */
+    /* compiled */
+    bool color;                    /* colour ops: the image goes through a uint8 canvas */
+    bool direct;                   /* uint8 HWC, 3 channels, no colour: resample into out */
+    int fill;                      /* the padding value */
+    float lut[3][256];             /* output value of each byte per channel (floats) */
+    uint16_t lut16[3][256];        /* the same as float16 or bfloat16 bits */
 } tp_transform;
 
-/* The transforms by name: "rrc224", "center224", "none". @return : 0 or TP_EUSAGE. */
-int tp_transform_parse(const char *name, tp_transform *out);
+/* Compiles a checked pipeline. @return : 0, or TP_EUSAGE (unchecked or invalid). */
+int tp_transform_compile(const tp_pipeline *p, tp_transform *out, tp_error *err);
+
+/* Parses a description or name (tp_pipeline_parse) and compiles it.
+ * @return : 0 or TP_EUSAGE with the position and cause in `err` (may be NULL). */
+int tp_transform_parse(const char *text, tp_transform *out, tp_error *err);
 
 /* Per-thread state: a JPEG decoder, the decoded image and resampling scratch. */
 typedef struct tp_transformer tp_transformer;
 int tp_transformer_create(tp_transformer **out);
 void tp_transformer_destroy(tp_transformer *t);
 
-/* Decodes `jpeg` and applies `t` for sample (seed, epoch, id), writing size*size*3 bytes
- * (HWC uint8) to `out`. For TP_TRANSFORM_NONE, `out` may be NULL and the decoded image
+/* Decodes `jpeg` and applies `t` for sample (seed, epoch, id), view 0, writing
+ * t->out_bytes to `out`. For TP_TRANSFORM_NONE, `out` may be NULL and the decoded image
  * is left in the transformer. @return : 0 or a decoding error. */
 int tp_transform_jpeg(tp_transformer *tr, const void *jpeg, size_t len, const tp_transform *t,
                       uint64_t seed, uint64_t epoch, uint64_t id, unsigned char *out,
                       tp_error *err);
 
-/* ---- output formats */
+#define TP_MAX_VIEWS 16
+
+/* Several outputs of one image: view i applies ts[i] with randomness drawn from (seed,
+ * epoch, id, views[i]) into outs[i]. The image is decoded once: the union of the views'
+ * regions, at the finest DCT scale any of them needs. None may be TP_TRANSFORM_NONE.
+ * @return : 0 or a decoding error. */
+int tp_transform_jpeg_views(tp_transformer *tr, const void *jpeg, size_t len,
+                            const tp_transform *const *ts, const uint32_t *views, unsigned n,
+                            uint64_t seed, uint64_t epoch, uint64_t id,
+                            unsigned char *const *outs, tp_error *err);
 
 /* The last decoded image (after tp_transform_jpeg with TP_TRANSFORM_NONE). */
 const tp_image *tp_transformer_image(const tp_transformer *tr);

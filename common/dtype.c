@@ -5,8 +5,9 @@
 #include <turbopump/dataset.h>
 
 static const char *const dtype_names[] = {"none", "uint8", "int8", "uint16", "int16", "int32",
-                                          "int64", "float16", "float32", "float64"};
-static const size_t dtype_sizes[] = {0, 1, 1, 2, 2, 4, 8, 2, 4, 8};
+                                          "int64", "float16", "float32", "float64",
+                                          "bfloat16"};
+static const size_t dtype_sizes[] = {0, 1, 1, 2, 2, 4, 8, 2, 4, 8, 2};
 
 TP_API const char *tp_dtype_name(tp_dtype t)
 {

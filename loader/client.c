@@ -170,6 +170,23 @@ static int fill_open(tp_msg_open *m, const tp_client_options *o, const char *dat
         strcpy(m->fields[i], o->fields[i]);
     }
     m->nfields = (uint32_t)o->nfields;
+    if (o->nviews > TP_OPEN_MAX_VIEWS || (o->nviews && !o->views))
+        return tp__error_set(err, TP_EUSAGE, "%zu views (at most %u)", o->nviews,
+                             TP_OPEN_MAX_VIEWS);
+    for (size_t i = 0; i < o->nviews; i++) {
+        const tp_client_view *v = &o->views[i];
+        tp_msg_view *d = &m->views[i];
+        const char *vt = v->transform ? v->transform : tf;
+        if (!v->name || !*v->name || strlen(v->name) >= sizeof(d->name) ||
+            (v->field && strlen(v->field) >= sizeof(d->field)) ||
+            strlen(vt) >= sizeof(d->transform))
+            return tp__error_set(err, TP_EUSAGE, "view %zu: name missing or too long, or "
+                                 "field or pipeline too long", i);
+        strcpy(d->name, v->name);
+        strcpy(d->field, v->field ? v->field : "");
+        strcpy(d->transform, vt);
+    }
+    m->nviews = (uint32_t)o->nviews;
     m->flags = (o->shuffle ? TP_OPEN_SHUFFLE : 0) | (o->drop_last ? TP_OPEN_DROP_LAST : 0);
     m->batch_size = o->batch_size ? o->batch_size : 256;
     m->seed = o->seed;

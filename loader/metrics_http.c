@@ -105,7 +105,7 @@ typedef struct daemon_metric {
 static void daemon_metrics(text *t, const tp_server_figures *f, const tp_metrics_process *p)
 {
     const tp_server_counts *c = &f->total;
-    const tp_pipeline_stats *ps = &f->pipe;
+    const tp_stages_stats *ps = &f->pipe;
     const daemon_metric m[] = {
         {"turbopump_sessions_total", "counter", "Sessions that asked for a dataset, ended "
          "ones included.", (double)c->sessions},

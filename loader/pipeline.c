@@ -44,8 +44,8 @@ typedef struct file_req {
     struct file_req *next;
 } file_req;
 
-struct tp_pipeline {
-    tp_pipeline_options o;
+struct tp_stages {
+    tp_stages_options o;
     tp_io *io;
     size_t max_read;           /* the largest record the engine's buffers take */
     pthread_mutex_t lock;
@@ -82,7 +82,7 @@ int tp__worker_record(tp_worker *w, size_t bytes)
 
 /* ---- IO thread */
 
-static void take_inbox(tp_pipeline *p, queue *pending, tp_io_done *rel, size_t *nrel)
+static void take_inbox(tp_stages *p, queue *pending, tp_io_done *rel, size_t *nrel)
 {
     tp_task *t;
     while ((t = q_pop(&p->inbox)))
@@ -100,14 +100,14 @@ static void take_inbox(tp_pipeline *p, queue *pending, tp_io_done *rel, size_t *
     p->files = NULL;
 }
 
-static void reap(tp_pipeline *p, unsigned min);
+static void reap(tp_stages *p, unsigned min);
 
 /* Submits pending reads in groups of SUBMIT_GROUP (one system call each), handing the
  * completed ones to the decode threads after each group: reads from the page cache
  * complete during submission, and decoding should not wait for a whole batch of them. */
 #define SUBMIT_GROUP 8
 
-static void submit_pending(tp_pipeline *p, queue *pending)
+static void submit_pending(tp_stages *p, queue *pending)
 {
     while (pending->head) {
         tp_io_read r[SUBMIT_GROUP];
@@ -139,7 +139,7 @@ static void submit_pending(tp_pipeline *p, queue *pending)
     }
 }
 
-static void reap(tp_pipeline *p, unsigned min)
+static void reap(tp_stages *p, unsigned min)
 {
     tp_io_done done[64];
     int n = tp_io_reap(p->io, done, 64, min);
@@ -164,7 +164,7 @@ static void reap(tp_pipeline *p, unsigned min)
 
 static void *io_main(void *arg)
 {
-    tp_pipeline *p = arg;
+    tp_stages *p = arg;
     queue pending = {0};
     unsigned qd = tp_io_queue_depth(p->io);
     tp_io_done *rel = malloc(qd * sizeof(*rel));
@@ -194,7 +194,7 @@ static void *io_main(void *arg)
 
 /* ---- decode threads */
 
-static void give_back(tp_pipeline *p, tp_task *t)
+static void give_back(tp_stages *p, tp_task *t)
 {
     if (!t->engine)
         return;
@@ -205,7 +205,7 @@ static void give_back(tp_pipeline *p, tp_task *t)
 }
 
 /* A record for caller pieces that does not go through the engine. */
-static void read_pieces(tp_pipeline *p, tp_task *t)
+static void read_pieces(tp_stages *p, tp_task *t)
 {
     if (t->loc.mapped) {
         const unsigned char *src = t->loc.mapped;
@@ -232,7 +232,7 @@ static void read_pieces(tp_pipeline *p, tp_task *t)
 
 /* Records that do not go through the engine: copied from LMDB's map, or read with pread
  * into the worker's own buffer. */
-static void read_direct(tp_pipeline *p, tp_task *t, tp_worker *w)
+static void read_direct(tp_stages *p, tp_task *t, tp_worker *w)
 {
     t->len = t->loc.length;
     if (t->iovcnt) {
@@ -258,7 +258,7 @@ static void read_direct(tp_pipeline *p, tp_task *t, tp_worker *w)
 static void *worker_main(void *arg)
 {
     tp_worker *w = arg;
-    tp_pipeline *p = w->owner;
+    tp_stages *p = w->owner;
     for (;;) {
         pthread_mutex_lock(&p->lock);
         tp_task *t;
@@ -282,9 +282,9 @@ static void *worker_main(void *arg)
 
 /* ---- setup and the public calls */
 
-int tp_pipeline_create(tp_pipeline **out, const tp_pipeline_options *o, tp_error *err)
+int tp_stages_create(tp_stages **out, const tp_stages_options *o, tp_error *err)
 {
-    tp_pipeline *p = calloc(1, sizeof(*p));
+    tp_stages *p = calloc(1, sizeof(*p));
     if (!p)
         return tp__error_set(err, -ENOMEM, "out of memory");
     p->o = *o;
@@ -318,15 +318,15 @@ int tp_pipeline_create(tp_pipeline **out, const tp_pipeline_options *o, tp_error
         if (pthread_create(&p->workers[i], NULL, worker_main, &p->wstate[i]) != 0)
             rc = -EAGAIN;
     if (rc < 0) {
-        p->o.threads = p->nworkers; /* what tp_pipeline_destroy joins */
-        tp_pipeline_destroy(p);
+        p->o.threads = p->nworkers; /* what tp_stages_destroy joins */
+        tp_stages_destroy(p);
         return tp__error_set(err, rc, "cannot start the decode pool: %s", tp_strerror(rc));
     }
     *out = p;
     return 0;
 }
 
-void tp_pipeline_destroy(tp_pipeline *p)
+void tp_stages_destroy(tp_stages *p)
 {
     if (!p)
         return;
@@ -359,7 +359,7 @@ void tp_pipeline_destroy(tp_pipeline *p)
     free(p);
 }
 
-int tp_pipeline_add_file(tp_pipeline *p, int fd, tp_error *err)
+int tp_stages_add_file(tp_stages *p, int fd, tp_error *err)
 {
     file_req f = {.fd = fd};
     pthread_mutex_lock(&p->lock);
@@ -374,7 +374,7 @@ int tp_pipeline_add_file(tp_pipeline *p, int fd, tp_error *err)
     return f.result;
 }
 
-void tp_pipeline_submit(tp_pipeline *p, tp_task *const *tasks, size_t n)
+void tp_stages_submit(tp_stages *p, tp_task *const *tasks, size_t n)
 {
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < n; i++) {
@@ -394,10 +394,10 @@ void tp_pipeline_submit(tp_pipeline *p, tp_task *const *tasks, size_t n)
     pthread_mutex_unlock(&p->lock);
 }
 
-void tp_pipeline_stats_get(tp_pipeline *p, tp_pipeline_stats *out)
+void tp_stages_stats_get(tp_stages *p, tp_stages_stats *out)
 {
     pthread_mutex_lock(&p->lock);
-    *out = (tp_pipeline_stats){.io_queued = p->inbox.len, .decode_queued = p->decode.len};
+    *out = (tp_stages_stats){.io_queued = p->inbox.len, .decode_queued = p->decode.len};
     pthread_mutex_unlock(&p->lock);
     out->reads = atomic_load(&p->reads);
     out->bytes_read = atomic_load(&p->bytes_read);

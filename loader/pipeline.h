@@ -6,7 +6,7 @@
  * ring slot. Both queues are FIFO in submission order; each session bounds its own share
  * by the ring slots it may fill, so no session can starve another.
  *
- * Thread-safety: tp_pipeline_submit and tp_pipeline_add_file may be called from any thread. */
+ * Thread-safety: tp_stages_submit and tp_stages_add_file may be called from any thread. */
 #ifndef TP_PIPELINE_H
 #define TP_PIPELINE_H
 
@@ -14,7 +14,7 @@
 #include "io.h"
 #include "transform.h"
 
-typedef struct tp_pipeline tp_pipeline;
+typedef struct tp_stages tp_stages;
 
 /* Per decode thread state, reused for every task it runs. */
 typedef struct tp_worker {
@@ -25,7 +25,7 @@ typedef struct tp_worker {
     unsigned char *record;     /* records read with pread */
     size_t record_cap;
     unsigned index;
-    struct tp_pipeline *owner;
+    struct tp_stages *owner;
 } tp_worker;
 
 /* Make sure the worker's scratch or record buffer holds `bytes`. @return : 0, -ENOMEM. */
@@ -54,30 +54,30 @@ struct tp_task {
     bool engine;               /* data is an engine buffer to release */
 };
 
-typedef struct tp_pipeline_options {
+typedef struct tp_stages_options {
     unsigned threads;          /* decode threads; 0: the number of CPUs */
     tp_io_options io;
-} tp_pipeline_options;
+} tp_stages_options;
 
-typedef struct tp_pipeline_stats {
+typedef struct tp_stages_stats {
     uint64_t reads, bytes_read, io_queued, io_in_flight, decode_queued, tasks_done;
     uint64_t decode_ns;        /* time decode threads spent running tasks, summed */
     unsigned threads;
     const char *backend;
-} tp_pipeline_stats;
+} tp_stages_stats;
 
-int tp_pipeline_create(tp_pipeline **out, const tp_pipeline_options *o, tp_error *err);
+int tp_stages_create(tp_stages **out, const tp_stages_options *o, tp_error *err);
 /* Stops the threads once every submitted task has run. NULL allowed. */
-void tp_pipeline_destroy(tp_pipeline *p);
+void tp_stages_destroy(tp_stages *p);
 
 /* Registers a shard's descriptor with the IO engine. @return : the file index or a
  * negative code. */
-int tp_pipeline_add_file(tp_pipeline *p, int fd, tp_error *err);
+int tp_stages_add_file(tp_stages *p, int fd, tp_error *err);
 
 /* Queues `n` tasks; each one's `run` is called exactly once, on a decode thread, with
  * the record's bytes, or with rc < 0 and no data when the read failed. */
-void tp_pipeline_submit(tp_pipeline *p, tp_task *const *tasks, size_t n);
+void tp_stages_submit(tp_stages *p, tp_task *const *tasks, size_t n);
 
-void tp_pipeline_stats_get(tp_pipeline *p, tp_pipeline_stats *out);
+void tp_stages_stats_get(tp_stages *p, tp_stages_stats *out);
 
 #endif

@@ -181,6 +181,13 @@ int tp__msg_check_open(const tp_msg_open *m, tp_error *err)
     if (!tp__msg_str_ok(m->dataset, sizeof(m->dataset)) ||
         !tp__msg_str_ok(m->transform, sizeof(m->transform)))
         return tp__error_set(err, TP_EPROTOCOL, "OPEN: unterminated dataset or transform");
+    if (m->nviews > TP_OPEN_MAX_VIEWS || m->reserved)
+        return tp__error_set(err, TP_EPROTOCOL, "OPEN: bad view count");
+    for (uint32_t i = 0; i < m->nviews; i++)
+        if (!tp__msg_str_ok(m->views[i].name, sizeof(m->views[i].name)) ||
+            !tp__msg_str_ok(m->views[i].field, sizeof(m->views[i].field)) ||
+            !tp__msg_str_ok(m->views[i].transform, sizeof(m->views[i].transform)))
+            return tp__error_set(err, TP_EPROTOCOL, "OPEN: view %u is not terminated", i);
     if (m->nfields > TP_OPEN_MAX_FIELDS || (m->flags & ~TP_OPEN_FLAGS) ||
         m->output > TP_OUTPUT_FLOAT16)
         return tp__error_set(err, TP_EPROTOCOL, "OPEN: bad field count, flags or output");

@@ -22,10 +22,12 @@
 #include <sys/types.h>
 
 #define TP_MSG_MAGIC 0x534D5054u /* "TPMS" */
-#define TP_PROTOCOL_VERSION 1u
+#define TP_PROTOCOL_VERSION 2u  /* 2: pipelines and views in OPEN */
 #define TP_MSG_MAX 65536u        /* the largest message either side sends */
 #define TP_OPEN_MAX_FIELDS 16u
 #define TP_NAME_MAX 256u         /* dataset names, NUL included */
+#define TP_OPEN_MAX_VIEWS 16u
+#define TP_OPEN_TEXT 1024u       /* = TP_PIPELINE_TEXT_MAX */
 
 enum tp_msg_type {
     TP_MSG_HELLO = 1,
@@ -71,10 +73,18 @@ enum tp_output { /* what image fields become */
     TP_OUTPUT_FLOAT16 = 2  /* the same as IEEE half */
 };
 
+/* An output made from an image field by its own pipeline. Named like its field, it
+ * sets that field's pipeline; otherwise it is one more array in each batch. */
+typedef struct tp_msg_view {
+    char name[32];               /* the batch field */
+    char field[32];              /* the image field it is made from; "": the only one */
+    char transform[TP_OPEN_TEXT];/* a pipeline description or name (TRANSFORMS.md) */
+} tp_msg_view;
+
 typedef struct tp_msg_open {
     tp_msg_header h;
     char dataset[TP_NAME_MAX];   /* a name under the daemon's root, NUL-terminated */
-    char transform[32];          /* "rrc224", "center224", "none" (see TRANSFORMS.md) */
+    char transform[TP_OPEN_TEXT];/* image fields' pipeline, a description or a name */
     char fields[TP_OPEN_MAX_FIELDS][32]; /* the fields to deliver; none: every batchable */
     uint32_t nfields;
     uint32_t flags;              /* TP_OPEN_* */
@@ -85,6 +95,9 @@ typedef struct tp_msg_open {
     uint32_t prefetch;           /* ring slots, 1..TP_RING_MAX_SLOTS */
     uint32_t output;             /* enum tp_output */
     uint64_t limit;              /* batches to prepare in all; 0: no limit */
+    uint32_t nviews;             /* 0..TP_OPEN_MAX_VIEWS */
+    uint32_t reserved;           /* 0 */
+    tp_msg_view views[TP_OPEN_MAX_VIEWS];
 } tp_msg_open;
 
 typedef struct tp_msg_open_ok {

@@ -74,7 +74,7 @@ static int serve_dataset(tp_server *s, tp_served *d, tp_error *err)
     for (size_t i = 0; i < shards; i++) {
         tp_shard_info si;
         TP_TRY(tp_dataset_shard_info(d->ds, i, &si));
-        int f = tp_pipeline_add_file(s->pipe, si.fd, err);
+        int f = tp_stages_add_file(s->pipe, si.fd, err);
         d->files[i] = f < 0 ? -1 : f; /* -1: read with pread instead */
     }
     size_t len;
@@ -229,7 +229,7 @@ static void session_figures(const tp_session *x, double now, const tp_server_cou
 int tp_server_figures_get(tp_server *s, tp_server_figures *out)
 {
     *out = (tp_server_figures){0};
-    tp_pipeline_stats_get(s->pipe, &out->pipe);
+    tp_stages_stats_get(s->pipe, &out->pipe);
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     double now = tp__now();
@@ -266,7 +266,7 @@ void tp_server_figures_free(tp_server_figures *f)
 
 static void stat_session_json(const tp_server_session *x, char *buf, size_t cap)
 {
-    char name[2 * TP_NAME_MAX], tf[64];
+    char name[2 * TP_NAME_MAX], tf[2 * 128];
     json_str(name, sizeof(name), x->dataset);
     json_str(tf, sizeof(tf), x->transform);
     snprintf(buf, cap, "{\"id\": %llu, \"pid\": %d, \"uid\": %u, \"dataset\": \"%s\", "
@@ -289,7 +289,7 @@ void tp__server_stat_json(tp_server *s, char *buf, size_t cap)
         snprintf(buf, cap, "{\"error\": \"out of memory\"}");
         return;
     }
-    const tp_pipeline_stats *ps = &f.pipe;
+    const tp_stages_stats *ps = &f.pipe;
     size_t o = 0;
     APPEND("{\"pid\": %d, \"uptime_s\": %.1f, \"io_backend\": \"%s\", \"decode_threads\": %u, "
            "\"memory_budget\": %llu, \"memory_used\": %llu, \"io\": {\"reads\": %llu, "
@@ -392,11 +392,11 @@ int tp_server_create(tp_server **out, const tp_server_options *o, tp_error *err)
         rc = -ENOMEM;
     if (rc == 0 && pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         rc = tp__error_set(err, -errno, "pipe: %s", strerror(errno));
-    tp_pipeline_options po = {.threads = o->threads,
+    tp_stages_options po = {.threads = o->threads,
                               .io = {.kind = o->io, .direct = o->direct, .queue_depth = 64,
                                      .fault = o->io_fault, .fault_ctx = o->io_fault_ctx}};
     if (rc == 0)
-        rc = tp_pipeline_create(&s->pipe, &po, err);
+        rc = tp_stages_create(&s->pipe, &po, err);
     if (rc == 0)
         rc = make_socket(s, err);
     if (rc < 0) {
@@ -587,7 +587,7 @@ void tp_server_destroy(tp_server *s)
         if (s->sessions)
             usleep(1000);
     }
-    tp_pipeline_destroy(s->pipe);
+    tp_stages_destroy(s->pipe);
     for (tp_served *d = s->datasets, *next; d; d = next) {
         next = d->next;
         served_free(d);

@@ -62,7 +62,7 @@ typedef struct tp_server_session {
     int pid;
     unsigned uid;
     char dataset[TP_NAME_MAX];
-    char transform[32];
+    char transform[128];         /* the pipeline (cut short when longer) */
     uint32_t rank, world;
     uint64_t batch_size, ring_bytes;
     double age_s;              /* since its connection was accepted */
@@ -74,7 +74,7 @@ typedef struct tp_server_figures {
     double uptime_s;
     double start_time;         /* Unix time the daemon started, in seconds */
     uint64_t memory_budget, memory_used;
-    tp_pipeline_stats pipe;
+    tp_stages_stats pipe;
     tp_server_counts total;    /* every session's, those that ended included */
     tp_server_session *sessions; /* the running sessions that named a dataset */
     size_t nsessions;

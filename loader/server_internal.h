@@ -40,7 +40,7 @@ struct tp_session {
     _Atomic bool done;                /* the thread finished; the server may join it */
     double started;
     char dataset[TP_NAME_MAX];
-    char transform[32];
+    char transform[128];
     uint32_t rank, world;
     uint64_t batch_size;
     _Atomic uint64_t ring_bytes;       /* read by STAT while the session runs */
@@ -54,7 +54,7 @@ struct tp_server {
     char *socket_path;
     int listen_fd;
     int stop_pipe[2];
-    tp_pipeline *pipe;
+    tp_stages *pipe;
     pthread_mutex_t lock;      /* sessions, datasets, memory */
     tp_session *sessions;
     tp_served *datasets;

@@ -6,6 +6,7 @@
  * (futex), and the socket (STATE, CLOSE, hang-up). Whatever the client sends or writes is
  * checked; a violation ends this session only. */
 #include "fault.h"
+#include "outputs.h"
 #include "ring.h"
 #include "sampler.h"
 #include "server_internal.h"
@@ -17,17 +18,6 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-typedef struct out_field {
-    uint32_t index;            /* in the dataset */
-    tp_field_kind kind;
-    tp_dtype dtype;            /* of the batch array */
-    uint32_t ndim;             /* per sample */
-    int64_t shape[TP_MAX_DIMS];
-    uint64_t sample_bytes;
-    uint64_t offset;           /* of the array in the slot */
-    char name[TP_MAX_FIELD_NAME + 1];
-} out_field;
 
 typedef struct batch_work {
     struct session *s;
@@ -49,9 +39,8 @@ typedef struct session {
     tp_server *srv;
     tp_served *ds;
     tp_sampler sampler;
-    tp_transform transform;
-    uint32_t output;
-    out_field f[TP_RING_MAX_FIELDS];
+    tp_outputs *out;           /* the batch's arrays and their pipelines */
+    tp_out_field *f;           /* = out->f */
     uint32_t nf;
     uint64_t ids_offset, slot_bytes;
     uint32_t nslots;
@@ -97,31 +86,6 @@ static int raw_value(const session *s, tp_worker *w, const tp_field_value *v, si
     return 0;
 }
 
-static int fill_image(const session *s, tp_worker *w, const out_field *f, const batch_work *bw,
-                      const tp_task *t, const unsigned char *data, uint64_t len,
-                      unsigned char *dst, tp_error *err)
-{
-    int size = s->transform.size;
-    if (s->output == TP_OUTPUT_UINT8)
-        return tp_transform_jpeg(w->tr, data, len, &s->transform, s->sampler.seed, bw->epoch,
-                                 t->id, dst, err);
-    /* floats: transform into scratch (past the decompressed image, if it is there), then
-     * normalise into the slot */
-    size_t hwc = (size_t)size * size * 3, off = 0;
-    bool in_scratch = w->scratch && data >= w->scratch && data < w->scratch + w->scratch_cap;
-    size_t at = in_scratch ? (size_t)(data - w->scratch) : 0;
-    if (in_scratch)
-        off = (size_t)align_up(at + len, 64);
-    if (tp__worker_scratch(w, off + hwc) < 0)
-        return tp__error_set(err, -ENOMEM, "no memory for a %dx%d image", size, size);
-    if (in_scratch)
-        data = w->scratch + at; /* the scratch may have moved */
-    TP_TRY(tp_transform_jpeg(w->tr, data, len, &s->transform, s->sampler.seed, bw->epoch, t->id,
-                             w->scratch + off, err));
-    return tp_normalize_chw(w->scratch + off, size, size, tp_imagenet_mean, tp_imagenet_std,
-                            f->dtype, dst);
-}
-
 /* Writes the record's selected fields into the slot; a field whose bytes are already in
  * place (read there directly) is left alone. */
 static int fill_fields(const session *s, tp_worker *w, const batch_work *bw, const tp_task *t,
@@ -129,7 +93,9 @@ static int fill_fields(const session *s, tp_worker *w, const batch_work *bw, con
 {
     TP_TRY(tp_dataset_check_record(s->ds->ds, rec, err));
     for (uint32_t i = 0; i < s->nf; i++) {
-        const out_field *f = &s->f[i];
+        const tp_out_field *f = &s->f[i];
+        if (f->kind == TP_FIELD_IMAGE && f->lead != (int)i)
+            continue; /* written with its group's first */
         const tp_field_value *v = tp_record_field(rec, f->index);
         if (!v)
             return tp__error_set(err, TP_ECORRUPT, "no '%s' field", f->name);
@@ -140,9 +106,11 @@ static int fill_fields(const session *s, tp_worker *w, const batch_work *bw, con
         uint64_t n = 0;
         TP_TRY(raw_value(s, w, v, 0, &raw, &n, err));
         if (f->kind == TP_FIELD_IMAGE) {
-            int rc = fill_image(s, w, f, bw, t, raw, n, dst, err);
+            int rc = tp__outputs_fill_image(s->out, i, w, bw->slot, t->index, raw, n,
+                                            s->sampler.seed, bw->epoch, t->id, err);
             if (rc < 0)
-                return tp__error_set(err, rc, "field '%s': %s", f->name, err->msg);
+                return tp__error_set(err, rc, "field '%s': %s", tp_dataset_field(s->ds->ds,
+                                     f->index)->name, err->msg);
         } else if (n != f->sample_bytes) {
             return tp__error_set(err, TP_ECORRUPT, "field '%s' holds %llu bytes, expected "
                                  "%llu", f->name, (unsigned long long)n,
@@ -219,81 +187,7 @@ static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint
     pthread_mutex_unlock(&s->lock);
 }
 
-/* ---- opening: options, fields, ring layout */
-
-static int pick_field(session *s, const tp_dataset *ds, uint32_t idx, tp_error *err)
-{
-    const tp_field_info *fi = tp_dataset_field(ds, idx);
-    if (s->nf == TP_RING_MAX_FIELDS)
-        return tp__error_set(err, TP_EUSAGE, "more than %u fields", TP_RING_MAX_FIELDS);
-    out_field *f = &s->f[s->nf];
-    *f = (out_field){.index = idx, .kind = fi->kind};
-    snprintf(f->name, sizeof(f->name), "%s", fi->name);
-    if (fi->kind == TP_FIELD_BYTES)
-        return tp__error_set(err, TP_EUSAGE, "field '%s' holds bytes of any size, which do "
-                             "not batch", fi->name);
-    if (fi->kind == TP_FIELD_IMAGE) {
-        if (strcmp(fi->name, "jpg") && strcmp(fi->name, "jpeg"))
-            return tp__error_set(err, TP_EUSAGE, "field '%s': only JPEG images are decoded "
-                                 "in batches", fi->name);
-        if (s->transform.kind == TP_TRANSFORM_NONE)
-            return tp__error_set(err, TP_EUSAGE, "field '%s': images need a transform that "
-                                 "fixes their size (rrc224, center224)", fi->name);
-        int64_t z = s->transform.size;
-        bool u8 = s->output == TP_OUTPUT_UINT8;
-        f->dtype = u8 ? TP_DTYPE_UINT8 : s->output == TP_OUTPUT_FLOAT16 ? TP_DTYPE_FLOAT16
-                                                                        : TP_DTYPE_FLOAT32;
-        f->ndim = 3;
-        int64_t hwc[3] = {z, z, 3}, chw[3] = {3, z, z};
-        memcpy(f->shape, u8 ? hwc : chw, sizeof(hwc));
-    } else if (fi->kind == TP_FIELD_INT64) {
-        f->dtype = TP_DTYPE_INT64;
-        f->ndim = 0;
-    } else {
-        f->dtype = fi->dtype;
-        f->ndim = fi->ndim;
-        memcpy(f->shape, fi->shape, sizeof(f->shape));
-    }
-    f->sample_bytes = tp_dtype_size(f->dtype);
-    for (uint32_t d = 0; d < f->ndim; d++)
-        if (__builtin_mul_overflow(f->sample_bytes, (uint64_t)f->shape[d], &f->sample_bytes))
-            return tp__error_set(err, TP_ETOOBIG, "field '%s' is too large", fi->name);
-    s->nf++;
-    return 0;
-}
-
-static int pick_fields(session *s, const tp_msg_open *m, tp_error *err)
-{
-    const tp_dataset *ds = s->ds->ds;
-    if (m->nfields == 0) { /* every field that batches; images only with a transform */
-        for (uint32_t i = 0; i < tp_dataset_field_count(ds); i++) {
-            const tp_field_info *fi = tp_dataset_field(ds, i);
-            bool image = fi->kind == TP_FIELD_IMAGE;
-            if (fi->kind == TP_FIELD_BYTES || (image && s->transform.kind == TP_TRANSFORM_NONE))
-                continue;
-            if (image && strcmp(fi->name, "jpg") && strcmp(fi->name, "jpeg"))
-                continue;
-            TP_TRY(pick_field(s, ds, i, err));
-        }
-        if (s->nf == 0)
-            return tp__error_set(err, TP_EUSAGE, "dataset %s has no field that batches with "
-                                 "transform '%s'", s->pub->dataset, m->transform);
-        return 0;
-    }
-    for (uint32_t i = 0; i < m->nfields; i++) {
-        if (!tp__msg_str_ok(m->fields[i], sizeof(m->fields[i])))
-            return tp__error_set(err, TP_EPROTOCOL, "field name %u is not terminated", i);
-        int idx = tp_dataset_field_index(ds, m->fields[i]);
-        if (idx < 0)
-            return tp__error_set(err, TP_ENOFIELD, "dataset %s has no field '%s'",
-                                 s->pub->dataset, m->fields[i]);
-        for (uint32_t j = 0; j < s->nf; j++)
-            if (s->f[j].index == (uint32_t)idx)
-                return tp__error_set(err, TP_EUSAGE, "field '%s' asked for twice", m->fields[i]);
-        TP_TRY(pick_field(s, ds, (uint32_t)idx, err));
-    }
-    return 0;
-}
+/* ---- opening: options, outputs, ring layout */
 
 _Static_assert(TP_MAX_PREFETCH == TP_RING_MAX_SLOTS, "prefetch is bounded by the ring");
 
@@ -338,7 +232,7 @@ static void plan_direct(session *s)
         off += pad8(size[i]);
     }
     for (uint32_t i = 0; i < s->nf; i++) {
-        const out_field *f = &s->f[i];
+        const tp_out_field *f = &s->f[i];
         if (f->kind == TP_FIELD_TENSOR && f->sample_bytes >= DIRECT_MIN &&
             (s->direct < 0 || f->sample_bytes > s->f[s->direct].sample_bytes))
             s->direct = (int)i;
@@ -383,10 +277,6 @@ static void *session_calloc(size_t n, size_t size)
 static int open_session(session *s, const tp_msg_open *m, tp_error *err)
 {
     TP_TRY(tp__msg_check_open(m, err));
-    if (tp_transform_parse(m->transform, &s->transform) < 0)
-        return tp__error_set(err, TP_EUSAGE, "unknown transform '%s' (rrc224, center224, "
-                             "none)", m->transform);
-    s->output = m->output;
     TP_TRY(tp__server_dataset(s->srv, m->dataset, &s->ds, err));
     uint64_t n = tp_dataset_sample_count(s->ds->ds);
     if (tp_sampler_init(&s->sampler, n, m->batch_size, m->rank, m->world,
@@ -404,7 +294,11 @@ static int open_session(session *s, const tp_msg_open *m, tp_error *err)
     s->epoch = m->epoch;
     s->batch = m->batch;
     s->limit = m->limit;
-    TP_TRY(pick_fields(s, m, err));
+    if (!(s->out = calloc(1, sizeof(*s->out))))
+        return tp__error_set(err, -ENOMEM, "out of memory for a session");
+    TP_TRY(tp__outputs_pick(s->out, s->ds->ds, m->dataset, m, err));
+    s->f = s->out->f;
+    s->nf = s->out->nf;
     TP_TRY(layout(s, err));
     plan_direct(s);
     s->nslots = 1; /* the ring needs a power of two */
@@ -444,7 +338,7 @@ static void describe(session *s, batch_work *bw, tp_batch_desc *d)
     d->nfields = s->nf;
     d->ids_offset = s->ids_offset;
     for (uint32_t i = 0; i < s->nf; i++) {
-        const out_field *f = &s->f[i];
+        const tp_out_field *f = &s->f[i];
         tp_ring_field *o = &d->fields[i];
         snprintf(o->name, sizeof(o->name), "%s", f->name);
         o->dtype = f->dtype | (f->kind == TP_FIELD_IMAGE ? TP_RING_FIELD_IMAGE : 0);
@@ -460,7 +354,7 @@ static void describe(session *s, batch_work *bw, tp_batch_desc *d)
  * sample's edge buffers, the payload into its place in the slot. */
 static void direct_pieces(const session *s, batch_work *bw, tp_task *t)
 {
-    const out_field *f = &s->f[s->direct];
+    const tp_out_field *f = &s->f[s->direct];
     unsigned char *edge = bw->edges + (size_t)t->index * 2 * EDGE;
     uint64_t after = s->direct_total - s->direct_at - f->sample_bytes;
     t->iov[0] = (struct iovec){edge, s->direct_at};
@@ -498,7 +392,7 @@ static int start_batch(session *s, uint32_t seq, tp_error *err)
     }
     atomic_store(&bw->pending, bw->n);
     atomic_fetch_add(&s->pub->st.in_flight, 1);
-    tp_pipeline_submit(s->srv->pipe, bw->ptrs, bw->n);
+    tp_stages_submit(s->srv->pipe, bw->ptrs, bw->n);
     return 0;
 }
 
@@ -721,6 +615,7 @@ static void cleanup(session *s)
         free(s->work[i].edges);
     }
     free(s->work);
+    free(s->out);
     tp_ring_destroy(s->ring);
     if (s->pub->ring_bytes)
         tp__server_memory(s->srv, -(int64_t)s->pub->ring_bytes, NULL);
@@ -742,7 +637,9 @@ void *tp__session_main(void *arg)
     if (rc == 0) {
         pthread_mutex_lock(&s.srv->lock); /* STAT reads these */
         snprintf(pub->dataset, sizeof(pub->dataset), "%s", open.dataset);
-        snprintf(pub->transform, sizeof(pub->transform), "%s", open.transform);
+        size_t n = strnlen(open.transform, sizeof(pub->transform) - 1); /* cut short */
+        memcpy(pub->transform, open.transform, n);
+        pub->transform[n] = '\0';
         pub->rank = open.rank, pub->world = open.world, pub->batch_size = open.batch_size;
         pthread_mutex_unlock(&s.srv->lock);
         rc = open_session(&s, &open, &err);

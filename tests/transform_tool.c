@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     tp_crop crop;
     char name[32];
     snprintf(name, sizeof(name), "%s%s", argv[2], argc > 3 ? argv[3] : "");
-    if (tp_transform_parse(strcmp(argv[2], "none") ? name : "none", &t) < 0)
+    if (tp_transform_parse(strcmp(argv[2], "none") ? name : "none", &t, NULL) < 0)
         return 2;
     if (t.kind == TP_TRANSFORM_RRC && argc == 9) {
         crop = (tp_crop){atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), atoi(argv[7])};

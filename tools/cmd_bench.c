@@ -34,23 +34,29 @@ void tp_usage_bench(FILE *out)
             "  --backend B         uring or posix (default: io_uring, else posix)\n"
             "  --json              print one JSON object\n"
             "  -h, --help          show this help\n\n"
-            "Usage: turbopump bench decode DS [--threads T] [--transform NAME]\n"
-            "                      [--samples N] [--seconds S] [--exact | --scales SET]\n"
+            "Usage: turbopump bench decode DS [--threads T] [--transform PIPELINE]\n"
+            "                      [--view PIPELINE ... [--separate]] [--samples N]\n"
+            "                      [--seconds S] [--exact | --scales SET]\n"
             "                      [--normalize f32|f16] [--json]\n\n"
             "decode: loads the 'jpg' field of the first N samples (default 500) into memory,\n"
             "then decodes and transforms them on T threads (default 1) for S seconds\n"
-            "(default 5): rrc224 (RandomResizedCrop 224 + flip, the default), center224\n"
-            "(Resize 256 + CenterCrop 224) or none (full decode). Prints images/s.\n"
+            "(default 5) with a pipeline (docs/TRANSFORMS.md): rrc224 (RandomResizedCrop\n"
+            "224 + flip, the default), center224 (Resize 256 + CenterCrop 224), none (full\n"
+            "decode) or a description such as 'random_resized_crop(160) | hflip'. Each\n"
+            "--view adds an output made from the same decode (multi-crop); --separate\n"
+            "decodes the image once per view instead. Prints images/s.\n"
             "--exact decodes at full scale (Pillow-identical pixels) instead of the\n"
             "smallest DCT scale that covers the output; --scales pow2 (default: 1/8, 1/4,\n"
             "1/2, 1) or all (every M/8) sets the scales to choose from; --normalize\n"
-            "f32|f16 also converts each image to ImageNet-normalised CHW floats.\n");
+            "f32|f16 adds ImageNet's normalize and to(float32|float16, chw).\n");
 }
 
 typedef struct bench_options {
     const char *what, *path, *transform, *normalize;
+    const char *views[TP_MAX_VIEWS];
+    unsigned nviews;
     uint64_t qd, threads, seconds, samples;
-    bool direct, sequential, json, exact;
+    bool direct, sequential, json, exact, separate;
     unsigned scales;
     tp_io_kind kind;
 } bench_options;
@@ -64,7 +70,8 @@ static int parse_bench(int argc, char **argv, bench_options *o)
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
         {"transform", required_argument, 0, 'T'}, {"samples", required_argument, 0, 'n'},
         {"exact", no_argument, 0, 'x'}, {"normalize", required_argument, 0, 'N'},
-        {"scales", required_argument, 0, 'S'},
+        {"scales", required_argument, 0, 'S'}, {"view", required_argument, 0, 'V'},
+        {"separate", no_argument, 0, 'P'},
         {0, 0, 0, 0}};
     *o = (bench_options){.qd = 64, .seconds = 0, .transform = "rrc224", .samples = 500};
     int c, rc = 0;
@@ -83,6 +90,10 @@ static int parse_bench(int argc, char **argv, bench_options *o)
             o->transform = optarg;
         else if (c == 'x')
             o->exact = true;
+        else if (c == 'P')
+            o->separate = true;
+        else if (c == 'V' && o->nviews < TP_MAX_VIEWS)
+            o->views[o->nviews++] = optarg;
         else if (c == 'S' && (!strcmp(optarg, "pow2") || !strcmp(optarg, "all")))
             o->scales = optarg[0] == 'p' ? TP_JPEG_SCALES_POW2 : TP_JPEG_SCALES_ALL;
         else if (c == 'N' && (!strcmp(optarg, "f32") || !strcmp(optarg, "f16")))
@@ -101,6 +112,8 @@ static int parse_bench(int argc, char **argv, bench_options *o)
         return TP_EXIT_USAGE;
     if (argc - optind != 2 || (strcmp(argv[optind], "io") && strcmp(argv[optind], "decode")))
         return tp_cli_usage_error(CMD, "usage: turbopump bench io|decode DS [OPTIONS]");
+    if (o->separate && !o->nviews)
+        return tp_cli_usage_error(CMD, "--separate needs views (--view)");
     if (o->exact && o->scales)
         return tp_cli_usage_error(CMD, "--exact decodes at full scale; it takes no --scales");
     o->what = argv[optind];
@@ -272,7 +285,9 @@ typedef struct blob {
 
 typedef struct decode_run {
     const bench_options *o;
-    tp_transform t;
+    tp_transform t[TP_MAX_VIEWS];  /* the pipeline, or each view's */
+    unsigned nt;
+    size_t out_bytes;              /* all views' outputs together */
     blob *images;
     size_t n;
     double deadline;
@@ -331,17 +346,18 @@ static void *decode_worker(void *arg)
 {
     decode_run *d = arg;
     tp_transformer *tr;
-    size_t pixels = (size_t)TP_MAX(d->t.size, 1) * TP_MAX(d->t.size, 1);
-    unsigned char *out = malloc(pixels * 3);
-    float *floats = d->o->normalize ? malloc(pixels * 3 * sizeof(float)) : NULL;
-    tp_dtype dtype = d->o->normalize && !strcmp(d->o->normalize, "f16") ? TP_DTYPE_FLOAT16
-                                                                       : TP_DTYPE_FLOAT32;
-    if (!out || (d->o->normalize && !floats) || tp_transformer_create(&tr) < 0) {
+    unsigned char *out = malloc(TP_MAX(d->out_bytes, 1)), *outs[TP_MAX_VIEWS];
+    const tp_transform *ts[TP_MAX_VIEWS];
+    for (unsigned i = 0, at = 0; out && i < d->nt; at += (unsigned)d->t[i].out_bytes, i++) {
+        outs[i] = out + at;
+        ts[i] = &d->t[i];
+    }
+    if (!out || tp_transformer_create(&tr) < 0) {
         free(out);
-        free(floats);
         atomic_fetch_add(&d->failed, 1);
         return NULL;
     }
+    bool views = d->o->nviews > 0;
     for (unsigned mine = 0;; mine++) {
         uint64_t k = atomic_fetch_add(&d->next, 1);
         /* Every image at least once, then until the deadline (checked every 16 of this
@@ -350,17 +366,46 @@ static void *decode_worker(void *arg)
             break;
         const blob *b = &d->images[k % d->n];
         tp_error err;
-        if (tp_transform_jpeg(tr, b->data, b->len, &d->t, 1, k / d->n, k % d->n, out, &err) < 0)
+        int rc = 0;
+        if (!views)
+            rc = tp_transform_jpeg(tr, b->data, b->len, &d->t[0], 1, k / d->n, k % d->n, out,
+                                   &err);
+        else if (!d->o->separate)
+            rc = tp_transform_jpeg_views(tr, b->data, b->len, ts, NULL, d->nt, 1, k / d->n,
+                                         k % d->n, outs, &err);
+        else
+            for (uint32_t v = 0; v < d->nt && rc == 0; v++)
+                rc = tp_transform_jpeg_views(tr, b->data, b->len, &ts[v], &v, 1, 1, k / d->n,
+                                             k % d->n, &outs[v], &err);
+        if (rc < 0)
             atomic_fetch_add(&d->failed, 1);
-        else if (floats && d->t.size)
-            tp_normalize_chw(out, d->t.size, d->t.size, tp_imagenet_mean, tp_imagenet_std, dtype,
-                             floats);
         atomic_fetch_add(&d->done, 1);
     }
     tp_transformer_destroy(tr);
     free(out);
-    free(floats);
     return NULL;
+}
+
+/* A pipeline for the benchmark: parsed, with --normalize's ops added, --exact and
+ * --scales applied. */
+static int bench_pipeline(const bench_options *o, const char *text, tp_transform *t,
+                          tp_error *err)
+{
+    tp_pipeline p;
+    TP_TRY(tp_pipeline_parse(text, &p, err));
+    if (o->normalize && p.nops > 0 && p.nops + 2 <= TP_PIPELINE_MAX_OPS) {
+        tp_op *n = &p.ops[p.nops++];
+        *n = (tp_op){.kind = TP_OP_NORMALIZE};
+        memcpy(n->mean, tp_imagenet_mean, sizeof(n->mean));
+        memcpy(n->std, tp_imagenet_std, sizeof(n->std));
+        p.ops[p.nops++] = (tp_op){.kind = TP_OP_TO, .layout = TP_LAYOUT_CHW,
+                                  .dtype = !strcmp(o->normalize, "f16") ? TP_DTYPE_FLOAT16
+                                                                        : TP_DTYPE_FLOAT32};
+    }
+    TP_TRY(tp_transform_compile(&p, t, err));
+    t->exact = o->exact;
+    t->scales = o->scales;
+    return 0;
 }
 
 static int bench_decode(const bench_options *o)
@@ -368,12 +413,20 @@ static int bench_decode(const bench_options *o)
     decode_run d = {.o = o};
     tp_dataset *ds = NULL;
     tp_error err = {0};
-    int rc = tp_transform_parse(o->transform, &d.t) < 0
-                 ? tp__error_set(&err, TP_EUSAGE, "unknown transform '%s' (rrc224, "
-                                 "center224, none)", o->transform)
-                 : tp_dataset_open(&ds, o->path, &err);
-    d.t.exact = o->exact;
-    d.t.scales = o->scales;
+    int rc = 0;
+    d.nt = o->nviews ? o->nviews : 1;
+    for (unsigned i = 0; rc == 0 && i < d.nt; i++) {
+        const char *text = o->nviews ? o->views[i] : o->transform;
+        tp_error perr = {0};
+        rc = bench_pipeline(o, text, &d.t[i], &perr);
+        if (rc < 0)
+            rc = tp__error_set(&err, TP_EUSAGE, "pipeline '%s': %s", text, perr.msg);
+        else if (o->nviews && d.t[i].kind == TP_TRANSFORM_NONE)
+            rc = tp__error_set(&err, TP_EUSAGE, "a view needs a pipeline that fixes its size");
+        d.out_bytes += d.t[i].out_bytes;
+    }
+    if (rc == 0)
+        rc = tp_dataset_open(&ds, o->path, &err);
     if (rc == 0)
         rc = load_images(&d, ds, &err);
     if (rc == 0 && d.n == 0)
@@ -389,19 +442,35 @@ static int bench_decode(const bench_options *o)
         pthread_join(threads[i], NULL);
     secs = tp_cli_now() - start;
     uint64_t done = atomic_load(&d.done), failed = atomic_load(&d.failed);
+    char what[TP_PIPELINE_TEXT_MAX + 64];
+    if (o->nviews)
+        snprintf(what, sizeof(what), "%u views%s", o->nviews,
+                 o->separate ? ", decoded separately" : "");
+    else
+        snprintf(what, sizeof(what), "%s", o->transform);
+    char json_what[2 * sizeof(what)];
+    size_t j = 0;
+    for (const char *c = what; *c && j + 2 < sizeof(json_what); c++) {
+        if (*c == '"' || *c == '\\')
+            json_what[j++] = '\\';
+        json_what[j++] = *c;
+    }
+    json_what[j] = '\0';
     if (rc < 0)
         tp_cli_error(CMD, "%s", err.msg);
     else if (o->json)
-        printf("{\"transform\": \"%s\", \"exact\": %s, \"scales\": \"%s\", \"threads\": %llu, "
+        printf("{\"transform\": \"%s\", \"views\": %u, \"separate\": %s, \"exact\": %s, "
+               "\"scales\": \"%s\", \"threads\": %llu, "
                "\"images\": %llu, \"errors\": %llu, \"seconds\": %.3f, \"images_per_s\": %.1f, "
-               "\"images_per_s_per_thread\": %.1f, \"distinct_images\": %zu}\n", o->transform,
+               "\"images_per_s_per_thread\": %.1f, \"distinct_images\": %zu}\n", json_what,
+               d.nt, o->separate ? "true" : "false",
                o->exact ? "true" : "false", o->scales == TP_JPEG_SCALES_ALL ? "all" : "pow2",
                (unsigned long long)o->threads, (unsigned long long)done,
                (unsigned long long)failed, secs, (double)done / secs,
                (double)done / secs / (double)o->threads, d.n);
     else
         printf("%s: %s on %llu thread%s: %.0f images/s (%.0f per thread) over %llu images "
-               "(%zu distinct) in %.1f s, %llu errors\n", o->path, o->transform,
+               "(%zu distinct) in %.1f s, %llu errors\n", o->path, what,
                (unsigned long long)o->threads, o->threads == 1 ? "" : "s",
                (double)done / secs, (double)done / secs / (double)o->threads,
                (unsigned long long)done, d.n, secs, (unsigned long long)failed);

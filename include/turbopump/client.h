@@ -27,10 +27,21 @@ extern "C" {
 typedef struct tp_client tp_client;
 
 typedef enum tp_client_output { /* what image fields become */
-    TP_CLIENT_UINT8 = 0,        /* uint8 [B, H, W, 3] */
+    TP_CLIENT_UINT8 = 0,        /* as the pipeline says; uint8 [B, H, W, 3] by default */
     TP_CLIENT_FLOAT32 = 1,      /* ImageNet-normalised float32 [B, 3, H, W] */
     TP_CLIENT_FLOAT16 = 2       /* the same in IEEE half precision */
 } tp_client_output;
+
+/* An image output with its own pipeline (include/turbopump/pipeline.h). A view named
+ * like an image field sets that field's pipeline; any other name adds an array to each
+ * batch, made from `field` with randomness of its own. Views of one field share one
+ * decode of the image. When views are given and `fields` is not, an image field that
+ * views are made from is delivered only through them. */
+typedef struct tp_client_view {
+    const char *name;           /* the batch field, 1..31 bytes */
+    const char *field;          /* the image field it is made from; NULL: the only one */
+    const char *transform;      /* a description or a name; NULL: options.transform */
+} tp_client_view;
 
 /* Zero-initialised options are valid apart from `dataset`: defaults are given per field. */
 typedef struct tp_client_options {
@@ -40,8 +51,12 @@ typedef struct tp_client_options {
                                    starts a private daemon (which serves its directory) */
     const char *const *fields;  /* the fields to deliver; NULL: every field that batches */
     size_t nfields;
-    const char *transform;      /* for image fields: "rrc224" (NULL), "center224", ... */
-    tp_client_output output;
+    const char *transform;      /* image fields' pipeline: a description (TRANSFORMS.md) or
+                                   a name: "rrc224" (NULL), "center224", "none" */
+    const tp_client_view *views; /* per-field pipelines and extra views, up to 16 */
+    size_t nviews;
+    tp_client_output output;    /* for pipelines without normalize/to: FLOAT32 and FLOAT16
+                                   append ImageNet's normalize and to(float, chw) */
     uint64_t batch_size;        /* 0: 256 */
     bool shuffle;               /* false: dataset order */
     bool drop_last;             /* see the sampler: per rank floor(N/W), full batches only */

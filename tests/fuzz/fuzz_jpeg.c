@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tp_jpeg_info info;
     tp_jpeg_inspect(jpeg, len, UINT64_C(1) << 22, &info, NULL);
     tp_transform t;
-    if (tp_transform_parse(names[sel & 3], &t) < 0)
+    if (tp_transform_parse(names[sel & 3], &t, NULL) < 0)
         abort();
     t.scales = (sel & 4) ? TP_JPEG_SCALES_ALL : TP_JPEG_SCALES_POW2;
     t.exact = (sel & 8) != 0;

@@ -296,7 +296,7 @@ case_bench_decode() {
     expect 2 "$TP" bench decode ds --exact --scales pow2; contains err "takes no --scales"
     expect 2 "$TP" bench decode ds --normalize f64
     expect 0 "$TP" bench decode ds --samples 5 --seconds 1 --json; contains out '"distinct_images": 5'
-    expect 1 "$TP" bench decode ds --transform blur3;   contains err "unknown transform"
+    expect 1 "$TP" bench decode ds --transform blur3;   contains err "unknown op 'blur3'"
     "$TP" gen tensors t --samples 10 --record-bytes 4096 >/dev/null
     expect 1 "$TP" bench decode t;                       contains err "no 'jpg' field"
 }

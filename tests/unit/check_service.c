@@ -398,7 +398,7 @@ static void ref_open(reference *r, const char *root, const char *name, const cha
     tp_error err = {0};
     ck_assert_msg(tp_dataset_open(&r->ds, path, &err) == 0, "%s", err.msg);
     free(path);
-    ck_assert_int_eq(tp_transform_parse(transform, &r->t), 0);
+    ck_assert_int_eq(tp_transform_parse(transform, &r->t, NULL), 0);
     ck_assert_int_eq(tp_transformer_create(&r->tr), 0);
     r->seed = seed;
     r->rec_cap = (size_t)tp_dataset_max_record(r->ds);

@@ -199,7 +199,7 @@ static void *run_job(void *arg)
 START_TEST(test_threads_same_output)
 {
     tp_transform t;
-    ck_assert_int_eq(tp_transform_parse(_i ? "center224" : "rrc224", &t), 0);
+    ck_assert_int_eq(tp_transform_parse(_i ? "center224" : "rrc224", &t, NULL), 0);
     unsigned char *jpeg;
     unsigned long len;
     fixture_jpeg(FIX_420, 500, 375, &jpeg, &len, NULL);
@@ -228,15 +228,16 @@ END_TEST
 START_TEST(test_parse)
 {
     tp_transform t;
-    ck_assert_int_eq(tp_transform_parse("rrc224", &t), 0);
+    ck_assert_int_eq(tp_transform_parse("rrc224", &t, NULL), 0);
     ck_assert_int_eq(t.kind, TP_TRANSFORM_RRC);
     ck_assert_int_eq(t.size, 224);
-    ck_assert_int_eq(tp_transform_parse("center224", &t), 0);
-    ck_assert_int_eq(t.resize, 256);
-    ck_assert_int_eq(tp_transform_parse("none", &t), 0);
-    ck_assert_int_eq(tp_transform_parse("rrc", &t), TP_EUSAGE);
-    ck_assert_int_eq(tp_transform_parse("rrc224x", &t), TP_EUSAGE);
-    ck_assert_int_eq(tp_transform_parse("blur5", &t), TP_EUSAGE);
+    ck_assert_int_eq(tp_transform_parse("center224", &t, NULL), 0);
+    ck_assert_int_eq(t.kind, TP_TRANSFORM_CENTER);
+    ck_assert_int_eq(t.p.ops[0].size[0], 256);
+    ck_assert_int_eq(tp_transform_parse("none", &t, NULL), 0);
+    ck_assert_int_eq(tp_transform_parse("rrc", &t, NULL), TP_EUSAGE);
+    ck_assert_int_eq(tp_transform_parse("rrc224x", &t, NULL), TP_EUSAGE);
+    ck_assert_int_eq(tp_transform_parse("blur5", &t, NULL), TP_EUSAGE);
 }
 END_TEST
 
