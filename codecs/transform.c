@@ -220,9 +220,9 @@ static int render_view(tp_transformer *tr, const tp_view_plan *v, unsigned char 
         TP_TRY(tp__grow((void **)&tr->canvas, &tr->canvas_cap, cstride * t->out_h));
         canvas = tr->canvas;
         if (padded)
-            memset(canvas, t->fill, cstride * t->out_h);
+            memset(canvas, v->fill, cstride * t->out_h);
     } else if (padded) {
-        tp__convert_fill(t, out);
+        tp__convert_fill(t, v->fill, out);
     }
     if (!empty) {
         double f = img->scale_num / 8.0;

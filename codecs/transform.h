@@ -97,7 +97,6 @@ typedef struct tp_transform {
     /* compiled */
     bool color;                    /* colour ops: the image goes through a uint8 canvas */
     bool direct;                   /* uint8 HWC, 3 channels, no colour: resample into out */
-    int fill;                      /* the padding value */
     float lut[3][256];             /* output value of each byte per channel (floats) */
     uint16_t lut16[3][256];        /* the same as float16 or bfloat16 bits */
 } tp_transform;

@@ -6,6 +6,9 @@
  *   contrast f        x f + m (1 - f), m the mean of floor(l) over the image
  *   saturation f      x f + floor(l) (1 - f)
  *
+ * As torchvision's _blend, f is rounded to float32 and (1 - f) is computed in double and
+ * then rounded, so the products are the same floats.
+ *
  * ColorJitter applies brightness, contrast and saturation in a random order (its
  * randperm), each with a factor drawn from its range; both were drawn by the planner. */
 #include "ops.h"
@@ -33,21 +36,22 @@ static void brightness(unsigned char *img, size_t n, float f)
         img[i] = blend(img[i], f, 0.f);
 }
 
-static void contrast(unsigned char *img, size_t pixels, int channels, float f)
+static void contrast(unsigned char *img, size_t pixels, int channels, double factor)
 {
     double sum = 0;
     for (size_t i = 0; i < pixels; i++)
         sum += channels == 3 ? floorf(gray(img + 3 * i)) : img[i];
-    float mean = (float)(sum / (double)pixels), term = mean * (1.0f - f);
+    float f = (float)factor, mean = (float)(sum / (double)pixels),
+          term = mean * (float)(1.0 - factor);
     for (size_t i = 0; i < pixels * (size_t)channels; i++)
         img[i] = blend(img[i], f, term);
 }
 
-static void saturation(unsigned char *img, size_t pixels, int channels, float f)
+static void saturation(unsigned char *img, size_t pixels, int channels, double factor)
 {
     if (channels != 3) /* as torchvision: nothing to desaturate */
         return;
-    float g = 1.0f - f;
+    float f = (float)factor, g = (float)(1.0 - factor);
     for (size_t i = 0; i < pixels; i++, img += 3) {
         float term = floorf(gray(img)) * g;
         img[0] = blend(img[0], f, term);
@@ -77,11 +81,11 @@ int tp__color_apply(const tp_transform *t, const tp_view_plan *v, unsigned char 
             const struct tp_color_draw *d = &v->color[i];
             for (int k = 0; k < 3; k++) {
                 int which = d->order[k];
-                float f = (float)d->factor[which];
-                if (d->factor[which] < 0)
+                double f = d->factor[which];
+                if (f < 0)
                     continue;
                 if (which == 0)
-                    brightness(img, pixels * (size_t)channels, f);
+                    brightness(img, pixels * (size_t)channels, (float)f);
                 else if (which == 1)
                     contrast(img, pixels, channels, f);
                 else

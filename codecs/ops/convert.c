@@ -89,10 +89,9 @@ void tp__convert_row(const tp_transform *t, const unsigned char *px, int channel
     }
 }
 
-void tp__convert_fill(const tp_transform *t, void *out)
+void tp__convert_fill(const tp_transform *t, int fill, void *out)
 {
-    unsigned char px[3] = {(unsigned char)t->fill, (unsigned char)t->fill,
-                           (unsigned char)t->fill};
+    unsigned char px[3] = {(unsigned char)fill, (unsigned char)fill, (unsigned char)fill};
     for (int y = 0; y < t->out_h; y++)
         for (int x = 0; x < t->out_w; x++)
             tp__convert_row(t, px, t->channels == 1 ? 1 : 3, y, x, 1, out);

@@ -20,6 +20,7 @@ typedef struct tp_view_plan {
     bool mirror;               /* rect's rows run right to left */
     int region[4];             /* the source pixels this view reads */
     int scale;                 /* the DCT scale M/8 it needs */
+    int fill;                  /* the padding's value (the last padding op's fill) */
     /* colour: drawn after the geometry, in the pipeline's order */
     struct tp_color_draw {
         int order[3];          /* brightness, contrast, saturation as torchvision's randperm */
@@ -48,6 +49,6 @@ void tp__convert_row(const tp_transform *t, const unsigned char *px, int channel
                      int x, int n, void *out);
 
 /* Fills the whole output with the padding value (as converted). */
-void tp__convert_fill(const tp_transform *t, void *out);
+void tp__convert_fill(const tp_transform *t, int fill, void *out);
 
 #endif

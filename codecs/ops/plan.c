@@ -210,6 +210,7 @@ void tp__plan_view(tp_view_plan *v, int width, int height)
     memcpy(v->win, g.win, sizeof(g.win));
     memcpy(v->rect, g.rect, sizeof(g.rect));
     v->mirror = g.mirror;
+    v->fill = g.fill;
     if (rect_empty(g.rect)) { /* all padding: decode as little as possible */
         v->region[0] = v->region[1] = 0;
         v->region[2] = v->region[3] = 1;

@@ -225,6 +225,49 @@ START_TEST(test_threads_same_output)
 }
 END_TEST
 
+/* Padding shows the op's fill, on the direct path, through the colour canvas and through
+ * the float conversion; the image's part is untouched by it. */
+START_TEST(test_padding_fill)
+{
+    static const char *const pipes[] = {
+        "resize(40:48) | random_crop(52:58, padding=5:6, fill=7)",
+        "resize(40:48) | center_crop(52:58, fill=7)",
+        "resize(40:48) | random_crop(52:58, padding=5:6, fill=7) | color_jitter(brightness=1:1)",
+        "resize(40:48) | random_crop(52:58, padding=5:6, fill=7) | to(float32, hwc)"};
+    unsigned char *jpeg;
+    unsigned long len;
+    fixture_jpeg(FIX_420, 120, 100, &jpeg, &len, NULL);
+    tp_transformer *tr;
+    ck_assert_int_eq(tp_transformer_create(&tr), 0);
+    for (int k = 0; k < 4; k++) {
+        tp_transform t;
+        ck_assert_int_eq(tp_transform_parse(pipes[k], &t, NULL), 0);
+        ck_assert_int_eq(t.out_h, 52);
+        ck_assert_int_eq(t.out_w, 58);
+        unsigned char *out = malloc(t.out_bytes);
+        tp_error err;
+        ck_assert_int_eq(tp_transform_jpeg(tr, jpeg, len, &t, 1, 0, 0, out, &err), 0);
+        int inside = 0;
+        for (int y = 0; y < 52; y++)
+            for (int x = 0; x < 58; x++) {
+                bool pad = y < 6 || y >= 46 || x < 5 || x >= 53;
+                size_t at = ((size_t)y * 58 + x) * 3;
+                float v = k == 3 ? ((float *)out)[at] : out[at];
+                float want = k == 3 ? 7.f / 255.f : 7.f;
+                if (pad)
+                    ck_assert_msg(v == want, "%s: (%d, %d) is %g, not the fill", pipes[k], x,
+                                  y, v);
+                else
+                    inside += v != want;
+            }
+        ck_assert_int_gt(inside, 40 * 48 / 2); /* the image shows inside */
+        free(out);
+    }
+    tp_transformer_destroy(tr);
+    free(jpeg);
+}
+END_TEST
+
 START_TEST(test_parse)
 {
     tp_transform t;
@@ -303,6 +346,7 @@ static Suite *transform_suite(void)
     tcase_add_test(tc, test_rrc_geometry);
     tcase_add_test(tc, test_center_box);
     tcase_add_test(tc, test_parse);
+    tcase_add_test(tc, test_padding_fill);
     suite_add_tcase(s, tc);
     tc = tcase_create("pixels");
     tcase_add_loop_test(tc, test_resample_invariants, 0, 2);
