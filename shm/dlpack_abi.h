@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 enum { TP_DL_CPU = 1, TP_DL_CUDA = 2 };                  /* DLDeviceType */
-enum { TP_DL_INT = 0, TP_DL_UINT = 1, TP_DL_FLOAT = 2 }; /* DLDataTypeCode */
+enum { TP_DL_INT = 0, TP_DL_UINT = 1, TP_DL_FLOAT = 2, TP_DL_BFLOAT = 4 }; /* DLDataTypeCode */
 
 typedef struct tp_dl_device {
     int32_t device_type;

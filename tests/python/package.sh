@@ -45,7 +45,8 @@ echo "built $name"
 "$py" - "$wheel" <<'EOF' || fail "wheel contents"
 import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
-for want in ("turbopump/bin/turbopump", "turbopump/__main__.py", "turbopump/loader.py"):
+for want in ("turbopump/bin/turbopump", "turbopump/__main__.py", "turbopump/loader.py",
+             "turbopump/transforms.py"):
     assert want in names, "%s is not in the wheel" % want
 assert any(n.startswith("turbopump/_turbopump.") for n in names), "no extension in the wheel"
 EOF
@@ -91,6 +92,20 @@ for batch in loader:
 loader.close()
 assert sorted(ids) == list(range(120)), "the epoch was not exact: %d ids" % len(ids)
 print("epoch exact: %d samples, numpy %s" % (len(ids), numpy.__version__))
+from turbopump import transforms as T
+views = {"g": [T.RandomResizedCrop(64), T.RandomHorizontalFlip(), T.ToDtype("float16")],
+         "l": ("jpg", T.RandomResizedCrop((24, 32), scale=(0.05, 0.4)) | T.ToDtype("bfloat16"))}
+loader = turbopump.Loader(sys.argv[1], 16, seed=3, views=views)
+batch = next(iter(loader))
+assert batch["g"].shape == (16, 3, 64, 64) and batch["g"].dtype == numpy.float16
+assert batch["l"].shape == (16, 3, 24, 32) and batch["l"].dtype == numpy.uint16  # its bits
+del batch  # the ring gives slots back in order: a kept batch holds the ones after it
+loader.set_transforms(views={"g": "center_crop(32)", "l": "center_crop(16)"})
+shapes = [b["g"].shape[1] for b in loader]  # the rest of epoch 0 with the old ones
+shapes += [b["g"].shape[1] for b in loader]
+assert shapes == [3] * 7 + [32] * 8, shapes
+loader.close()
+print("pipelines and views: ok")
 EOF
 }
 

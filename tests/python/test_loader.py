@@ -12,20 +12,10 @@ import pytest
 from PIL import Image
 
 import turbopump
+from daemons import start_daemon
 
 TP = os.environ["TURBOPUMP"]
 N_TENSORS = 103
-
-
-def start_daemon(root, sock):
-    p = subprocess.Popen([TP, "serve", "--root", str(root), "--socket", str(sock),
-                          "--threads", "2", "--quiet"])
-    for _ in range(500):
-        if os.path.exists(sock):
-            return p
-        time.sleep(0.01)
-    p.kill()
-    raise RuntimeError("daemon did not start")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@
 #include <Python.h>
 
 #include <turbopump/client.h>
+#include <turbopump/pipeline.h>
 
 #include <errno.h>
 #include <stddef.h>
@@ -59,6 +60,7 @@ typedef struct {
     int ndim;
     Py_ssize_t shape[9], strides[9];
     const char *format;
+    tp_dtype dtype;
 } Array;
 
 static PyObject *raise_tp(int code, const tp_error *err)
@@ -117,6 +119,7 @@ static const char *format_of(tp_dtype t)
     case TP_DTYPE_INT32: return "i";
     case TP_DTYPE_INT64: return "q";
     case TP_DTYPE_FLOAT16: return "e";
+    case TP_DTYPE_BFLOAT16: return "H"; /* the buffer protocol has no bfloat16: its bits */
     case TP_DTYPE_FLOAT32: return "f";
     case TP_DTYPE_FLOAT64: return "d";
     default: return NULL;
@@ -153,11 +156,22 @@ static void Array_dealloc(Array *a)
     Py_TYPE(a)->tp_free((PyObject *)a);
 }
 
+static PyObject *Array_dtype(Array *a, void *unused)
+{
+    return PyUnicode_FromString(tp_dtype_name(a->dtype));
+}
+
+static PyGetSetDef Array_getset[] = {
+    {"dtype", (getter)Array_dtype, NULL,
+     "the element type's name (bfloat16 is exported as its uint16 bits)", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
 static PyTypeObject ArrayType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "turbopump._turbopump.Array",
     .tp_basicsize = sizeof(Array),
     .tp_dealloc = (destructor)Array_dealloc,
     .tp_as_buffer = &Array_as_buffer,
+    .tp_getset = Array_getset,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "One field of a batch in the shared-memory ring (buffer protocol).",
 };
@@ -178,6 +192,7 @@ static PyObject *make_array(Lease *lease, const void *data, tp_dtype dtype, uint
     a->data = (void *)data;
     a->len = (Py_ssize_t)bytes;
     a->format = fmt;
+    a->dtype = dtype;
     a->itemsize = (Py_ssize_t)tp_dtype_size(dtype);
     a->ndim = (int)ndim;
     Py_ssize_t stride = a->itemsize;
@@ -312,23 +327,70 @@ static PyTypeObject DeviceArrayType = {
 
 /* ---- Client */
 
+#define TP_MAX_CLIENT_VIEWS 16
+
+/* views: a sequence of (name, field or None, transform or None). The C strings point into
+ * the tuples, which *keep holds until the session is open. @return : 0 or -1 (raised). */
+static int parse_views(PyObject *views, tp_client_view *out, PyObject **keep, size_t *n)
+{
+    PyObject *seq = PySequence_Fast(views, "views must be a sequence of (name, field, "
+                                    "transform) tuples");
+    if (!seq)
+        return -1;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    if (k > TP_MAX_CLIENT_VIEWS) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "at most %d views and per-field pipelines, not %zd",
+                     TP_MAX_CLIENT_VIEWS, k);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+        const char *s[3] = {NULL, NULL, NULL};
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "each view is a (name, field, transform) tuple");
+            return -1;
+        }
+        for (int j = 0; j < 3; j++) {
+            PyObject *v = PyTuple_GET_ITEM(t, j);
+            if (v == Py_None && j > 0)
+                continue;
+            if (!PyUnicode_Check(v)) {
+                Py_DECREF(seq);
+                PyErr_Format(PyExc_TypeError, "view %zd: the %s must be a str", i,
+                             j == 0 ? "name" : j == 1 ? "field" : "transform");
+                return -1;
+            }
+            if (!(s[j] = PyUnicode_AsUTF8(v))) {
+                Py_DECREF(seq);
+                return -1;
+            }
+        }
+        out[i] = (tp_client_view){.name = s[0], .field = s[1], .transform = s[2]};
+    }
+    *keep = seq;
+    *n = (size_t)k;
+    return 0;
+}
+
 static int Client_init(Client *self, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"dataset", "socket", "fields", "transform", "output",
                             "batch_size", "shuffle", "drop_last", "seed", "rank",
                             "world_size", "epoch", "batch", "prefetch", "hold",
-                            "timeout_ms", "autostart", "daemon_path", "max_batches", NULL};
+                            "timeout_ms", "autostart", "daemon_path", "max_batches", "views", NULL};
     const char *dataset, *socket = NULL, *transform = NULL, *output = "uint8",
                *daemon_path = NULL;
-    PyObject *fields = Py_None;
+    PyObject *fields = Py_None, *views = Py_None;
     unsigned long long batch_size = 256, seed = 0, epoch = 0, batch = 0, max_batches = 0;
     int shuffle = 1, drop_last = 0, autostart = 1, timeout_ms = 60000;
     unsigned int rank = 0, world = 1, prefetch = 4, hold = 3;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zOzsKppKIIKKIIipzK", names, &dataset, &socket,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zOzsKppKIIKKIIipzKO", names, &dataset, &socket,
                                      &fields, &transform, &output, &batch_size, &shuffle,
                                      &drop_last, &seed, &rank, &world, &epoch, &batch,
                                      &prefetch, &hold, &timeout_ms, &autostart, &daemon_path,
-                                     &max_batches))
+                                     &max_batches, &views))
         return -1;
     if (self->live || self->busy) {
         PyErr_SetString(PyExc_RuntimeError, "this client has batches in use; make a new one");
@@ -356,18 +418,27 @@ static int Client_init(Client *self, PyObject *args, PyObject *kw)
         }
         nfields = (size_t)n;
     }
+    tp_client_view views_c[TP_MAX_CLIENT_VIEWS];
+    PyObject *vseq = NULL;
+    size_t nviews = 0;
+    if (views != Py_None && parse_views(views, views_c, &vseq, &nviews) < 0) {
+        Py_XDECREF(seq);
+        return -1;
+    }
     tp_client_output out = !strcmp(output, "uint8")     ? TP_CLIENT_UINT8
                            : !strcmp(output, "float32") ? TP_CLIENT_FLOAT32
                            : !strcmp(output, "float16") ? TP_CLIENT_FLOAT16 : (tp_client_output)-1;
     if ((int)out < 0) {
         Py_XDECREF(seq);
+        Py_XDECREF(vseq);
         PyErr_Format(PyExc_ValueError, "output must be uint8, float32 or float16, not '%s'",
                      output);
         return -1;
     }
     tp_client_options o = {.socket = socket, .dataset = dataset,
                            .fields = nfields ? names_c : NULL, .nfields = nfields,
-                           .transform = transform, .output = out, .batch_size = batch_size,
+                           .transform = transform, .views = nviews ? views_c : NULL,
+                           .nviews = nviews, .output = out, .batch_size = batch_size,
                            .shuffle = shuffle, .drop_last = drop_last, .seed = seed,
                            .rank = rank, .world_size = world, .epoch = epoch, .batch = batch,
                            .prefetch = prefetch, .hold = hold, .timeout_ms = timeout_ms,
@@ -380,6 +451,7 @@ static int Client_init(Client *self, PyObject *args, PyObject *kw)
     rc = tp_client_open(&c, &o, &err);
     Py_END_ALLOW_THREADS
     Py_XDECREF(seq);
+    Py_XDECREF(vseq); /* the tuples and the strings in views_c are theirs */
     if (rc < 0) {
         raise_tp(rc, &err);
         return -1;
@@ -665,8 +737,49 @@ static PyTypeObject ClientType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* pipeline(text) -> (canonical text, dtype, layout, shape or None): parses a description
+ * as the daemon will, raising ValueError with the position. */
+static PyObject *pipeline(PyObject *unused, PyObject *arg)
+{
+    const char *text = PyUnicode_AsUTF8(arg);
+    if (!text)
+        return NULL;
+    tp_pipeline p;
+    tp_error err = {0};
+    if (tp_pipeline_parse(text, &p, &err) < 0) {
+        PyErr_SetString(PyExc_ValueError, err.msg[0] ? err.msg : "bad pipeline");
+        return NULL;
+    }
+    char canon[4 * TP_PIPELINE_TEXT_MAX];
+    if (tp_pipeline_format(&p, canon, sizeof(canon)) < 0) {
+        PyErr_SetString(PyExc_ValueError, "pipeline: the canonical text is too long");
+        return NULL;
+    }
+    tp_pipeline_shape sh;
+    tp_pipeline_shape_of(&p, &sh);
+    PyObject *shape;
+    if (sh.ndim == 0) {
+        shape = Py_None;
+        Py_INCREF(shape);
+    } else {
+        shape = PyTuple_New(sh.ndim);
+        for (uint32_t d = 0; shape && d < sh.ndim; d++)
+            PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(sh.shape[d]));
+    }
+    if (!shape)
+        return NULL;
+    return Py_BuildValue("(sssN)", canon, tp_dtype_name(sh.dtype),
+                         sh.layout == TP_LAYOUT_CHW ? "chw" : "hwc", shape);
+}
+
+static PyMethodDef module_methods[] = {
+    {"pipeline", pipeline, METH_O,
+     "pipeline(text) -> (canonical text, dtype, layout, per-sample shape or None); raises "
+     "ValueError with the position for a bad description."},
+    {NULL, NULL, 0, NULL}};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, .m_name = "turbopump._turbopump",
+    PyModuleDef_HEAD_INIT, .m_name = "turbopump._turbopump", .m_methods = module_methods,
     .m_doc = "The turbopump client library for Python (use turbopump.Loader).", .m_size = -1};
 
 PyMODINIT_FUNC PyInit__turbopump(void)

@@ -8,6 +8,15 @@
             images, labels = batch["jpg"], batch["cls"]   # torch.Tensor, zero-copy
             ...
 
+Pipelines are written with torchvision's names (turbopump.transforms) or as description
+text, and run in the daemon:
+
+    from turbopump import transforms as T
+    loader = Loader("photos.tp", batch_size=256, seed=1,
+                    transform=[T.RandomResizedCrop(160, scale=(0.35, 1)),
+                               T.RandomHorizontalFlip(), T.ToDtype("float16")])
+    loader.set_transforms([T.RandomResizedCrop(192), T.RandomHorizontalFlip()])  # next epoch
+
 See Loader for the options. Arrays are read-only views of the daemon's shared-memory
 ring and keep their ring slot until they are gone, so they never change under you;
 keeping many batches alive stalls the stream (an error says so), copy=True gives owned
@@ -15,5 +24,6 @@ arrays instead.
 """
 from ._turbopump import Error, version as __version__
 from .loader import Loader
+from . import transforms
 
-__all__ = ["Loader", "Error", "__version__"]
+__all__ = ["Loader", "Error", "transforms", "__version__"]
