@@ -1,7 +1,7 @@
 /* libFuzzer target: control messages as the daemon receives them. Every input goes
  * through the header and length check; one that passes as an OPEN also goes through the
- * check of its fields, after which its strings must be terminated within their arrays
- * and its numbers within their documented bounds. */
+ * check of its fields, after which its strings (views' included) must be terminated
+ * within their arrays and its numbers within their documented bounds. */
 #include "protocol.h"
 
 #include <stdlib.h>
@@ -32,7 +32,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (m->batch_size < 1 || m->batch_size > TP_MAX_BATCH || m->rank >= m->world ||
         m->world > TP_MAX_WORLD || m->prefetch < 1 || m->prefetch > TP_MAX_PREFETCH ||
         m->nfields > TP_OPEN_MAX_FIELDS || (m->flags & ~TP_OPEN_FLAGS) ||
-        m->output > TP_OUTPUT_FLOAT16)
+        m->output > TP_OUTPUT_FLOAT16 || m->nviews > TP_OPEN_MAX_VIEWS || m->reserved)
         abort();
+    for (uint32_t i = 0; i < m->nviews; i++) {
+        const tp_msg_view *v = &m->views[i];
+        if (!memchr(v->name, 0, sizeof(v->name)) || !memchr(v->field, 0, sizeof(v->field)) ||
+            !memchr(v->transform, 0, sizeof(v->transform)))
+            abort();
+    }
     return 0;
 }

@@ -30,13 +30,21 @@ _PROBE_BEFORE = "center_crop(8) | "
 _PROBE_AFTER = " | center_crop(8)"
 
 
+TEXT_MAX = 1023  # bytes of a description (TP_PIPELINE_TEXT_MAX less its NUL)
+
+
 def parse(text):
-    """The canonical text of a description (or name), and the per-sample shape and dtype it
-    gives: (text, dtype, layout, shape or None). Raises ValueError with the position."""
+    """The canonical text of a pipeline (text, a Transform or a list of them), and the
+    per-sample dtype, layout and shape it gives: (text, dtype, layout, shape or None).
+    Raises ValueError with the position."""
+    text = describe(text)
+    if len(text.encode()) > TEXT_MAX:
+        raise ValueError("pipeline %r...: %d bytes, at most %d" % (text[:40], len(text.encode()),
+                                                                  TEXT_MAX))
     try:
-        return _turbopump.pipeline(str(text))
+        return _turbopump.pipeline(text)
     except ValueError as e:
-        raise ValueError("pipeline %r: %s" % (str(text), e)) from None
+        raise ValueError("pipeline %r: %s" % (text, e)) from None
 
 
 def describe(pipeline):
@@ -191,9 +199,13 @@ class RandomResizedCrop(Transform):
         self.size, self.scale, self.ratio = size, tuple(scale), tuple(ratio)
         self._check()
 
-    def _args(self):
-        return "%s, scale=%s, ratio=%s" % (_size(self.size), _pair(self.scale, "scale"),
-                                           _pair(self.ratio, "ratio"))
+    def _args(self):  # defaults left out: descriptions have 1023 bytes
+        text = _size(self.size)
+        if tuple(map(float, self.scale)) != (0.08, 1.0):
+            text += ", scale=" + _pair(self.scale, "scale")
+        if tuple(map(float, self.ratio)) != (3.0 / 4.0, 4.0 / 3.0):
+            text += ", ratio=" + _pair(self.ratio, "ratio")
+        return text
 
 
 class Resize(Transform):
