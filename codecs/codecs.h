@@ -79,6 +79,19 @@ int tp_jpeg_decode(tp_jpeg_decoder *d, const void *data, size_t len, const tp_jp
 int tp_png_decode(const void *data, size_t len, uint64_t max_pixels, tp_image *img,
                   tp_error *err);
 
+/* True when `data` starts with the PNG signature. */
+bool tp_png_signature(const void *data, size_t len);
+
+/* Reads a PNG's header without decoding: a valid IHDR of at most `max_pixels` (0: the
+ * default limit). @return : 0 with the size in *width, *height, or TP_EBADIMAGE /
+ * TP_ETOOBIG with the cause in `err`. Thread-safe. */
+int tp_png_inspect(const void *data, size_t len, uint64_t max_pixels, int *width, int *height,
+                   tp_error *err);
+
+/* Checks an encoded image of either codec, told apart by its signature, as `pack` does
+ * before storing it. @return : as tp_jpeg_inspect. */
+int tp_image_inspect(const void *data, size_t len, uint64_t max_pixels, tp_error *err);
+
 /* Per-thread zstd contexts, reused for every field a thread handles. */
 typedef struct tp_zstd tp_zstd;
 int tp_zstd_create(tp_zstd **out);

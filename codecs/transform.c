@@ -259,10 +259,23 @@ static int render_view(tp_transformer *tr, const tp_view_plan *v, unsigned char 
     return 0;
 }
 
-int tp_transform_jpeg_views(tp_transformer *tr, const void *jpeg, size_t len,
-                            const tp_transform *const *ts, const uint32_t *views, unsigned n,
-                            uint64_t seed, uint64_t epoch, uint64_t id,
-                            unsigned char *const *outs, tp_error *err)
+/* A JPEG decodes what the plan asks for; a PNG decodes whole (at full scale, from
+ * (0, 0)), and the plan then places the views in it. */
+static int decode(tp_transformer *tr, const void *data, size_t len, tp_jpeg_request *rq,
+                  tp_error *err)
+{
+    if (!tp_png_signature(data, len))
+        return tp_jpeg_decode(tr->dec, data, len, rq, &tr->img, err);
+    TP_TRY(tp_png_decode(data, len, rq->max_pixels, &tr->img, err));
+    if (rq->plan)
+        rq->plan(rq->plan_ctx, tr->img.width, tr->img.height, rq);
+    return 0;
+}
+
+int tp_transform_image_views(tp_transformer *tr, const void *data, size_t len,
+                             const tp_transform *const *ts, const uint32_t *views, unsigned n,
+                             uint64_t seed, uint64_t epoch, uint64_t id,
+                             unsigned char *const *outs, tp_error *err)
 {
     if (n < 1 || n > TP_MAX_VIEWS)
         return tp__error_set(err, TP_EUSAGE, "%u views (1..%u)", n, TP_MAX_VIEWS);
@@ -274,7 +287,7 @@ int tp_transform_jpeg_views(tp_transformer *tr, const void *jpeg, size_t len,
     }
     plan_set ps = {.v = tr->views, .n = n};
     tp_jpeg_request rq = {.plan = plan_views, .plan_ctx = &ps};
-    TP_TRY(tp_jpeg_decode(tr->dec, jpeg, len, &rq, &tr->img, err));
+    TP_TRY(decode(tr, data, len, &rq, err));
     for (unsigned i = 0; i < n; i++) {
         int rc = render_view(tr, &tr->views[i], outs[i]);
         if (rc < 0)
@@ -283,16 +296,16 @@ int tp_transform_jpeg_views(tp_transformer *tr, const void *jpeg, size_t len,
     return 0;
 }
 
-int tp_transform_jpeg(tp_transformer *tr, const void *jpeg, size_t len, const tp_transform *t,
-                      uint64_t seed, uint64_t epoch, uint64_t id, unsigned char *out,
-                      tp_error *err)
+int tp_transform_image(tp_transformer *tr, const void *data, size_t len, const tp_transform *t,
+                       uint64_t seed, uint64_t epoch, uint64_t id, unsigned char *out,
+                       tp_error *err)
 {
     if (t->kind == TP_TRANSFORM_NONE) {
         tp_jpeg_request rq = {0};
-        return tp_jpeg_decode(tr->dec, jpeg, len, &rq, &tr->img, err);
+        return decode(tr, data, len, &rq, err);
     }
     const uint32_t view = 0;
-    return tp_transform_jpeg_views(tr, jpeg, len, &t, &view, 1, seed, epoch, id, &out, err);
+    return tp_transform_image_views(tr, data, len, &t, &view, 1, seed, epoch, id, &out, err);
 }
 
 const tp_image *tp_transformer_image(const tp_transformer *tr) { return &tr->img; }

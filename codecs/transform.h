@@ -113,25 +113,26 @@ typedef struct tp_transformer tp_transformer;
 int tp_transformer_create(tp_transformer **out);
 void tp_transformer_destroy(tp_transformer *t);
 
-/* Decodes `jpeg` and applies `t` for sample (seed, epoch, id), view 0, writing
- * t->out_bytes to `out`. For TP_TRANSFORM_NONE, `out` may be NULL and the decoded image
- * is left in the transformer. @return : 0 or a decoding error. */
-int tp_transform_jpeg(tp_transformer *tr, const void *jpeg, size_t len, const tp_transform *t,
-                      uint64_t seed, uint64_t epoch, uint64_t id, unsigned char *out,
-                      tp_error *err);
+/* Decodes an encoded image, JPEG or PNG (told apart by the PNG signature), and applies
+ * `t` for sample (seed, epoch, id), view 0, writing t->out_bytes to `out`. For
+ * TP_TRANSFORM_NONE, `out` may be NULL and the decoded image is left in the transformer.
+ * @return : 0 or a decoding error. */
+int tp_transform_image(tp_transformer *tr, const void *data, size_t len, const tp_transform *t,
+                       uint64_t seed, uint64_t epoch, uint64_t id, unsigned char *out,
+                       tp_error *err);
 
 #define TP_MAX_VIEWS 16
 
 /* Several outputs of one image: view i applies ts[i] with randomness drawn from (seed,
- * epoch, id, views[i]) into outs[i]. The image is decoded once: the union of the views'
- * regions, at the finest DCT scale any of them needs. None may be TP_TRANSFORM_NONE.
- * @return : 0 or a decoding error. */
-int tp_transform_jpeg_views(tp_transformer *tr, const void *jpeg, size_t len,
-                            const tp_transform *const *ts, const uint32_t *views, unsigned n,
-                            uint64_t seed, uint64_t epoch, uint64_t id,
-                            unsigned char *const *outs, tp_error *err);
+ * epoch, id, views[i]) into outs[i]. The image is decoded once: for a JPEG the union of
+ * the views' regions at the finest DCT scale any of them needs, for a PNG all of it. None
+ * may be TP_TRANSFORM_NONE. @return : 0 or a decoding error. */
+int tp_transform_image_views(tp_transformer *tr, const void *data, size_t len,
+                             const tp_transform *const *ts, const uint32_t *views, unsigned n,
+                             uint64_t seed, uint64_t epoch, uint64_t id,
+                             unsigned char *const *outs, tp_error *err);
 
-/* The last decoded image (after tp_transform_jpeg with TP_TRANSFORM_NONE). */
+/* The last decoded image (after tp_transform_image with TP_TRANSFORM_NONE). */
 const tp_image *tp_transformer_image(const tp_transformer *tr);
 
 #endif

@@ -2,9 +2,9 @@
  * rules, for OPEN's fields and views:
  *
  * - A view named like an image field sets that field's pipeline; any other view is one
- *   more array, made from its field (or the dataset's only JPEG field).
+ *   more array, made from its field (or the dataset's only image field).
  * - With no fields named, every field that batches is delivered: int64 and tensor
- *   fields, and JPEG fields whose pipeline fixes their size, except those that other
+ *   fields, and image fields whose pipeline fixes their size, except those that other
  *   views are made from (they arrive through their views).
  * - The outputs of one image field share one decode; view k of a field (in output order)
  *   draws its randomness from (seed, epoch, id, k), so the field alone is view 0. */
@@ -12,9 +12,16 @@
 
 #include <stdio.h>
 
-static bool is_jpeg(const tp_field_info *fi)
+/* Image fields the decode pool reads: JPEG and PNG, named as WebDataset names them (jpg,
+ * jpeg, png, also with a prefix such as seg.png) or "image" (an ImageFolder of both).
+ * Each value is decoded by its content, so a PNG under a .jpg name still decodes. */
+static bool is_image(const tp_field_info *fi)
 {
-    return fi->kind == TP_FIELD_IMAGE && (!strcmp(fi->name, "jpg") || !strcmp(fi->name, "jpeg"));
+    if (fi->kind != TP_FIELD_IMAGE)
+        return false;
+    const char *dot = strrchr(fi->name, '.'), *ext = dot ? dot + 1 : fi->name;
+    return !strcmp(ext, "jpg") || !strcmp(ext, "jpeg") || !strcmp(ext, "png") ||
+           !strcmp(ext, "image");
 }
 
 /* The pipeline of an image output: compiled, with the legacy output conversion added. */
@@ -62,9 +69,9 @@ static int add(tp_outputs *o, const tp_dataset *ds, uint32_t idx, const char *na
         return tp__error_set(err, TP_EUSAGE, "field '%s' holds bytes of any size, which do "
                              "not batch", fi->name);
     if (fi->kind == TP_FIELD_IMAGE) {
-        if (!is_jpeg(fi))
-            return tp__error_set(err, TP_EUSAGE, "field '%s': only JPEG images are decoded "
-                                 "in batches", fi->name);
+        if (!is_image(fi))
+            return tp__error_set(err, TP_EUSAGE, "field '%s': only JPEG and PNG images are "
+                                 "decoded in batches", fi->name);
         char what[80];
         snprintf(what, sizeof(what), "output '%s'", name);
         tp_transform *t = &o->tf[o->nf];
@@ -101,7 +108,7 @@ static int add(tp_outputs *o, const tp_dataset *ds, uint32_t idx, const char *na
     return 0;
 }
 
-/* A view's source: its field, or the dataset's only JPEG field. */
+/* A view's source: its field, or the dataset's only image field. */
 static int view_source(const tp_dataset *ds, const char *dataset, const tp_msg_view *v,
                        uint32_t *idx, tp_error *err)
 {
@@ -110,22 +117,22 @@ static int view_source(const tp_dataset *ds, const char *dataset, const tp_msg_v
         if (i < 0)
             return tp__error_set(err, TP_ENOFIELD, "view '%s': dataset %s has no field '%s'",
                                  v->name, dataset, v->field);
-        if (!is_jpeg(tp_dataset_field(ds, (uint32_t)i)))
-            return tp__error_set(err, TP_EUSAGE, "view '%s': field '%s' is not a JPEG image "
-                                 "field", v->name, v->field);
+        if (!is_image(tp_dataset_field(ds, (uint32_t)i)))
+            return tp__error_set(err, TP_EUSAGE, "view '%s': field '%s' is not a JPEG or PNG "
+                                 "image field", v->name, v->field);
         *idx = (uint32_t)i;
         return 0;
     }
     int found = -1;
     for (uint32_t i = 0; i < tp_dataset_field_count(ds); i++)
-        if (is_jpeg(tp_dataset_field(ds, i))) {
+        if (is_image(tp_dataset_field(ds, i))) {
             if (found >= 0)
-                return tp__error_set(err, TP_EUSAGE, "view '%s': dataset %s has several JPEG "
+                return tp__error_set(err, TP_EUSAGE, "view '%s': dataset %s has several image "
                                      "fields; name the view's field", v->name, dataset);
             found = (int)i;
         }
     if (found < 0)
-        return tp__error_set(err, TP_EUSAGE, "view '%s': dataset %s has no JPEG field",
+        return tp__error_set(err, TP_EUSAGE, "view '%s': dataset %s has no image field",
                              v->name, dataset);
     *idx = (uint32_t)found;
     return 0;
@@ -167,7 +174,7 @@ int tp__outputs_pick(tp_outputs *o, const tp_dataset *ds, const char *dataset,
             if (v->field[0] && strcmp(v->field, v->name))
                 return tp__error_set(err, TP_EUSAGE, "view '%s' is named like a field but "
                                      "made from '%s'", v->name, v->field);
-            if (!is_jpeg(tp_dataset_field(ds, (uint32_t)same)))
+            if (!is_image(tp_dataset_field(ds, (uint32_t)same)))
                 return tp__error_set(err, TP_EUSAGE, "view '%s': field '%s' is not a JPEG "
                                      "image field", v->name, v->name);
             own[same] = v->transform;
@@ -181,7 +188,7 @@ int tp__outputs_pick(tp_outputs *o, const tp_dataset *ds, const char *dataset,
         for (uint32_t i = 0; i < nfields; i++) {
             const tp_field_info *fi = tp_dataset_field(ds, i);
             if (fi->kind == TP_FIELD_BYTES ||
-                (fi->kind == TP_FIELD_IMAGE && (!is_jpeg(fi) || (viewed[i] && !own[i]))))
+                (fi->kind == TP_FIELD_IMAGE && (!is_image(fi) || (viewed[i] && !own[i]))))
                 continue;
             const char *text = own[i] ? own[i] : m->transform;
             if (fi->kind == TP_FIELD_IMAGE) {
@@ -226,6 +233,6 @@ int tp__outputs_fill_image(const tp_outputs *o, uint32_t lead, tp_worker *w,
         views[k] = f->view;
         outs[k] = slot + f->offset + (uint64_t)index * f->sample_bytes;
     }
-    return tp_transform_jpeg_views(w->tr, data, len, ts, views, l->ngroup, seed, epoch, id,
-                                   outs, err);
+    return tp_transform_image_views(w->tr, data, len, ts, views, l->ngroup, seed, epoch, id,
+                                    outs, err);
 }

@@ -34,7 +34,7 @@ static int pipe_main(int argc, char **argv, char *data, size_t len)
     unsigned char *outs[1] = {out};
     if (!out || tp_transformer_create(&tr) < 0)
         return 1;
-    if (tp_transform_jpeg_views(tr, data, len, ts, &view, 1, seed, epoch, id, outs, &err) < 0) {
+    if (tp_transform_image_views(tr, data, len, ts, &view, 1, seed, epoch, id, outs, &err) < 0) {
         fprintf(stderr, "transform_tool: %s\n", err.msg);
         return 1;
     }
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     tp_error err;
     unsigned char *out = malloc((size_t)(t.size ? t.size : 1) * (t.size ? t.size : 1) * 3);
     if (tp_transformer_create(&tr) < 0 ||
-        tp_transform_jpeg(tr, data, len, &t, 0, 0, 0, out, &err) < 0) {
+        tp_transform_image(tr, data, len, &t, 0, 0, 0, out, &err) < 0) {
         fprintf(stderr, "transform_tool: %s\n", err.msg);
         return 1;
     }

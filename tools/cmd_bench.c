@@ -368,15 +368,15 @@ static void *decode_worker(void *arg)
         tp_error err;
         int rc = 0;
         if (!views)
-            rc = tp_transform_jpeg(tr, b->data, b->len, &d->t[0], 1, k / d->n, k % d->n, out,
-                                   &err);
+            rc = tp_transform_image(tr, b->data, b->len, &d->t[0], 1, k / d->n, k % d->n, out,
+                                    &err);
         else if (!d->o->separate)
-            rc = tp_transform_jpeg_views(tr, b->data, b->len, ts, NULL, d->nt, 1, k / d->n,
-                                         k % d->n, outs, &err);
+            rc = tp_transform_image_views(tr, b->data, b->len, ts, NULL, d->nt, 1, k / d->n,
+                                          k % d->n, outs, &err);
         else
             for (uint32_t v = 0; v < d->nt && rc == 0; v++)
-                rc = tp_transform_jpeg_views(tr, b->data, b->len, &ts[v], &v, 1, 1, k / d->n,
-                                             k % d->n, &outs[v], &err);
+                rc = tp_transform_image_views(tr, b->data, b->len, &ts[v], &v, 1, 1, k / d->n,
+                                              k % d->n, &outs[v], &err);
         if (rc < 0)
             atomic_fetch_add(&d->failed, 1);
         atomic_fetch_add(&d->done, 1);

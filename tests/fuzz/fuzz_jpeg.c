@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     t.exact = (sel & 8) != 0;
     unsigned char out[32 * 32 * 3 + 1];
     out[t.size * t.size * 3] = 0xA5; /* a canary just past the output */
-    tp_transform_jpeg(tr, jpeg, len, &t, sel >> 4, 0, 1, out, NULL);
+    tp_transform_image(tr, jpeg, len, &t, sel >> 4, 0, 1, out, NULL);
     if (out[t.size * t.size * 3] != 0xA5)
         abort();
     return 0;

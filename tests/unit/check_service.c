@@ -452,7 +452,7 @@ static void ref_image(reference *r, uint64_t epoch, uint64_t id, tp_client_outpu
     const unsigned char *jpeg = ref_field(r, id, "jpg", &len);
     tp_error err = {0};
     unsigned char *hwc = output == TP_CLIENT_UINT8 ? dst : r->img;
-    ck_assert_msg(tp_transform_jpeg(r->tr, jpeg, len, &r->t, r->seed, epoch, id, hwc, &err) == 0,
+    ck_assert_msg(tp_transform_image(r->tr, jpeg, len, &r->t, r->seed, epoch, id, hwc, &err) == 0,
                   "sample %llu: %s", (unsigned long long)id, err.msg);
     if (output != TP_CLIENT_UINT8)
         ck_assert_int_eq(tp_normalize_chw(hwc, r->t.size, r->t.size, tp_imagenet_mean,
@@ -513,7 +513,7 @@ static void check_image_field(const tp_batch_field *f, const image_config *c, ui
 }
 
 /* Images in every output format, for two transforms and several ranks: each sample equals
- * tp_transform_jpeg (and tp_normalize_chw) run here on the stored record with the same
+ * tp_transform_image (and tp_normalize_chw) run here on the stored record with the same
  * (seed, epoch, id); labels equal the stored int64; ids and shapes follow the sampler.
  * BUG (TSan): the daemon's decode threads race on codecs/resample.c use_simd(), which
  * caches CPU detection in the plain global tp__resample_simd on first use. */

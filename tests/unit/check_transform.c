@@ -187,8 +187,8 @@ static void *run_job(void *arg)
     size_t one = (size_t)j->t->size * j->t->size * 3;
     for (unsigned id = j->first; id < 16; id += j->step) {
         tp_error err;
-        ck_assert_int_eq(tp_transform_jpeg(tr, j->jpeg, j->len, j->t, 42, 1, id,
-                                           j->out + id * one, &err), 0);
+        ck_assert_int_eq(tp_transform_image(tr, j->jpeg, j->len, j->t, 42, 1, id,
+                                            j->out + id * one, &err), 0);
     }
     tp_transformer_destroy(tr);
     return NULL;
@@ -246,7 +246,7 @@ START_TEST(test_padding_fill)
         ck_assert_int_eq(t.out_w, 58);
         unsigned char *out = malloc(t.out_bytes);
         tp_error err;
-        ck_assert_int_eq(tp_transform_jpeg(tr, jpeg, len, &t, 1, 0, 0, out, &err), 0);
+        ck_assert_int_eq(tp_transform_image(tr, jpeg, len, &t, 1, 0, 0, out, &err), 0);
         int inside = 0;
         for (int y = 0; y < 52; y++)
             for (int x = 0; x < 58; x++) {
