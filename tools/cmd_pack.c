@@ -1,11 +1,12 @@
-/* `turbopump pack`: ImageFolder -> sharded dataset with fields jpg and cls.
- * Worker threads read and check the JPEGs and encode records in parallel; the main
- * thread appends them strictly in input order, so the output is byte-identical for any
- * --jobs. Unusable inputs are skipped with one warning each (or fail the run with
- * --strict); a write error or an interrupt discards the partial output. */
+/* `turbopump pack`: an input (ingest/source.h: an ImageFolder tree, WebDataset tar
+ * shards) -> a sharded dataset. Worker threads take samples from the source in order,
+ * read and check their values and encode records in parallel; the main thread appends
+ * them strictly in input order, so the output is byte-identical for any --jobs. Unusable
+ * inputs are skipped with one warning each (or fail the run with --strict); a write
+ * error or an interrupt discards the partial output. */
 #include "cli.h"
 #include "codecs.h"
-#include "scan.h"
+#include "source.h"
 #include "storage.h"
 
 #include <fcntl.h>
@@ -17,35 +18,41 @@
 #include <unistd.h>
 
 #define CMD "pack"
-#define MAX_INPUT (256u << 20)
+#define MAX_INPUT TP_SOURCE_MAX_VALUE
 
 typedef struct pack_options {
-    const char *src, *dst;
+    const char *src, *dst, *input;
+    const char *fields[TP_SOURCE_MAX_FIELDS];
+    size_t nfields;
+    char *fields_arg;
     tp_shard_format format;
     uint64_t jobs, shard_bytes, align, zstd, dict_size;
     bool strict, force, quiet, dict;
 } pack_options;
 
-/* One input's outcome, produced by a worker and consumed in order by the writer. */
+/* One sample's outcome, produced by a worker and consumed in order by the writer. */
 typedef struct slot {
     bool ready;
-    unsigned char *rec;  /* encoded record, or NULL when the input is skipped */
+    tp_source_sample sample;
+    unsigned char *rec;  /* encoded record, or NULL when the sample is skipped */
     uint64_t len, checksum, src_bytes;
     char why[sizeof(((tp_error *)0)->msg)];
 } slot;
 
 typedef struct pack_job {
     const pack_options *o;
-    const tp_scan *scan;
-    tp_field_info fields[2];
+    tp_source *src;
     tp_zstd_dict *dict;      /* trained dictionary (--zstd-dict), shared read-only */
     unsigned char *dict_bytes;
     size_t dict_len;
     slot *slots;
     size_t window;
-    size_t next_claim;   /* next input a worker takes */
-    size_t next_write;   /* next input the writer appends */
-    bool stop;
+    size_t next_claim;   /* index of the next sample a worker takes */
+    size_t next_write;   /* next sample the writer appends */
+    bool stop, ended;    /* ended: the source has no more; `total` samples came */
+    size_t total;
+    int src_rc;          /* the source's failure, if it failed */
+    tp_error src_err;
     pthread_mutex_t mu;
     pthread_cond_t ready, space;
 } pack_job;
@@ -58,10 +65,22 @@ void tp_usage_pack(FILE *out)
 {
     fprintf(out,
             "Usage: turbopump pack SRC DST [OPTIONS]\n\n"
-            "Convert an ImageFolder tree (SRC/<class>/**/*.jpg) into a dataset at DST with\n"
-            "fields 'jpg' (the JPEG bytes) and 'cls' (int64 class index; classes are the\n"
-            "sorted subdirectory names, as torchvision's ImageFolder orders them).\n\n"
+            "Convert SRC into a dataset at DST. SRC is one of:\n"
+            "  an ImageFolder tree   SRC/<class>/**/*.{jpg,jpeg,png}: fields 'jpg' (or 'png',\n"
+            "                        or 'image' for a tree of both) with the file's bytes and\n"
+            "                        'cls' (int64 class index; classes are the sorted\n"
+            "                        subdirectory names, as torchvision's ImageFolder orders\n"
+            "                        them)\n"
+            "  WebDataset tar shards a .tar file (or .tar.gz/.zst/.xz/.bz2), a directory of\n"
+            "                        them, a glob or a brace list ('shards-{000..127}.tar'):\n"
+            "                        members grouped into samples by key as WebDataset does,\n"
+            "                        every extension a field (jpg/jpeg/png images, cls int64,\n"
+            "                        anything else bytes)\n\n"
             "Options:\n"
+            "  --input imagefolder|wds  the kind of SRC (default: a tar name, glob or brace\n"
+            "                        list is wds, a directory an ImageFolder)\n"
+            "  --fields LIST         the fields to keep, in order, comma-separated; FROM:TO\n"
+            "                        renames (e.g. --fields jpg:image,cls); default: all\n"
             "  --format record|lmdb  shard kind (default record)\n"
             "  --jobs N              worker threads (default: number of CPUs)\n"
             "  --shard-size SIZE     start a new shard past SIZE bytes (default 256M)\n"
@@ -75,10 +94,32 @@ void tp_usage_pack(FILE *out)
             "  --force               replace an existing dataset at DST\n"
             "  --quiet               no progress display and no summary\n"
             "  -h, --help            show this help\n\n"
-            "Unusable inputs (unreadable, empty, not a JPEG, truncated, non-UTF-8 names,\n"
-            "symlink loops, empty classes) are skipped with one warning each and counted.\n"
-            "The dataset appears at DST only when complete; output is byte-identical for\n"
-            "any --jobs.\n");
+            "Unusable inputs (unreadable, empty, not a JPEG or PNG, truncated, non-UTF-8\n"
+            "names, symlink loops, empty classes; tar members without a key, samples missing\n"
+            "a field or holding one twice, damaged shards, labels that are not integers) are\n"
+            "skipped with one warning each and counted. The dataset appears at DST only when\n"
+            "complete; output is byte-identical for any --jobs.\n");
+}
+
+static int parse_fields(pack_options *o, const char *arg)
+{
+    free(o->fields_arg);
+    if (!(o->fields_arg = strdup(arg)))
+        return -ENOMEM;
+    o->nfields = 0;
+    char *save = NULL;
+    for (char *f = strtok_r(o->fields_arg, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+        if (o->nfields == TP_SOURCE_MAX_FIELDS) {
+            tp_cli_usage_error(CMD, "--fields: at most %d fields", TP_SOURCE_MAX_FIELDS);
+            return -1;
+        }
+        o->fields[o->nfields++] = f;
+    }
+    if (!o->nfields) {
+        tp_cli_usage_error(CMD, "--fields needs at least one field");
+        return -1;
+    }
+    return 0;
 }
 
 static int parse_options(int argc, char **argv, pack_options *o)
@@ -89,6 +130,7 @@ static int parse_options(int argc, char **argv, pack_options *o)
         {"zstd", required_argument, 0, 'z'}, {"strict", no_argument, 0, 'S'},
         {"zstd-dict", no_argument, 0, 'D'}, {"zstd-dict-size", required_argument, 0, 'Z'},
         {"force", no_argument, 0, 'F'}, {"quiet", no_argument, 0, 'q'},
+        {"input", required_argument, 0, 'i'}, {"fields", required_argument, 0, 'e'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (pack_options){.format = TP_SHARD_RECORD, .jobs = tp_cli_cpus(),
                         .shard_bytes = 256ull << 20, .align = 4096, .dict_size = 112640};
@@ -102,6 +144,13 @@ static int parse_options(int argc, char **argv, pack_options *o)
         else if (c == 'f')
             return tp_cli_usage_error(CMD, "--format must be 'record' or 'lmdb', not '%s'",
                                       optarg);
+        else if (c == 'i' && strcmp(optarg, "imagefolder") && strcmp(optarg, "wds"))
+            return tp_cli_usage_error(CMD, "--input must be 'imagefolder' or 'wds', not '%s'",
+                                      optarg);
+        else if (c == 'i')
+            o->input = optarg;
+        else if (c == 'e')
+            rc = parse_fields(o, optarg);
         else if (c == 'j')
             rc = tp_cli_u64(CMD, "--jobs", optarg, 1, 256, &o->jobs);
         else if (c == 's')
@@ -157,40 +206,124 @@ static int read_input(const char *path, unsigned char **buf, size_t *len, char *
     return -1;
 }
 
-/* Reads, checks and encodes input `i` into its slot (rec stays NULL when skipped). */
-static void process(const pack_job *j, tp_zstd *z, size_t i, slot *s)
+/* An int64 field's value from decimal text (WebDataset's .cls: "7", "-1\n"). */
+static bool parse_int(const unsigned char *p, size_t n, int64_t *out)
 {
-    unsigned char *jpeg = NULL, *packed = NULL;
-    size_t len;
-    if (read_input(j->scan->items[i].path, &jpeg, &len, s->why, sizeof(s->why)) < 0)
-        return;
-    s->src_bytes = len;
-    tp_jpeg_info info;
-    tp_error err;
-    if (tp_jpeg_inspect(jpeg, len, TP_JPEG_DEFAULT_MAX_PIXELS, &info, &err) < 0) {
-        snprintf(s->why, sizeof(s->why), "%s", err.msg);
-        free(jpeg);
-        return;
+    while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    while (n && (*p == ' ' || *p == '\t'))
+        p++, n--;
+    char text[24];
+    if (!n || n >= sizeof(text))
+        return false;
+    memcpy(text, p, n);
+    text[n] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || *end || end == text || text[0] == '+' || (text[0] == '-' && !text[1]))
+        return false;
+    *out = v;
+    return true;
+}
+
+typedef struct shape_str {
+    char s[TP_MAX_DIMS * 21 + 3];
+} shape_str;
+
+static shape_str shape_text(const int64_t *shape, uint32_t ndim)
+{
+    shape_str t;
+    int n = snprintf(t.s, sizeof(t.s), "(");
+    for (uint32_t d = 0; d < ndim; d++)
+        n += snprintf(t.s + n, sizeof(t.s) - (size_t)n, "%s%lld", d ? ", " : "",
+                      (long long)shape[d]);
+    snprintf(t.s + n, sizeof(t.s) - (size_t)n, ")");
+    return t;
+}
+
+/* Reads, checks and encodes one sample into its slot (rec stays NULL when skipped). */
+static void process(const pack_job *j, tp_zstd *z, slot *s)
+{
+    const tp_source *src = j->src;
+    unsigned char *owned[TP_SOURCE_MAX_FIELDS] = {0}, *packed[TP_SOURCE_MAX_FIELDS] = {0};
+    unsigned char ints[TP_SOURCE_MAX_FIELDS][8];
+    tp_field_value v[TP_SOURCE_MAX_FIELDS];
+    size_t n = src->nfields;
+    for (size_t f = 0; f < n; f++) {
+        const tp_source_value *in = &s->sample.v[f];
+        const tp_field_info *fi = &src->fields[f];
+        const unsigned char *data = in->data;
+        size_t len = in->len;
+        char *why = s->why;
+        size_t wl = sizeof(s->why);
+        if (!in->path) { /* name the field: the message names the sample, not a file */
+            int k = snprintf(why, wl, "%s: ", fi->name);
+            why += k;
+            wl -= (size_t)k;
+        }
+        if (in->path && read_input(in->path, &owned[f], &len, s->why, sizeof(s->why)) < 0)
+            goto fail;
+        if (in->path)
+            data = owned[f];
+        s->src_bytes += in->is_int ? 0 : len;
+        v[f] = (tp_field_value){.field = (uint32_t)f, .data = data, .size = len, .raw_size = len};
+        tp_error err;
+        if (fi->kind == TP_FIELD_INT64) {
+            int64_t x = in->i64;
+            if (!in->is_int && !parse_int(data, len, &x)) {
+                snprintf(why, wl, "not an integer: '%.*s'", (int)TP_MIN(len, 24), data);
+                goto fail;
+            }
+            tp__put64(ints[f], (uint64_t)x);
+            v[f] = (tp_field_value){.field = (uint32_t)f, .data = ints[f], .size = 8,
+                                    .raw_size = 8};
+            continue;
+        }
+        if (fi->kind == TP_FIELD_IMAGE &&
+            tp_image_inspect(data, len, TP_JPEG_DEFAULT_MAX_PIXELS, &err) < 0) {
+            snprintf(why, wl, "%s", err.msg);
+            goto fail;
+        }
+        if (fi->kind == TP_FIELD_TENSOR) { /* a .npy: the array's bytes, as the field says */
+            tp_npy a;
+            if (tp__npy_parse(data, len, len, &a, &err) < 0) {
+                snprintf(why, wl, "%s", err.msg);
+                goto fail;
+            }
+            if (a.dtype != fi->dtype || a.ndim != fi->ndim ||
+                memcmp(a.shape, fi->shape, a.ndim * sizeof(int64_t))) {
+                snprintf(why, wl, "array of %s %s, not %s %s like the first sample",
+                         tp_dtype_name(a.dtype), shape_text(a.shape, a.ndim).s,
+                         tp_dtype_name(fi->dtype), shape_text(fi->shape, fi->ndim).s);
+                goto fail;
+            }
+            data += a.offset;
+            len = (size_t)a.bytes;
+            v[f].data = data;
+            v[f].size = v[f].raw_size = len;
+        }
+        int64_t zlen = j->o->zstd && z ? tp_zstd_compress_with(z, j->dict, data, len,
+                                                               (int)j->o->zstd, &packed[f])
+                                       : -1;
+        if (zlen >= 0 && (uint64_t)zlen < len) {
+            v[f].data = packed[f];
+            v[f].size = (uint64_t)zlen;
+            v[f].compression = j->dict ? TP_COMPRESS_ZSTD_DICT : TP_COMPRESS_ZSTD;
+        }
     }
-    unsigned char label[8];
-    tp__put64(label, j->scan->items[i].label);
-    tp_field_value v[2] = {{.field = 0, .data = jpeg, .size = len, .raw_size = len},
-                           {.field = 1, .data = label, .size = 8, .raw_size = 8}};
-    int64_t zlen = j->o->zstd && z ? tp_zstd_compress_with(z, j->dict, jpeg, len,
-                                                           (int)j->o->zstd, &packed) : -1;
-    if (zlen >= 0 && (uint64_t)zlen < len) {
-        v[0].data = packed;
-        v[0].size = (uint64_t)zlen;
-        v[0].compression = j->dict ? TP_COMPRESS_ZSTD_DICT : TP_COMPRESS_ZSTD;
-    }
-    s->len = tp__record_size(v, 2);
+    s->why[0] = '\0';
+    s->len = tp__record_size(v, n);
     s->rec = malloc(s->len);
     if (s->rec)
-        s->checksum = tp__record_encode(s->rec, v, 2);
+        s->checksum = tp__record_encode(s->rec, v, n);
     else
         snprintf(s->why, sizeof(s->why), "out of memory");
-    free(packed);
-    free(jpeg);
+fail:
+    for (size_t f = 0; f < n; f++) {
+        free(owned[f]);
+        free(packed[f]);
+    }
 }
 
 static void *worker(void *arg)
@@ -201,18 +334,29 @@ static void *worker(void *arg)
         z = NULL; /* stored uncompressed then: still correct, only larger */
     pthread_mutex_lock(&j->mu);
     for (;;) {
-        while (!j->stop && j->next_claim < j->scan->nitems &&
-               j->next_claim >= j->next_write + j->window)
+        while (!j->stop && !j->ended && j->next_claim >= j->next_write + j->window)
             pthread_cond_wait(&j->space, &j->mu);
-        if (j->stop || j->next_claim >= j->scan->nitems)
+        if (j->stop || j->ended)
             break;
-        size_t i = j->next_claim++;
+        /* Samples are taken from the source under the lock, so their order is the
+         * source's; reading a value's file and everything after runs unlocked. */
+        size_t i = j->next_claim;
         slot *s = &j->slots[i % j->window];
+        int rc = tp_source_next(j->src, &s->sample, &j->src_err);
+        if (rc != 1) {
+            j->ended = true;
+            j->total = i;
+            j->src_rc = rc;
+            pthread_cond_broadcast(&j->ready);
+            pthread_cond_broadcast(&j->space);
+            break;
+        }
+        j->next_claim++;
         pthread_mutex_unlock(&j->mu);
         s->rec = NULL; /* `ready` is only touched under the lock */
         s->len = s->checksum = s->src_bytes = 0;
         s->why[0] = '\0';
-        process(j, z, i, s);
+        process(j, z, s);
         pthread_mutex_lock(&j->mu);
         s->ready = true;
         pthread_cond_broadcast(&j->ready);
@@ -222,20 +366,24 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Waits for input `i`, then frees its slot for the workers after the caller is done. */
+/* Waits for sample `i`: its slot, or NULL when the source ended before it. */
 static slot *wait_slot(pack_job *j, size_t i)
 {
     pthread_mutex_lock(&j->mu);
     slot *s = &j->slots[i % j->window];
-    while (!s->ready)
+    while (!s->ready && !(j->ended && i >= j->total))
         pthread_cond_wait(&j->ready, &j->mu);
+    if (!s->ready)
+        s = NULL;
     pthread_mutex_unlock(&j->mu);
     return s;
 }
 
+/* Frees the slot for the workers after the writer is done with it. */
 static void release_slot(pack_job *j, slot *s)
 {
     free(s->rec);
+    s->rec = NULL;
     pthread_mutex_lock(&j->mu);
     s->ready = false;
     j->next_write++;
@@ -251,42 +399,79 @@ static void stop_workers(pack_job *j)
     pthread_mutex_unlock(&j->mu);
 }
 
-static int warn_input(void *ctx, const char *path, const char *why)
+static int warn_input(void *ctx, const char *where, const char *why)
 {
     const pack_options *o = ctx;
     if (o->strict) {
-        tp_cli_error(CMD, "%s: %s (--strict)", path, why);
+        tp_cli_error(CMD, "%s: %s (--strict)", where, why);
         return 1;
     }
-    tp_cli_warn(CMD, "skipping %s: %s", path, why);
+    tp_cli_warn(CMD, "skipping %s: %s", where, why);
     return 0;
+}
+
+static void note_input(void *ctx, const char *msg)
+{
+    (void)ctx;
+    tp_cli_warn(CMD, "%s", msg);
+}
+
+static int open_source(const pack_options *o, bool quiet, tp_source **src)
+{
+    tp_source_options so = {.fields = o->fields, .nfields = o->nfields,
+                            .warn = quiet ? NULL : warn_input, .warn_ctx = (void *)o,
+                            .note = quiet ? NULL : note_input};
+    tp_error err = {0};
+    int rc = tp_source_open(o->src, o->input, &so, src, &err);
+    if (rc < 0 && rc != TP_SOURCE_STOPPED)
+        tp_cli_error(CMD, "%s", err.msg);
+    return rc;
 }
 
 #define DICT_SAMPLES 1000
 #define DICT_SAMPLE_BYTES (64u << 20)
 
-/* Trains the dictionary on up to DICT_SAMPLES inputs spread evenly over the dataset (the
- * same ones for any --jobs, so the output stays byte-identical). */
-static int train_dict(const pack_options *o, const tp_scan *scan, pack_job *j)
+/* Trains the dictionary on the byte and image values of up to DICT_SAMPLES samples spread
+ * evenly over the input (the same ones for any --jobs, so the output stays
+ * byte-identical), read through a second pass of the source. */
+static int train_dict(const pack_options *o, pack_job *j)
 {
-    size_t n = TP_MIN(scan->nitems, (size_t)DICT_SAMPLES), used = 0, total = 0;
+    size_t n = DICT_SAMPLES, used = 0, total = 0, cap = DICT_SAMPLES * TP_SOURCE_MAX_FIELDS;
+    uint64_t count = j->src->count, step = count > n ? count / n : 1;
     unsigned char *all = malloc(DICT_SAMPLE_BYTES);
-    size_t *sizes = malloc(n * sizeof(size_t));
+    size_t *sizes = malloc(cap * sizeof(size_t));
     j->dict_bytes = malloc(o->dict_size);
-    int rc = all && sizes && j->dict_bytes ? 0 : -ENOMEM;
-    for (size_t k = 0; rc == 0 && k < n; k++) {
-        char *data;
-        size_t len;
-        if (tp__read_file(scan->items[k * scan->nitems / n].path, MAX_INPUT, &data, &len) < 0)
-            continue; /* unusable inputs are reported when they are packed */
-        if (total + len <= DICT_SAMPLE_BYTES) {
-            memcpy(all + total, data, len);
-            total += len;
-            sizes[used++] = len;
-        }
-        free(data);
-    }
+    tp_source *src = NULL;
+    int rc = all && sizes && j->dict_bytes ? open_source(o, true, &src) : -ENOMEM;
+    tp_source_sample smp;
+    tp_source_sample_init(&smp);
     tp_error err = {0};
+    for (uint64_t k = 0; rc == 0 && used < cap; k++) {
+        int got = tp_source_next(src, &smp, &err);
+        if (got != 1) {
+            rc = got < 0 ? got : 0;
+            break;
+        }
+        if (k % step)
+            continue;
+        for (size_t f = 0; f < src->nfields && used < cap; f++) {
+            const tp_source_value *v = &smp.v[f];
+            if (src->fields[f].kind == TP_FIELD_INT64 || !v->present)
+                continue;
+            char *data = NULL;
+            size_t len = v->len;
+            if (v->path && tp__read_file(v->path, MAX_INPUT, &data, &len) < 0)
+                continue; /* unusable inputs are reported when they are packed */
+            if (total + len <= DICT_SAMPLE_BYTES) {
+                memcpy(all + total, v->path ? (unsigned char *)data : v->data, len);
+                total += len;
+                sizes[used++] = len;
+            }
+            free(data);
+        }
+    }
+    tp_source_sample_free(&smp);
+    tp_source_close(src);
     int64_t got = rc ? rc : tp_zstd_train(all, sizes, (unsigned)used, j->dict_bytes,
                                           (size_t)o->dict_size, &err);
     if (got > 0) {
@@ -302,34 +487,37 @@ static int train_dict(const pack_options *o, const tp_scan *scan, pack_job *j)
     return rc;
 }
 
-static int open_writer(const pack_options *o, const tp_scan *scan, const pack_job *j,
-                       tp_field_info *fields, tp_dataset_writer **w)
+static int open_writer(const pack_options *o, const pack_job *j, tp_dataset_writer **w)
 {
-    fields[0] = (tp_field_info){.name = "jpg", .kind = TP_FIELD_IMAGE, .zstd_level = (int)o->zstd};
-    fields[1] = (tp_field_info){.name = "cls", .kind = TP_FIELD_INT64};
-    char *abs = realpath(o->src, NULL), *source = malloc(strlen(abs ? abs : o->src) + 16);
-    if (source)
-        sprintf(source, "imagefolder:%s", abs ? abs : o->src);
+    tp_field_info fields[TP_SOURCE_MAX_FIELDS];
+    const tp_source *src = j->src;
+    for (size_t f = 0; f < src->nfields; f++) {
+        fields[f] = src->fields[f];
+        if (fields[f].kind != TP_FIELD_INT64)
+            fields[f].zstd_level = (int)o->zstd;
+    }
     /* The id derives from the inputs and options, so equal inputs give equal bytes. */
     char opts[128];
     snprintf(opts, sizeof(opts), "%d %llu %llu %llu %d %llu", (int)o->format,
              (unsigned long long)o->align, (unsigned long long)o->shard_bytes,
              (unsigned long long)o->zstd, (int)o->dict, (unsigned long long)o->dict_size);
-    uint64_t id[2] = {scan->listing_hash, tp__hash64(opts, strlen(opts))};
+    uint64_t id[2] = {src->listing_hash, tp__hash64(opts, strlen(opts))};
+    for (size_t f = 0; o->nfields && f < src->nfields; f++) { /* the chosen fields */
+        uint64_t parts[2] = {id[1], tp__hash64(o->fields[f], strlen(o->fields[f]))};
+        id[1] = tp__hash64(parts, sizeof(parts));
+    }
     unsigned char idb[TP_DATASET_ID_BYTES];
     tp__put64(idb, id[0]);
     tp__put64(idb + 8, id[1] ^ id[0]);
     tp_dataset_writer_options wo = {
         .format = o->format, .align = (uint32_t)o->align, .shard_bytes = o->shard_bytes,
-        .fields = fields, .nfields = 2, .classes = (const char *const *)scan->classes,
-        .nclasses = scan->nclasses, .id = idb, .source = source, .replace = o->force,
+        .fields = fields, .nfields = src->nfields, .classes = (const char *const *)src->classes,
+        .nclasses = src->nclasses, .id = idb, .source = src->location, .replace = o->force,
         .zstd_dict = j->dict_bytes, .zstd_dict_len = j->dict_len};
     tp_error err;
     int rc = tp_dataset_writer_create(w, o->dst, &wo, &err);
     if (rc < 0)
         tp_cli_error(CMD, "%s", err.msg);
-    free(abs);
-    free(source);
     return rc;
 }
 
@@ -337,22 +525,22 @@ typedef struct pack_totals {
     uint64_t samples, src_bytes, skipped;
 } pack_totals;
 
-/* Appends every input in order. @return : 0, or -1 after printing why it stopped. */
+/* Appends every sample in order. @return : 0, or -1 after printing why it stopped. */
 static int write_all(pack_job *j, tp_dataset_writer *w, pack_totals *t)
 {
     tp_progress prog;
     if (!j->o->quiet)
-        tp_progress_start(&prog, j->scan->nitems, "samples");
+        tp_progress_start(&prog, j->src->count, "samples");
     int rc = 0;
-    for (size_t i = 0; i < j->scan->nitems && rc == 0; i++) {
-        slot *s = wait_slot(j, i);
+    slot *s;
+    for (size_t i = 0; rc == 0 && (s = wait_slot(j, i)) != NULL; i++) {
         tp_error err;
         if (interrupted) {
             tp_cli_error(CMD, "interrupted; nothing was written to %s", j->o->dst);
             rc = -1;
         } else if (!s->rec) {
             t->skipped++;
-            rc = warn_input((void *)j->o, j->scan->items[i].path, s->why) ? -1 : 0;
+            rc = warn_input((void *)j->o, s->sample.where, s->why) ? -1 : 0;
         } else if (tp__writer_append_record(w, s->rec, s->len, s->checksum, &err) < 0) {
             tp_cli_error(CMD, "%s", err.msg);
             rc = -1;
@@ -366,6 +554,15 @@ static int write_all(pack_job *j, tp_dataset_writer *w, pack_totals *t)
     }
     if (!j->o->quiet)
         tp_progress_end(&prog);
+    if (rc == 0 && j->src_rc == TP_SOURCE_STOPPED)
+        rc = -1; /* --strict: the source said why */
+    else if (rc == 0 && j->src_rc < 0) {
+        tp_cli_error(CMD, "%s", j->src_err.msg);
+        rc = -1;
+    } else if (rc == 0 && interrupted) {
+        tp_cli_error(CMD, "interrupted; nothing was written to %s", j->o->dst);
+        rc = -1;
+    }
     return rc;
 }
 
@@ -382,31 +579,31 @@ static int run_workers(pack_job *j, tp_dataset_writer *w, pack_totals *t)
     stop_workers(j);
     for (size_t i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
-    for (size_t i = 0; i < j->window; i++) /* slots a stopped run left filled */
-        if (j->slots[i].ready)
-            free(j->slots[i].rec);
     return rc;
 }
 
-static int pack(const pack_options *o, const tp_scan *scan, pack_totals *t)
+static int pack(const pack_options *o, tp_source *src, pack_totals *t)
 {
-    pack_job j = {.o = o, .scan = scan, .window = o->jobs * 8};
+    pack_job j = {.o = o, .src = src, .window = o->jobs * 8};
     tp_dataset_writer *w = NULL;
     j.slots = calloc(j.window, sizeof(slot));
-    if (!j.slots || (o->dict && train_dict(o, scan, &j) < 0) ||
-        open_writer(o, scan, &j, j.fields, &w) < 0) {
-        free(j.slots);
-        tp_zstd_dict_destroy(j.dict);
-        free(j.dict_bytes);
-        return -1;
+    int rc = j.slots ? 0 : -1;
+    if (rc == 0 && o->dict)
+        rc = train_dict(o, &j);
+    if (rc == 0)
+        rc = open_writer(o, &j, &w);
+    if (rc == 0) {
+        pthread_mutex_init(&j.mu, NULL);
+        pthread_cond_init(&j.ready, NULL);
+        pthread_cond_init(&j.space, NULL);
+        rc = run_workers(&j, w, t);
+        pthread_cond_destroy(&j.ready);
+        pthread_cond_destroy(&j.space);
+        pthread_mutex_destroy(&j.mu);
     }
-    pthread_mutex_init(&j.mu, NULL);
-    pthread_cond_init(&j.ready, NULL);
-    pthread_cond_init(&j.space, NULL);
-    int rc = run_workers(&j, w, t);
     tp_error err;
     if (rc == 0 && t->samples == 0) {
-        tp_cli_error(CMD, "no usable JPEG files under %s", o->src);
+        tp_cli_error(CMD, "no usable samples in %s", o->src);
         rc = -1;
     }
     if (rc == 0 && tp_dataset_writer_finish(w, &err) < 0) {
@@ -414,46 +611,46 @@ static int pack(const pack_options *o, const tp_scan *scan, pack_totals *t)
         rc = -1;
     }
     tp_dataset_writer_destroy(w);
-    pthread_cond_destroy(&j.ready);
-    pthread_cond_destroy(&j.space);
-    pthread_mutex_destroy(&j.mu);
+    for (size_t i = 0; j.slots && i < j.window; i++) {
+        free(j.slots[i].rec); /* slots a stopped run left filled */
+        tp_source_sample_free(&j.slots[i].sample);
+    }
     free(j.slots);
     tp_zstd_dict_destroy(j.dict);
     free(j.dict_bytes);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 int tp_cmd_pack(int argc, char **argv)
 {
     pack_options o;
     int rc = parse_options(argc, argv, &o);
-    if (rc)
+    if (rc) {
+        free(o.fields_arg);
         return rc;
-    struct stat st;
-    const char *bad = stat(o.src, &st) < 0 ? strerror(errno)
-                      : !S_ISDIR(st.st_mode) ? "not a directory" : NULL;
-    if (bad) {
-        tp_cli_error(CMD, "%s: %s", o.src, bad);
-        return TP_EXIT_FAIL;
     }
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     double start = tp_cli_now();
-    tp_scan scan;
-    rc = tp_scan_imagefolder(o.src, &scan, warn_input, &o);
-    if (rc < 0)
-        tp_cli_error(CMD, "scanning %s: %s", o.src, tp_strerror(rc));
-    pack_totals t = {.skipped = scan.skipped};
+    tp_source *src = NULL;
+    rc = open_source(&o, false, &src);
+    pack_totals t = {0};
     if (rc == 0)
-        rc = pack(&o, &scan, &t);
+        rc = pack(&o, src, &t);
     double secs = TP_MAX(tp_cli_now() - start, 1e-9);
-    if (rc == 0 && !o.quiet)
-        printf("packed %llu samples (%.1f MB of JPEG) from %zu classes into %s in %.2f s: "
-               "%.0f samples/s, %.1f MB/s; skipped %llu input%s\n",
-               (unsigned long long)t.samples, (double)t.src_bytes / 1e6, scan.nclasses, o.dst,
-               secs, (double)t.samples / secs, (double)t.src_bytes / secs / 1e6,
-               (unsigned long long)t.skipped, t.skipped == 1 ? "" : "s");
-    tp_scan_free(&scan);
+    if (rc == 0 && !o.quiet) {
+        uint64_t skipped = t.skipped + src->skipped;
+        char from[64] = "";
+        if (src->nclasses)
+            snprintf(from, sizeof(from), " from %zu classes", src->nclasses);
+        printf("packed %llu samples (%.1f MB of input)%s into %s in %.2f s: %.0f samples/s, "
+               "%.1f MB/s; skipped %llu input%s\n",
+               (unsigned long long)t.samples, (double)t.src_bytes / 1e6, from, o.dst, secs,
+               (double)t.samples / secs, (double)t.src_bytes / secs / 1e6,
+               (unsigned long long)skipped, skipped == 1 ? "" : "s");
+    }
+    tp_source_close(src);
+    free(o.fields_arg);
     return rc == 0 ? TP_EXIT_OK : TP_EXIT_FAIL;
 }

@@ -1,6 +1,6 @@
 /* `turbopump verify`: reads every record of a dataset and checks every checksum and
  * structure (opening the dataset already checks the manifest, shard headers, footers and
- * indexes); --decode also decodes every JPEG. Records are read in large sequential spans,
+ * indexes); --decode also decodes every image. Records are read in large sequential spans,
  * so verifying runs at the speed of reading the files. Each problem is reported with the
  * shard, sample id and cause; the exit status is 1 if there was any. */
 #include "cli.h"
@@ -36,7 +36,7 @@ void tp_usage_verify(FILE *out)
                  "footers, indexes and records. Exits 1 naming the shard, sample id and\n"
                  "cause of each problem.\n\n"
                  "Options:\n"
-                 "  --decode    also decode every JPEG field\n"
+                 "  --decode    also decode every image field (JPEG or PNG)\n"
                  "  --jobs N    shards verified in parallel (default 1)\n"
                  "  -h, --help  show this help\n");
 }
@@ -92,15 +92,12 @@ static int decode_field(const verify_job *j, worker *w, const tp_field_value *v,
                                        v->data, v->size, w->raw, v->raw_size, err));
         data = w->raw;
     }
-    tp_jpeg_info info; /* header and end-marker checks, as pack applies them */
-    TP_TRY(tp_jpeg_inspect(data, v->raw_size, TP_JPEG_DEFAULT_MAX_PIXELS, &info, err));
+    /* header and end checks, as pack applies them */
+    TP_TRY(tp_image_inspect(data, v->raw_size, TP_JPEG_DEFAULT_MAX_PIXELS, err));
+    if (tp_png_signature(data, v->raw_size))
+        return tp_png_decode(data, v->raw_size, 0, &w->img, err);
     tp_jpeg_request whole = {0};
     return tp_jpeg_decode(w->dec, data, v->raw_size, &whole, &w->img, err);
-}
-
-static bool is_jpeg_field(const tp_field_info *f)
-{
-    return f->kind == TP_FIELD_IMAGE && (!strcmp(f->name, "jpg") || !strcmp(f->name, "jpeg"));
 }
 
 static void check_record(verify_job *j, worker *w, const char *shard, uint64_t id,
@@ -115,7 +112,7 @@ static void check_record(verify_job *j, worker *w, const char *shard, uint64_t i
         return;
     }
     for (uint32_t i = 0; j->decode && i < rec.nfields; i++)
-        if (is_jpeg_field(tp_dataset_field(j->ds, rec.fields[i].field)) &&
+        if (tp_dataset_field(j->ds, rec.fields[i].field)->kind == TP_FIELD_IMAGE &&
             decode_field(j, w, &rec.fields[i], &err) < 0)
             report(j, "%s: sample %llu: %s", shard, id, err.msg);
 }
@@ -263,7 +260,7 @@ int tp_cmd_verify(int argc, char **argv)
     printf("%s: %llu samples in %zu shards (%.1f MB) verified in %.3f s (%.1f MB/s)%s: %llu "
            "problem%s\n", path, (unsigned long long)atomic_load(&j.samples),
            tp_dataset_shard_count(ds), (double)bytes / 1e6, secs, (double)bytes / secs / 1e6,
-           decode ? ", JPEGs decoded" : "", (unsigned long long)errors, errors == 1 ? "" : "s");
+           decode ? ", images decoded" : "", (unsigned long long)errors, errors == 1 ? "" : "s");
     pthread_mutex_destroy(&j.print_mu);
     tp_zstd_dict_destroy(j.dict);
     tp_dataset_close(ds);

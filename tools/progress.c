@@ -25,7 +25,7 @@ void tp_progress_update(tp_progress *p, uint64_t done, uint64_t bytes)
     for (int i = 0; i < 24; i++)
         bar[i] = i < filled ? '#' : '.';
     bar[24] = '\0';
-    double eta = rate > 0 ? (double)(p->total - done) / rate : 0;
+    double eta = rate > 0 && p->total > done ? (double)(p->total - done) / rate : 0;
     fprintf(stderr, "\r[%s] %llu/%llu %5.1f%%  %.0f %s/s  %.1f MB/s  ETA %d:%02d ", bar,
             (unsigned long long)done, (unsigned long long)p->total, 100 * frac, rate, p->unit,
             (double)bytes / secs / 1e6, (int)eta / 60, (int)eta % 60);

@@ -42,6 +42,8 @@ case_help() {
     expect 2 "$TP" pack a b --jobs 0;     contains err "--jobs"
     expect 2 "$TP" pack a b --shard-size 12Q; contains err "--shard-size"
     expect 2 "$TP" pack a b --zstd-dict;      contains err "needs --zstd"
+    expect 2 "$TP" pack a b --input zip;      contains err "--input"
+    expect 2 "$TP" pack a b --fields ,;       contains err "--fields"
     expect 2 "$TP" gen imagefolder x;     contains err "--samples"
 }
 
@@ -54,7 +56,7 @@ case_roundtrip() {
     expect 0 "$TP" pack img ds --jobs 2; contains out "packed 60 samples"
     contains out "skipped 0 inputs"
     expect 0 "$TP" verify ds;          contains out "60 samples"; contains out "0 problems"
-    expect 0 "$TP" verify ds --decode --jobs 2; contains out "JPEGs decoded"
+    expect 0 "$TP" verify ds --decode --jobs 2; contains out "images decoded"
     expect 0 "$TP" inspect ds;         contains out "samples:  60"; contains out "class0002"
     expect 0 "$TP" inspect ds --json
     python3 - out <<'PY'
@@ -69,6 +71,15 @@ PY
     # The same files give the same bytes however the source path is spelled.
     expect 0 "$TP" pack ./img/ ds2 --jobs 1
     same_tree ds ds2
+    # One sample's fields: the JPEG's bytes as they were, the label as text.
+    local first; first=$(find img/class0000 -name '*.jpg' | sort | head -1)
+    "$TP" inspect ds --sample 0 --field jpg > got.jpg
+    cmp got.jpg "$first" || fail "inspect --field jpg is not the file"
+    expect 0 "$TP" inspect ds --sample 0 --field cls; contains out "0"
+    expect 0 "$TP" inspect ds --sample 59; contains out '"cls": 2'
+    expect 1 "$TP" inspect ds --sample 60; contains err "out of range"
+    expect 1 "$TP" inspect ds --sample 0 --field png; contains err "no field 'png'"
+    expect 2 "$TP" inspect ds --field jpg; contains err "needs --sample"
 }
 
 case_jobs_identical() {
@@ -132,7 +143,7 @@ case_bad_inputs() {
     contains err "img/bad/loop.jpg: symlink loop"
     contains err "img/bad/cycle: symlink loop"
     contains err "img/bad/dangling.jpg: No such file"
-    contains err "img/bad/readme.txt: not a .jpg/.jpeg file"
+    contains err "img/bad/readme.txt: not a .jpg/.jpeg/.png file"
     contains err "img/empty: class directory has no usable"
     expect 0 "$TP" verify ds --decode
     expect 0 "$TP" inspect ds --json

@@ -1,15 +1,33 @@
-/* ImageFolder discovery. Classes are the sorted names of the root's subdirectories
+/* The ImageFolder source. Classes are the sorted names of the root's subdirectories
  * (symlinks followed, as torchvision does); each class's files are found recursively and
  * ordered like torchvision's ImageFolder: by directory, then by file name, byte order.
  * Anything unusable found on the way (non-UTF-8 names, symlink loops, unreadable or empty
- * files, non-JPEG names) gets one warning and is left out. */
-#include "scan.h"
+ * files, names other than .jpg/.jpeg/.png) gets one warning and is left out. The image
+ * field is "jpg" when the tree holds JPEGs only, "png" for PNGs only and "image" for
+ * both; the service decodes each value by its content. The packer's workers read the
+ * files, in parallel. */
+#include "source.h"
 
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/stat.h>
+
+typedef struct tp_scan_item {
+    char *path;      /* full path of the file */
+    uint32_t label;  /* index into classes */
+} tp_scan_item;
+
+typedef struct tp_scan {
+    char **classes;
+    size_t nclasses;
+    tp_scan_item *items;
+    size_t nitems;
+    bool jpeg, png;  /* which kinds of names the tree holds */
+    tp_source *src;  /* for warnings */
+    uint64_t listing_hash; /* hash of class, relative path and size of each file, in order */
+} tp_scan;
 
 typedef struct found {
     char *reldir;
@@ -20,8 +38,6 @@ typedef struct found {
 
 typedef struct walker {
     tp_scan *scan;
-    int (*warn)(void *ctx, const char *path, const char *why);
-    void *ctx;
     found *files;
     size_t nfiles, cap;
     dev_t devs[64];
@@ -100,14 +116,16 @@ static void free_names(char **names, size_t n)
 
 static int warn(walker *w, const char *path, const char *why)
 {
-    w->scan->skipped++;
-    return w->warn(w->ctx, path, why);
+    return tp__source_warn(w->scan->src, path, "%s", why);
 }
 
-static bool is_jpeg_name(const char *name)
+/* 1 for a JPEG name, 2 for a PNG name, 0 for anything else. */
+static int image_name(const char *name)
 {
     const char *dot = strrchr(name, '.');
-    return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+    if (dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg")))
+        return 1;
+    return dot && !strcasecmp(dot, ".png") ? 2 : 0;
 }
 
 static int add_file(walker *w, const char *reldir, const char *name, const char *path,
@@ -148,12 +166,12 @@ static int visit(walker *w, const char *dir, const char *reldir, const char *nam
         free(sub);
     } else if (!S_ISREG(st.st_mode))
         rc = warn(w, path, "not a regular file");
-    else if (!is_jpeg_name(name))
-        rc = warn(w, path, "not a .jpg/.jpeg file");
+    else if (!image_name(name))
+        rc = warn(w, path, "not a .jpg/.jpeg/.png file");
     else if (st.st_size == 0)
         rc = warn(w, path, "empty file");
-    else
-        rc = add_file(w, reldir, name, path, (uint64_t)st.st_size);
+    else if ((rc = add_file(w, reldir, name, path, (uint64_t)st.st_size)) == 0)
+        *(image_name(name) == 1 ? &w->scan->jpeg : &w->scan->png) = true;
     free(path);
     return rc;
 }
@@ -242,11 +260,9 @@ static int scan_classes(const char *root, tp_scan *s, walker *w)
     return s->classes ? rc : -ENOMEM;
 }
 
-int tp_scan_imagefolder(const char *root, tp_scan *s,
-                        int (*warn_fn)(void *ctx, const char *path, const char *why), void *ctx)
+static int scan_imagefolder(const char *root, tp_scan *s)
 {
-    memset(s, 0, sizeof(*s));
-    walker w = {.scan = s, .warn = warn_fn, .ctx = ctx};
+    walker w = {.scan = s};
     int rc = scan_classes(root, s, &w);
     for (size_t c = 0; c < s->nclasses && rc == 0; c++) {
         char *dir = tp__path_join(root, s->classes[c]);
@@ -255,7 +271,7 @@ int tp_scan_imagefolder(const char *root, tp_scan *s,
         if (rc == 0)
             rc = take_files(&w, (uint32_t)c);
         if (rc == 0 && s->nitems == before)
-            rc = warn(&w, dir, "class directory has no usable .jpg/.jpeg files");
+            rc = warn(&w, dir, "class directory has no usable .jpg/.jpeg/.png files");
         free(dir);
     }
     for (size_t i = 0; i < w.nfiles; i++) {
@@ -267,7 +283,7 @@ int tp_scan_imagefolder(const char *root, tp_scan *s,
     return rc;
 }
 
-void tp_scan_free(tp_scan *s)
+static void scan_free(tp_scan *s)
 {
     for (size_t i = 0; i < s->nclasses; i++)
         free(s->classes[i]);
@@ -276,4 +292,82 @@ void tp_scan_free(tp_scan *s)
     free(s->classes);
     free(s->items);
     memset(s, 0, sizeof(*s));
+}
+
+typedef struct imagefolder {
+    tp_source base;
+    tp_scan scan;
+    size_t next, root_len;
+    int map[2];
+} imagefolder;
+
+static int folder_next(tp_source *base, tp_source_sample *out, tp_error *err)
+{
+    (void)err;
+    imagefolder *f = (imagefolder *)base;
+    if (f->next == f->scan.nitems)
+        return 0;
+    const tp_scan_item *it = &f->scan.items[f->next++];
+    tp_source_sample_clear(out);
+    out->key = strdup(it->path + f->root_len);
+    out->where = strdup(it->path);
+    if (!out->key || !out->where)
+        return -ENOMEM;
+    if (f->map[0] >= 0)
+        out->v[f->map[0]] = (tp_source_value){.present = true, .path = out->where};
+    if (f->map[1] >= 0)
+        out->v[f->map[1]] = (tp_source_value){.present = true, .is_int = true,
+                                              .i64 = it->label};
+    return 1;
+}
+
+static void folder_close(tp_source *base)
+{
+    imagefolder *f = (imagefolder *)base;
+    scan_free(&f->scan);
+    free(f);
+}
+
+static const tp_source_ops folder_ops = {.next = folder_next, .close = folder_close};
+
+int tp__imagefolder_open(const char *root, const tp_source_options *o, tp_source **out,
+                         tp_error *err)
+{
+    struct stat st;
+    if (stat(root, &st) < 0)
+        return tp__error_set(err, -errno, "%s: %s", root, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return tp__error_set(err, TP_EUSAGE, "%s: not a directory", root);
+    imagefolder *f = calloc(1, sizeof(*f));
+    if (!f)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    f->base = (tp_source){.ops = &folder_ops, .kind = "imagefolder", .warn = o->warn,
+                          .warn_ctx = o->warn_ctx};
+    f->scan.src = &f->base;
+    f->root_len = strlen(root) + (root[strlen(root) - 1] == '/' ? 0 : 1);
+    char *abs = realpath(root, NULL);
+    f->base.location = malloc(strlen(abs ? abs : root) + 16);
+    if (f->base.location)
+        sprintf(f->base.location, "imagefolder:%s", abs ? abs : root);
+    free(abs);
+    int rc = f->base.location ? scan_imagefolder(root, &f->scan) : -ENOMEM;
+    if (rc < 0)
+        tp__error_set(err, rc, "scanning %s: %s", root, tp_strerror(rc));
+    f->base.classes = f->scan.classes;
+    f->base.nclasses = f->scan.nclasses;
+    f->scan.classes = NULL;
+    f->scan.nclasses = 0;
+    f->base.count = f->scan.nitems;
+    f->base.listing_hash = f->scan.listing_hash;
+    char *names[2] = {f->scan.png && !f->scan.jpeg ? "png" : f->scan.png ? "image" : "jpg",
+                      "cls"};
+    const tp_field_kind kinds[2] = {TP_FIELD_IMAGE, TP_FIELD_INT64};
+    if (rc == 0)
+        rc = tp__source_select(&f->base, o, names, kinds, 2, f->map, err);
+    if (rc != 0) {
+        tp_source_close(&f->base);
+        return rc > 0 ? TP_SOURCE_STOPPED : rc;
+    }
+    *out = &f->base;
+    return 0;
 }

@@ -1,0 +1,565 @@
+/* The WebDataset source: tar shards read with libarchive (plain or compressed), members
+ * grouped into samples by WebDataset's rules:
+ *
+ * - only regular files count; top-level names like __key__ or __meta__ are metadata and
+ *   are skipped;
+ * - a member's key is its path up to the first dot of its last component and the rest is
+ *   its extension, lowercased ("a/b.seg.PNG": key "a/b", extension "seg.png"); a name
+ *   with no such dot has no key and is reported;
+ * - consecutive members with one key form a sample, which never spans two shards; an
+ *   extension seen twice in one sample reports and drops the sample.
+ *
+ * Every extension is a field unless --fields chooses (and renames) them. A first pass
+ * reads only the headers: it finds the fields in order of first appearance, counts the
+ * samples and hashes the listing (member names and sizes, shard names) for the dataset
+ * id. A sample without one of the fields is reported and left out; so is a shard that
+ * cannot be opened or ends early, with the samples read from it before the damage kept. */
+#include "source.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#define MAX_SHARDS (1u << 20)
+#define MAX_EXTS 64
+
+typedef struct shard_list {
+    char **paths;
+    size_t n, cap;
+} shard_list;
+
+typedef struct wds {
+    tp_source base;
+    shard_list shards;
+    const void *mem;            /* one in-memory shard instead of files (fuzzing) */
+    size_t mem_len;
+    char *exts[MAX_EXTS];       /* extensions seen by the first pass, in order */
+    uint64_t ext_samples[MAX_EXTS]; /* how many samples have each */
+    tp_npy npy[MAX_EXTS];       /* tensor extensions: the first parsable member's array */
+    bool npy_ok[MAX_EXTS];
+    size_t nexts;
+    int map[MAX_EXTS];          /* dataset field of each extension, or -1 */
+    /* the reading position */
+    size_t shard;               /* next shard to open */
+    struct archive *a;          /* the open shard, or NULL */
+    const char *shard_name;
+    tp_source_sample cur;       /* the sample being gathered */
+    bool have_cur, cur_bad;
+    uint32_t cur_seen[MAX_EXTS / 32];
+} wds;
+
+/* ---- shard lists: files, directories of shards, globs and brace lists */
+
+static int add_shard(shard_list *l, const char *path)
+{
+    if (l->n == MAX_SHARDS)
+        return TP_ETOOBIG;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **p = realloc(l->paths, cap * sizeof(char *));
+        if (!p)
+            return -ENOMEM;
+        l->paths = p;
+        l->cap = cap;
+    }
+    return (l->paths[l->n] = strdup(path)) ? (l->n++, 0) : -ENOMEM;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool tar_name(const char *name)
+{
+    static const char *const ends[] = {".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz",
+                                       ".tar.bz2", ".tar.lz4"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < TP_ARRAY_LEN(ends); i++) {
+        size_t k = strlen(ends[i]);
+        if (n > k && !strcmp(name + n - k, ends[i]))
+            return true;
+    }
+    return false;
+}
+
+/* A directory stands for its tar shards, by name in byte order. */
+static int add_dir(shard_list *l, const char *dir, tp_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return tp__error_set(err, -errno, "%s: %s", dir, strerror(errno));
+    size_t first = l->n;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL)
+        if (tar_name(e->d_name)) {
+            char *p = tp__path_join(dir, e->d_name);
+            rc = p ? add_shard(l, p) : -ENOMEM;
+            free(p);
+        }
+    closedir(d);
+    if (rc < 0)
+        return tp__error_set(err, rc, "listing %s: %s", dir, tp_strerror(rc));
+    if (l->n == first)
+        return tp__error_set(err, TP_EUSAGE, "%s: no .tar shards in this directory", dir);
+    qsort(l->paths + first, l->n - first, sizeof(char *), cmp_str);
+    return 0;
+}
+
+static int add_pattern(shard_list *l, const char *pat, tp_error *err)
+{
+    struct stat st;
+    if (!strpbrk(pat, "*?[")) {
+        if (stat(pat, &st) < 0)
+            return tp__error_set(err, -errno, "%s: %s", pat, strerror(errno));
+        if (S_ISDIR(st.st_mode))
+            return add_dir(l, pat, err);
+        int rc = add_shard(l, pat);
+        return rc ? tp__error_set(err, rc, "%s", tp_strerror(rc)) : 0;
+    }
+    glob_t g;
+    int rc = glob(pat, 0, NULL, &g);
+    if (rc == GLOB_NOMATCH)
+        return tp__error_set(err, -ENOENT, "%s: no file matches", pat);
+    if (rc)
+        return tp__error_set(err, rc == GLOB_NOSPACE ? -ENOMEM : -EIO, "%s: cannot list", pat);
+    int r = 0;
+    for (size_t i = 0; i < g.gl_pathc && r == 0; i++) /* glob sorts its matches */
+        r = add_shard(l, g.gl_pathv[i]);
+    globfree(&g);
+    return r ? tp__error_set(err, r, "%s", tp_strerror(r)) : 0;
+}
+
+/* Expands the first brace group of `spec` as WebDataset's shard names do — "{a,b,c}" or
+ * a numeric range "{000..127}" (zero-padded like its bounds) — then the rest. */
+static int expand(shard_list *l, const char *spec, int depth, tp_error *err)
+{
+    const char *open = strchr(spec, '{'), *close = open ? strchr(open, '}') : NULL;
+    if (!open)
+        return add_pattern(l, spec, err);
+    if (!close || depth > 8)
+        return tp__error_set(err, TP_EUSAGE, "'%s': unbalanced or too deeply nested braces",
+                             spec);
+    size_t head = (size_t)(open - spec), body = (size_t)(close - open - 1);
+    char inner[256];
+    if (body >= sizeof(inner))
+        return tp__error_set(err, TP_EUSAGE, "'%s': brace group too long", spec);
+    memcpy(inner, open + 1, body);
+    inner[body] = '\0';
+    size_t len = strlen(spec) + 32;
+    char *out = malloc(len);
+    if (!out)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    int rc = 0;
+    char *dots = strstr(inner, "..");
+    unsigned long long lo, hi;
+    char tail[8];
+    if (dots && sscanf(inner, "%llu..%llu%1s", &lo, &hi, tail) == 2) {
+        int width = (int)(dots - inner);
+        if (hi < lo || hi - lo >= MAX_SHARDS)
+            rc = tp__error_set(err, TP_EUSAGE, "'%s': range {%s} is empty or too long", spec,
+                               inner);
+        for (unsigned long long k = lo; rc == 0 && k <= hi; k++) {
+            snprintf(out, len, "%.*s%0*llu%s", (int)head, spec, width, k, close + 1);
+            rc = expand(l, out, depth + 1, err);
+        }
+    } else {
+        char *save = NULL;
+        for (char *alt = strtok_r(inner, ",", &save); alt && rc == 0;
+             alt = strtok_r(NULL, ",", &save)) {
+            snprintf(out, len, "%.*s%s%s", (int)head, spec, alt, close + 1);
+            rc = expand(l, out, depth + 1, err);
+        }
+    }
+    free(out);
+    return rc;
+}
+
+/* ---- WebDataset's naming rules */
+
+/* Splits a member name into key and extension; false when it has no key. */
+static bool split_name(const char *name, size_t *key_len, const char **ext)
+{
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    const char *dot = strchr(base, '.');
+    if (!dot || dot == base || !dot[1])
+        return false;
+    *key_len = (size_t)(dot - name);
+    *ext = dot + 1;
+    return true;
+}
+
+static bool is_meta(const char *name)
+{
+    size_t n = strlen(name);
+    return !strchr(name, '/') && n >= 4 && !strncmp(name, "__", 2) &&
+           !strcmp(name + n - 2, "__");
+}
+
+static void lower(char *dst, const char *src, size_t cap)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < cap; i++)
+        dst[i] = src[i] >= 'A' && src[i] <= 'Z' ? (char)(src[i] + 32) : src[i];
+    dst[i] = '\0';
+}
+
+/* ---- reading shards */
+
+static struct archive *open_archive(wds *w, size_t i, tp_error *err)
+{
+    struct archive *a = archive_read_new();
+    if (!a) {
+        tp__error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    archive_read_support_filter_all(a);
+    archive_read_support_format_tar(a);
+    int rc = w->mem ? archive_read_open_memory(a, w->mem, w->mem_len)
+                    : archive_read_open_filename(a, w->shards.paths[i], 1 << 16);
+    if (rc != ARCHIVE_OK) {
+        tp__error_set(err, TP_EBADIMAGE, "%s", archive_error_string(a) ? archive_error_string(a)
+                                                                       : "cannot open");
+        archive_read_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static const char *shard_name(const wds *w, size_t i)
+{
+    return w->mem ? "<memory>" : w->shards.paths[i];
+}
+
+static size_t nshards(const wds *w) { return w->mem ? 1 : w->shards.n; }
+
+static int ext_index(const wds *w, const char *ext)
+{
+    for (size_t i = 0; i < w->nexts; i++)
+        if (!strcmp(w->exts[i], ext))
+            return (int)i;
+    return -1;
+}
+
+/* The first pass: fields, sample count and listing hash, from the headers alone. */
+static int survey(wds *w, tp_error *err)
+{
+    uint64_t h = tp__hash64("wds", 3);
+    for (size_t i = 0; i < nshards(w); i++) {
+        struct archive *a = open_archive(w, i, err);
+        if (!a)
+            continue; /* reported when the second pass reaches it */
+        const char *base = strrchr(shard_name(w, i), '/');
+        base = base ? base + 1 : shard_name(w, i);
+        uint64_t parts[2] = {h, tp__hash64(base, strlen(base))};
+        h = tp__hash64(parts, sizeof(parts));
+        char *last = NULL;
+        uint64_t seen[MAX_EXTS / 64] = {0};
+        struct archive_entry *e;
+        int r;
+        while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+            const char *name = archive_entry_pathname(e), *ext;
+            size_t klen;
+            if (archive_entry_filetype(e) != AE_IFREG || !name || is_meta(name) ||
+                !split_name(name, &klen, &ext))
+                continue;
+            uint64_t size = (uint64_t)archive_entry_size(e);
+            uint64_t p3[3] = {h, tp__hash64(name, strlen(name)), size};
+            h = tp__hash64(p3, sizeof(p3));
+            if (!last || strlen(last) != klen || strncmp(last, name, klen)) {
+                w->base.count++;
+                free(last);
+                if (!(last = strndup(name, klen))) {
+                    archive_read_free(a);
+                    return tp__error_set(err, -ENOMEM, "out of memory");
+                }
+                memset(seen, 0, sizeof(seen));
+            }
+            char lx[128];
+            lower(lx, ext, sizeof(lx));
+            int x = ext_index(w, lx);
+            if (x < 0 && w->nexts < MAX_EXTS) {
+                if (!(w->exts[w->nexts] = strdup(lx))) {
+                    free(last);
+                    archive_read_free(a);
+                    return tp__error_set(err, -ENOMEM, "out of memory");
+                }
+                x = (int)w->nexts++;
+            }
+            if (x >= 0 && !(seen[x / 64] >> (x % 64) & 1)) {
+                seen[x / 64] |= UINT64_C(1) << (x % 64);
+                w->ext_samples[x]++;
+            }
+            if (x >= 0 && !w->npy_ok[x] && tp__source_kind_of(lx) == TP_FIELD_TENSOR) {
+                unsigned char head[4096];
+                la_ssize_t got = archive_read_data(a, head, sizeof(head));
+                w->npy_ok[x] = got > 0 && tp__npy_parse(head, (size_t)got, (size_t)size,
+                                                        &w->npy[x], NULL) == 0;
+            }
+        }
+        free(last);
+        archive_read_free(a);
+    }
+    w->base.listing_hash = h;
+    return 0;
+}
+
+/* Hands the gathered sample to `out` if it is whole. @return : 1 when it did. */
+static int finish_sample(wds *w, tp_source_sample *out)
+{
+    w->have_cur = false;
+    if (w->cur_bad)
+        return 0;
+    for (size_t x = 0; x < w->nexts; x++)
+        if (w->map[x] >= 0 && !w->cur.v[w->map[x]].present) {
+            tp__source_warn(&w->base, w->cur.where, "no '%s' member; sample left out",
+                            w->exts[x]);
+            return 0;
+        }
+    tp__source_sample_seal(&w->cur);
+    tp_source_sample t = *out;
+    *out = w->cur;
+    w->cur = t;
+    return 1;
+}
+
+static int start_sample(wds *w, const char *name, size_t klen)
+{
+    tp_source_sample_clear(&w->cur);
+    w->have_cur = true;
+    w->cur_bad = false;
+    memset(w->cur_seen, 0, sizeof(w->cur_seen));
+    w->cur.key = strndup(name, klen);
+    size_t n = strlen(w->shard_name) + klen + 4;
+    if ((w->cur.where = malloc(n)))
+        snprintf(w->cur.where, n, "%s: %.*s", w->shard_name, (int)klen, name);
+    return w->cur.key && w->cur.where ? 0 : -ENOMEM;
+}
+
+/* Reads the current member's data into field `f` of the gathered sample. */
+static int take_member(wds *w, int f, const char *name, tp_error *err)
+{
+    unsigned char chunk[1 << 16];
+    size_t start = w->cur.buf_len;
+    int rc = tp__source_sample_put(&w->cur, (uint32_t)f, NULL, 0, false);
+    for (;;) {
+        la_ssize_t got = rc ? 0 : archive_read_data(w->a, chunk, sizeof(chunk));
+        if (got < 0) {
+            tp__source_warn(&w->base, w->shard_name, "member '%s': %s; the rest of the shard "
+                            "is left out", name, archive_error_string(w->a));
+            w->cur_bad = true;
+            return 1; /* the shard ends here */
+        }
+        if (got == 0)
+            break;
+        if (w->cur.buf_len - start + (size_t)got > TP_SOURCE_MAX_VALUE) {
+            archive_read_data_skip(w->a);
+            w->cur_bad = true;
+            tp__source_warn(&w->base, w->cur.where, "member '%s' is larger than %u MiB; "
+                            "sample left out", name, TP_SOURCE_MAX_VALUE >> 20);
+            return 0;
+        }
+        rc = tp__source_sample_put(&w->cur, (uint32_t)f, chunk, (size_t)got, true);
+    }
+    if (rc)
+        return tp__error_set(err, rc, "out of memory reading %s", name);
+    return 0;
+}
+
+static int wds_next(tp_source *base, tp_source_sample *out, tp_error *err)
+{
+    wds *w = (wds *)base;
+    while (!base->stopped) {
+        if (!w->a) {
+            if (w->shard == nshards(w))
+                return 0;
+            size_t i = w->shard++;
+            w->shard_name = shard_name(w, i);
+            tp_error e;
+            if (!(w->a = open_archive(w, i, &e)))
+                tp__source_warn(base, w->shard_name, "cannot read the shard: %s", e.msg);
+            continue;
+        }
+        struct archive_entry *e;
+        int r = archive_read_next_header(w->a, &e);
+        if (r == ARCHIVE_WARN)
+            r = ARCHIVE_OK;
+        if (r != ARCHIVE_OK) {
+            if (r != ARCHIVE_EOF)
+                tp__source_warn(base, w->shard_name, "%s; the rest of the shard is left out",
+                                archive_error_string(w->a));
+            archive_read_free(w->a);
+            w->a = NULL;
+            if (w->have_cur && finish_sample(w, out))
+                return 1;
+            continue;
+        }
+        const char *name = archive_entry_pathname(e), *ext;
+        size_t klen;
+        if (archive_entry_filetype(e) != AE_IFREG || (name && is_meta(name)))
+            continue;
+        if (!name || !split_name(name, &klen, &ext)) {
+            tp__source_warn(base, w->shard_name, "member '%s' has no key (no "
+                            "'KEY.EXTENSION' name); left out", name ? name : "?");
+            continue;
+        }
+        int done = 0;
+        if (w->have_cur && (strlen(w->cur.key) != klen || strncmp(w->cur.key, name, klen)))
+            done = finish_sample(w, out);
+        if (!w->have_cur && start_sample(w, name, klen) < 0)
+            return tp__error_set(err, -ENOMEM, "out of memory");
+        char lx[128];
+        lower(lx, ext, sizeof(lx));
+        int x = ext_index(w, lx);
+        if (x >= 0 && (w->cur_seen[x / 32] >> (x % 32) & 1)) {
+            if (!w->cur_bad)
+                tp__source_warn(base, w->cur.where, "two '%s' members in one sample; sample "
+                                "left out", lx);
+            w->cur_bad = true;
+        } else if (x >= 0) {
+            w->cur_seen[x / 32] |= 1u << (x % 32);
+        }
+        if (x >= 0 && w->map[x] >= 0 && !w->cur_bad) {
+            int rc = take_member(w, w->map[x], name, err);
+            if (rc < 0)
+                return rc;
+            if (rc > 0) { /* the shard is damaged: drop it from here */
+                archive_read_free(w->a);
+                w->a = NULL;
+                w->have_cur = false;
+            }
+        }
+        if (done)
+            return 1;
+    }
+    return 0;
+}
+
+static void wds_close(tp_source *base)
+{
+    wds *w = (wds *)base;
+    if (w->a)
+        archive_read_free(w->a);
+    for (size_t i = 0; i < w->shards.n; i++)
+        free(w->shards.paths[i]);
+    free(w->shards.paths);
+    for (size_t i = 0; i < w->nexts; i++)
+        free(w->exts[i]);
+    tp_source_sample_free(&w->cur);
+    free(w);
+}
+
+static const tp_source_ops wds_ops = {.next = wds_next, .close = wds_close};
+
+/* Without --fields, the fields are the extensions every sample has; the others are
+ * left out with a note (naming them in --fields keeps them, and leaves out the samples
+ * that lack them). */
+static int select_fields(wds *w, const tp_source_options *o, tp_error *err)
+{
+    char *use[MAX_EXTS];
+    int idx[MAX_EXTS], m[MAX_EXTS];
+    size_t n = 0;
+    for (size_t i = 0; i < w->nexts; i++) {
+        w->map[i] = -1;
+        if (o->nfields || w->ext_samples[i] == w->base.count) {
+            idx[n] = (int)i;
+            use[n++] = w->exts[i];
+        } else if (o->note) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "'%s' is in %llu of %llu samples, so it is not a field; "
+                     "name it in --fields to keep it", w->exts[i],
+                     (unsigned long long)w->ext_samples[i], (unsigned long long)w->base.count);
+            o->note(o->warn_ctx, msg);
+        }
+    }
+    if (!n)
+        return tp__error_set(err, TP_EUSAGE, "%s: no extension is in every sample; choose "
+                             "the fields with --fields", w->base.location);
+    TP_TRY(tp__source_select(&w->base, o, use, NULL, n, m, err));
+    for (size_t k = 0; k < n; k++) {
+        int x = idx[k];
+        if ((w->map[x] = m[k]) < 0)
+            continue;
+        tp_field_info *fi = &w->base.fields[m[k]];
+        if (fi->kind == TP_FIELD_TENSOR && !w->npy_ok[x])
+            return tp__error_set(err, TP_EUSAGE, "%s: no '%s' member is a valid .npy array, "
+                                 "so the field's dtype and shape are unknown",
+                                 w->base.location, w->exts[x]);
+        if (fi->kind == TP_FIELD_TENSOR) { /* every sample must match the first */
+            fi->dtype = w->npy[x].dtype;
+            fi->ndim = w->npy[x].ndim;
+            memcpy(fi->shape, w->npy[x].shape, sizeof(fi->shape));
+        }
+    }
+    return 0;
+}
+
+static int finish_open(wds *w, const tp_source_options *o, tp_source **out, tp_error *err)
+{
+    int rc = survey(w, err);
+    if (rc == 0 && w->nexts == 0)
+        rc = tp__error_set(err, TP_EUSAGE, "%s: no samples (no member named KEY.EXTENSION)",
+                           w->base.location);
+    if (rc == 0)
+        rc = select_fields(w, o, err);
+    if (rc) {
+        tp_source_close(&w->base);
+        return rc;
+    }
+    *out = &w->base;
+    return 0;
+}
+
+static wds *wds_new(const tp_source_options *o, const char *where)
+{
+    wds *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->base = (tp_source){.ops = &wds_ops, .kind = "wds", .warn = o->warn,
+                          .warn_ctx = o->warn_ctx};
+    tp_source_sample_init(&w->cur);
+    char *abs = strpbrk(where, "*?[{") ? NULL : realpath(where, NULL);
+    if (abs)
+        where = abs;
+    if (!(w->base.location = malloc(strlen(where) + 8))) {
+        free(abs);
+        free(w);
+        return NULL;
+    }
+    sprintf(w->base.location, "wds:%s", where);
+    free(abs);
+    return w;
+}
+
+int tp__wds_open(const char *spec, const tp_source_options *o, tp_source **out,
+                 tp_error *err)
+{
+    *out = NULL;
+    wds *w = wds_new(o, spec);
+    if (!w)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    int rc = expand(&w->shards, spec, 0, err);
+    if (rc) {
+        tp_source_close(&w->base);
+        return rc;
+    }
+    return finish_open(w, o, out, err);
+}
+
+int tp__wds_open_memory(const void *data, size_t len, const tp_source_options *o,
+                        tp_source **out, tp_error *err)
+{
+    *out = NULL;
+    wds *w = wds_new(o, "<memory>");
+    if (!w)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    w->mem = data;
+    w->mem_len = len;
+    return finish_open(w, o, out, err);
+}
