@@ -297,7 +297,7 @@ static void scan_free(tp_scan *s)
 typedef struct imagefolder {
     tp_source base;
     tp_scan scan;
-    size_t next, root_len;
+    size_t next, end, root_len;
     int map[2];
 } imagefolder;
 
@@ -305,7 +305,7 @@ static int folder_next(tp_source *base, tp_source_sample *out, tp_error *err)
 {
     (void)err;
     imagefolder *f = (imagefolder *)base;
-    if (f->next == f->scan.nitems)
+    if (f->next >= f->end)
         return 0;
     const tp_scan_item *it = &f->scan.items[f->next++];
     tp_source_sample_clear(out);
@@ -357,7 +357,11 @@ int tp__imagefolder_open(const char *root, const tp_source_options *o, tp_source
     f->base.nclasses = f->scan.nclasses;
     f->scan.classes = NULL;
     f->scan.nclasses = 0;
-    f->base.count = f->scan.nitems;
+    uint64_t lo, hi;
+    tp__source_part(o, f->scan.nitems, &lo, &hi);
+    f->next = (size_t)lo;
+    f->end = (size_t)hi;
+    f->base.count = hi - lo;
     f->base.listing_hash = f->scan.listing_hash;
     char *names[2] = {f->scan.png && !f->scan.jpeg ? "png" : f->scan.png ? "image" : "jpg",
                       "cls"};

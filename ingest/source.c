@@ -146,6 +146,16 @@ int tp__source_warn(tp_source *s, const char *where, const char *fmt, ...)
     return s->stopped;
 }
 
+void tp__source_part(const tp_source_options *o, uint64_t count, uint64_t *lo, uint64_t *hi)
+{
+    *lo = 0;
+    *hi = count;
+    if (o->parts > 1) { /* count * part < 2^64 for any count of samples that can exist */
+        *lo = (uint64_t)((unsigned __int128)count * o->part / o->parts);
+        *hi = (uint64_t)((unsigned __int128)count * (o->part + 1) / o->parts);
+    }
+}
+
 tp_field_kind tp__source_kind_of(const char *ext)
 {
     static const char *const images[] = {"jpg", "jpeg", "png"};

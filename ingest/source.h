@@ -53,6 +53,10 @@ typedef struct tp_source_options {
     void *warn_ctx;
     /* optional: told of choices made for the user (fields left out), with warn_ctx */
     void (*note)(void *ctx, const char *msg);
+    /* part `part` of `parts` (0: the whole input): the samples [count*part/parts,
+     * count*(part+1)/parts) of the input's order, counting every sample the input holds
+     * before checks, so the parts of all I are the whole, in order */
+    uint64_t part, parts;
 } tp_source_options;
 
 typedef struct tp_source tp_source;
@@ -72,7 +76,7 @@ struct tp_source {
     size_t nfields;
     char **classes;            /* label names, when the input has them */
     size_t nclasses;
-    uint64_t count;            /* samples before checks, when known up front (else 0) */
+    uint64_t count;            /* samples before checks in this part, when known (else 0) */
     uint64_t listing_hash;     /* digest of the input's listing: names, sizes, order */
     uint64_t skipped;          /* inputs warned about and left out */
     bool stopped;              /* the warn callback asked to stop */
@@ -103,6 +107,8 @@ void tp_source_sample_free(tp_source_sample *s);
 /* ---- for the sources */
 
 int tp__source_warn(tp_source *s, const char *where, const char *fmt, ...) TP_PRINTF(3, 4);
+/* The range of sample indices [*lo, *hi) of the part `o` asks for, of `count`. */
+void tp__source_part(const tp_source_options *o, uint64_t count, uint64_t *lo, uint64_t *hi);
 /* Appends `len` bytes to the sample's buffer and makes them the value of `field` (or
  * extends its value, when `append` and the value ends where the buffer does); `data`
  * points at them once the buffer stops moving (tp__source_sample_seal).

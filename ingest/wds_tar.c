@@ -49,6 +49,11 @@ typedef struct wds {
     const char *shard_name;
     tp_source_sample cur;       /* the sample being gathered */
     bool have_cur, cur_bad;
+    bool cur_skip;              /* it lies outside the part: gathered by another */
+    uint64_t groups;            /* samples begun so far (the next one's index) */
+    uint64_t total;             /* samples in the whole input (the first pass's count) */
+    uint64_t lo, hi;            /* the part's range of sample indices */
+    bool done;
     uint32_t cur_seen[MAX_EXTS / 32];
 } wds;
 
@@ -314,7 +319,7 @@ static int survey(wds *w, tp_error *err)
 static int finish_sample(wds *w, tp_source_sample *out)
 {
     w->have_cur = false;
-    if (w->cur_bad)
+    if (w->cur_bad || w->cur_skip)
         return 0;
     for (size_t x = 0; x < w->nexts; x++)
         if (w->map[x] >= 0 && !w->cur.v[w->map[x]].present) {
@@ -334,6 +339,8 @@ static int start_sample(wds *w, const char *name, size_t klen)
     tp_source_sample_clear(&w->cur);
     w->have_cur = true;
     w->cur_bad = false;
+    w->cur_skip = w->groups < w->lo;
+    w->groups++;
     memset(w->cur_seen, 0, sizeof(w->cur_seen));
     w->cur.key = strndup(name, klen);
     size_t n = strlen(w->shard_name) + klen + 4;
@@ -372,17 +379,24 @@ static int take_member(wds *w, int f, const char *name, tp_error *err)
     return 0;
 }
 
+/* Problems outside any sample (a damaged shard, a member without a key) are reported
+ * by the part whose range holds the next sample. */
+static bool mine(const wds *w)
+{
+    return w->groups >= w->lo && (w->groups < w->hi || w->hi == w->total);
+}
+
 static int wds_next(tp_source *base, tp_source_sample *out, tp_error *err)
 {
     wds *w = (wds *)base;
-    while (!base->stopped) {
+    while (!base->stopped && !w->done) {
         if (!w->a) {
             if (w->shard == nshards(w))
                 return 0;
             size_t i = w->shard++;
             w->shard_name = shard_name(w, i);
             tp_error e;
-            if (!(w->a = open_archive(w, i, &e)))
+            if (!(w->a = open_archive(w, i, &e)) && mine(w))
                 tp__source_warn(base, w->shard_name, "cannot read the shard: %s", e.msg);
             continue;
         }
@@ -391,7 +405,7 @@ static int wds_next(tp_source *base, tp_source_sample *out, tp_error *err)
         if (r == ARCHIVE_WARN)
             r = ARCHIVE_OK;
         if (r != ARCHIVE_OK) {
-            if (r != ARCHIVE_EOF)
+            if (r != ARCHIVE_EOF && (w->have_cur ? !w->cur_skip : mine(w)))
                 tp__source_warn(base, w->shard_name, "%s; the rest of the shard is left out",
                                 archive_error_string(w->a));
             archive_read_free(w->a);
@@ -405,27 +419,32 @@ static int wds_next(tp_source *base, tp_source_sample *out, tp_error *err)
         if (archive_entry_filetype(e) != AE_IFREG || (name && is_meta(name)))
             continue;
         if (!name || !split_name(name, &klen, &ext)) {
-            tp__source_warn(base, w->shard_name, "member '%s' has no key (no "
-                            "'KEY.EXTENSION' name); left out", name ? name : "?");
+            if (mine(w))
+                tp__source_warn(base, w->shard_name, "member '%s' has no key (no "
+                                "'KEY.EXTENSION' name); left out", name ? name : "?");
             continue;
         }
         int done = 0;
         if (w->have_cur && (strlen(w->cur.key) != klen || strncmp(w->cur.key, name, klen)))
             done = finish_sample(w, out);
+        if (!w->have_cur && w->groups >= w->hi) { /* the part is complete */
+            w->done = true;
+            return done;
+        }
         if (!w->have_cur && start_sample(w, name, klen) < 0)
             return tp__error_set(err, -ENOMEM, "out of memory");
         char lx[128];
         lower(lx, ext, sizeof(lx));
         int x = ext_index(w, lx);
         if (x >= 0 && (w->cur_seen[x / 32] >> (x % 32) & 1)) {
-            if (!w->cur_bad)
+            if (!w->cur_bad && !w->cur_skip)
                 tp__source_warn(base, w->cur.where, "two '%s' members in one sample; sample "
                                 "left out", lx);
             w->cur_bad = true;
         } else if (x >= 0) {
             w->cur_seen[x / 32] |= 1u << (x % 32);
         }
-        if (x >= 0 && w->map[x] >= 0 && !w->cur_bad) {
+        if (x >= 0 && w->map[x] >= 0 && !w->cur_bad && !w->cur_skip) {
             int rc = take_member(w, w->map[x], name, err);
             if (rc < 0)
                 return rc;
@@ -467,14 +486,14 @@ static int select_fields(wds *w, const tp_source_options *o, tp_error *err)
     size_t n = 0;
     for (size_t i = 0; i < w->nexts; i++) {
         w->map[i] = -1;
-        if (o->nfields || w->ext_samples[i] == w->base.count) {
+        if (o->nfields || w->ext_samples[i] == w->total) {
             idx[n] = (int)i;
             use[n++] = w->exts[i];
-        } else if (o->note) {
+        } else if (o->note && o->part == 0) { /* once, not by every part */
             char msg[256];
             snprintf(msg, sizeof(msg), "'%s' is in %llu of %llu samples, so it is not a field; "
                      "name it in --fields to keep it", w->exts[i],
-                     (unsigned long long)w->ext_samples[i], (unsigned long long)w->base.count);
+                     (unsigned long long)w->ext_samples[i], (unsigned long long)w->total);
             o->note(o->warn_ctx, msg);
         }
     }
@@ -503,6 +522,9 @@ static int select_fields(wds *w, const tp_source_options *o, tp_error *err)
 static int finish_open(wds *w, const tp_source_options *o, tp_source **out, tp_error *err)
 {
     int rc = survey(w, err);
+    w->total = w->base.count;
+    tp__source_part(o, w->total, &w->lo, &w->hi);
+    w->base.count = w->hi - w->lo;
     if (rc == 0 && w->nexts == 0)
         rc = tp__error_set(err, TP_EUSAGE, "%s: no samples (no member named KEY.EXTENSION)",
                            w->base.location);

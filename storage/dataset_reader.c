@@ -34,6 +34,11 @@ static int open_shard(const tp_dataset *ds, size_t i, tp__shard_reader **out, tp
     tp__shard_header want = {.align = m->align, .shard_index = i,
                              .first_sample = sh->first_sample};
     memcpy(want.id, m->id, sizeof(want.id));
+    if (sh->has_origin) { /* adopted by a merge: its header says where it was written */
+        want.shard_index = sh->origin_index;
+        want.first_sample = sh->origin_first;
+        memcpy(want.id, sh->origin_id, sizeof(want.id));
+    }
     char *path = tp__path_join(ds->path, sh->file);
     if (!path)
         return tp__error_set(err, -ENOMEM, "out of memory");
@@ -270,6 +275,8 @@ TP_API tp_shard_format tp_dataset_format(const tp_dataset *ds) { return ds->m.fo
 TP_API uint32_t tp_dataset_align(const tp_dataset *ds) { return ds->m.align; }
 TP_API const unsigned char *tp_dataset_id(const tp_dataset *ds) { return ds->m.id; }
 TP_API const char *tp_dataset_source(const tp_dataset *ds) { return ds->m.source; }
+
+const tp__manifest *tp__dataset_manifest(const tp_dataset *ds) { return &ds->m; }
 TP_API size_t tp_dataset_field_count(const tp_dataset *ds) { return ds->m.nfields; }
 TP_API size_t tp_dataset_class_count(const tp_dataset *ds) { return ds->m.nclasses; }
 TP_API size_t tp_dataset_shard_count(const tp_dataset *ds) { return ds->m.nshards; }

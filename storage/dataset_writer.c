@@ -195,16 +195,24 @@ int tp__values_check(const tp_field_info *fields, size_t nfields, const tp_field
     return 0;
 }
 
-static int shard_open(tp_dataset_writer *w, tp_error *err)
+/* Names the next shard and makes room for its manifest entry. */
+static int next_shard(tp_dataset_writer *w, char *name, size_t cap, tp_error *err)
 {
     tp__manifest *m = &w->m;
-    char name[32];
-    snprintf(name, sizeof(name), "shard-%05zu.%s", m->nshards,
+    snprintf(name, cap, "shard-%05zu.%s", m->nshards,
              m->format == TP_SHARD_LMDB ? "mdb" : "tpr");
     tp__manifest_shard *grown = realloc(m->shards, (m->nshards + 1) * sizeof(*grown));
     if (!grown)
         return tp__error_set(err, -ENOMEM, "out of memory");
     m->shards = grown;
+    return 0;
+}
+
+static int shard_open(tp_dataset_writer *w, tp_error *err)
+{
+    tp__manifest *m = &w->m;
+    char name[32];
+    TP_TRY(next_shard(w, name, sizeof(name), err));
     tp__manifest_shard *sh = &m->shards[m->nshards];
     char *path = tp__path_join(w->staging, name);
     *sh = (tp__manifest_shard){.file = strdup(name), .first_sample = m->samples};
@@ -279,6 +287,38 @@ TP_API int tp_dataset_writer_append(tp_dataset_writer *w, const tp_field_value *
 }
 
 TP_API uint64_t tp_dataset_writer_count(const tp_dataset_writer *w) { return w->m.samples; }
+
+int tp__writer_adopt_shard(tp_dataset_writer *w, const char *path, const tp__manifest_shard *sh,
+                           const unsigned char *id, uint64_t index, tp_error *err)
+{
+    tp__manifest *m = &w->m;
+    if (w->cur || w->failed || w->finished)
+        return tp__error_set(err, TP_EUSAGE, "shards are adopted before records are written");
+    char name[32];
+    TP_TRY(next_shard(w, name, sizeof(name), err));
+    char *to = tp__path_join(w->staging, name), *file = strdup(name);
+    int rc = to && file ? 0 : -ENOMEM;
+    if (rc == 0 && link(path, to) < 0)
+        rc = -errno;
+    free(to);
+    if (rc < 0) {
+        free(file);
+        w->failed = true;
+        return tp__error_set(err, rc, "linking %s into %s: %s%s", path, w->staging,
+                             tp_strerror(rc), rc == -EXDEV ? " (the parts must be on the "
+                             "destination's file system)" : "");
+    }
+    tp__manifest_shard *e = &m->shards[m->nshards++];
+    *e = (tp__manifest_shard){.file = file, .first_sample = m->samples, .samples = sh->samples,
+                              .bytes = sh->bytes, .has_origin = true,
+                              .origin_index = sh->has_origin ? sh->origin_index : index,
+                              .origin_first = sh->has_origin ? sh->origin_first
+                                                             : sh->first_sample};
+    memcpy(e->origin_id, sh->has_origin ? sh->origin_id : id, TP_DATASET_ID_BYTES);
+    m->samples += sh->samples;
+    m->bytes += sh->bytes;
+    return 0;
+}
 
 static int write_dict(tp_dataset_writer *w, tp_error *err)
 {

@@ -141,12 +141,23 @@ static json_t *manifest_json(const tp__manifest *m)
         json_array_append_new(fields, field_json(&m->fields[i]));
     for (size_t i = 0; i < m->nclasses; i++)
         json_array_append_new(classes, json_string(m->classes[i]));
-    for (size_t i = 0; i < m->nshards; i++)
-        json_array_append_new(shards, json_pack("{s:s, s:I, s:I, s:I}", "file",
-                                                m->shards[i].file, "first_sample",
-                                                (json_int_t)m->shards[i].first_sample,
-                                                "samples", (json_int_t)m->shards[i].samples,
-                                                "bytes", (json_int_t)m->shards[i].bytes));
+    for (size_t i = 0; i < m->nshards; i++) {
+        const tp__manifest_shard *sh = &m->shards[i];
+        json_t *o = json_pack("{s:s, s:I, s:I, s:I}", "file", sh->file, "first_sample",
+                              (json_int_t)sh->first_sample, "samples",
+                              (json_int_t)sh->samples, "bytes", (json_int_t)sh->bytes);
+        if (o && sh->has_origin) {
+            char oid[2 * TP_DATASET_ID_BYTES + 1];
+            for (int k = 0; k < TP_DATASET_ID_BYTES; k++)
+                snprintf(oid + 2 * k, 3, "%02x", sh->origin_id[k]);
+            json_object_set_new(o, "origin", json_pack("{s:s, s:I, s:I}", "id", oid,
+                                                       "shard_index",
+                                                       (json_int_t)sh->origin_index,
+                                                       "first_sample",
+                                                       (json_int_t)sh->origin_first));
+        }
+        json_array_append_new(shards, o);
+    }
     json_t *root = json_pack("{s:s, s:i, s:s, s:s, s:i, s:I, s:I, s:o, s:o, s:s, s:o}",
                              "format", "turbopump-dataset", "version", TP_FORMAT_VERSION, "id",
                              id, "shard_format", m->format == TP_SHARD_LMDB ? "lmdb" : "record",
@@ -315,6 +326,18 @@ static int parse_classes(json_t *root, tp__manifest *m, tp_error *err)
     return 0;
 }
 
+/* A dataset id: 32 lower-case hex digits. @return : 0 or -1. */
+static int parse_id(json_t *v, unsigned char *out)
+{
+    const char *id = json_string_value(v);
+    if (!id || strlen(id) != 2 * TP_DATASET_ID_BYTES ||
+        strspn(id, "0123456789abcdef") != 2 * TP_DATASET_ID_BYTES)
+        return -1;
+    for (int i = 0; i < TP_DATASET_ID_BYTES; i++)
+        out[i] = (unsigned char)strtoul((char[3]){id[2 * i], id[2 * i + 1], 0}, NULL, 16);
+    return 0;
+}
+
 static bool shard_file_ok(const char *f)
 {
     return f && f[0] && f[0] != '.' && strlen(f) < 256 &&
@@ -340,6 +363,13 @@ static int parse_shards(json_t *root, tp__manifest *m, tp_error *err)
         if (!shard_file_ok(sh->file) || get_u64(s, "first_sample", &sh->first_sample) < 0 ||
             get_u64(s, "samples", &sh->samples) < 0 || get_u64(s, "bytes", &sh->bytes) < 0)
             return tp__error_set(err, TP_ECORRUPT, "manifest.json: shard %zu is malformed", i);
+        json_t *origin = json_object_get(s, "origin");
+        if (origin && (parse_id(json_object_get(origin, "id"), sh->origin_id) < 0 ||
+                       get_u64(origin, "shard_index", &sh->origin_index) < 0 ||
+                       get_u64(origin, "first_sample", &sh->origin_first) < 0))
+            return tp__error_set(err, TP_ECORRUPT, "manifest.json: shard %zu has a malformed "
+                                 "origin", i);
+        sh->has_origin = origin != NULL;
         if (sh->first_sample != next)
             return tp__error_set(err, TP_ECORRUPT, "manifest.json: shard %zu starts at sample "
                                  "%" PRIu64 ", expected %" PRIu64, i, sh->first_sample, next);
@@ -371,12 +401,8 @@ static int parse_header(json_t *root, tp__manifest *m, tp_error *err)
     m->align = (uint32_t)align;
     if (m->format == TP_SHARD_LMDB && align != 1)
         return bad(err, "\"align\" must be 1 for LMDB shards");
-    const char *id = json_string_value(json_object_get(root, "id"));
-    if (!id || strlen(id) != 2 * TP_DATASET_ID_BYTES ||
-        strspn(id, "0123456789abcdef") != 2 * TP_DATASET_ID_BYTES)
+    if (parse_id(json_object_get(root, "id"), m->id) < 0)
         return bad(err, "\"id\" must be 32 lower-case hex digits");
-    for (int i = 0; i < TP_DATASET_ID_BYTES; i++)
-        m->id[i] = (unsigned char)strtoul((char[3]){id[2 * i], id[2 * i + 1], 0}, NULL, 16);
     if (get_u64(root, "samples", &m->samples) < 0 || get_u64(root, "bytes", &m->bytes) < 0)
         return bad(err, "\"samples\" and \"bytes\" must be non-negative integers");
     m->source = dup_string(root, "source");

@@ -102,6 +102,11 @@ typedef struct tp__manifest_shard {
     uint64_t first_sample;
     uint64_t samples;
     uint64_t bytes;
+    /* A shard adopted from another dataset by a merge keeps the header it was written
+     * with: the id, position and first sample that header and footer hold. */
+    bool has_origin;
+    unsigned char origin_id[TP_DATASET_ID_BYTES];
+    uint64_t origin_index, origin_first;
 } tp__manifest_shard;
 
 typedef struct tp__manifest {
@@ -151,3 +156,11 @@ int tp__values_check(const tp_field_info *fields, size_t nfields, const tp_field
 /* Appends a record already built by tp__record_encode from checked values. */
 int tp__writer_append_record(tp_dataset_writer *w, const unsigned char *rec, uint64_t len,
                              uint64_t checksum, tp_error *err);
+/* Adds the shard file `path`, described by `sh` in the manifest of the dataset `id` (at
+ * position `index` there), as the writer's next shard: hard-linked into the staging
+ * directory, its bytes untouched, its header's values kept as the entry's origin. Only
+ * before any record is appended. @return : 0, -EXDEV (another file system), -errno. */
+int tp__writer_adopt_shard(tp_dataset_writer *w, const char *path, const tp__manifest_shard *sh,
+                           const unsigned char *id, uint64_t index, tp_error *err);
+/* The manifest of an open dataset. */
+const tp__manifest *tp__dataset_manifest(const tp_dataset *ds);

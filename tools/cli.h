@@ -16,6 +16,7 @@ typedef struct tp_cli_command {
 
 int tp_cmd_gen(int argc, char **argv);
 int tp_cmd_pack(int argc, char **argv);
+int tp_cmd_merge(int argc, char **argv);
 int tp_cmd_inspect(int argc, char **argv);
 int tp_cmd_verify(int argc, char **argv);
 int tp_cmd_bench(int argc, char **argv);
@@ -24,6 +25,7 @@ int tp_cmd_consume(int argc, char **argv);
 int tp_cmd_stat(int argc, char **argv);
 void tp_usage_gen(FILE *out);
 void tp_usage_pack(FILE *out);
+void tp_usage_merge(FILE *out);
 void tp_usage_inspect(FILE *out);
 void tp_usage_verify(FILE *out);
 void tp_usage_bench(FILE *out);

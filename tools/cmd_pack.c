@@ -27,6 +27,7 @@ typedef struct pack_options {
     char *fields_arg;
     tp_shard_format format;
     uint64_t jobs, shard_bytes, align, zstd, dict_size;
+    uint64_t part, parts;    /* --part I/N; parts 0: the whole input */
     bool strict, force, quiet, dict;
 } pack_options;
 
@@ -81,6 +82,10 @@ void tp_usage_pack(FILE *out)
             "                        list is wds, a directory an ImageFolder)\n"
             "  --fields LIST         the fields to keep, in order, comma-separated; FROM:TO\n"
             "                        renames (e.g. --fields jpg:image,cls); default: all\n"
+            "                        (for shards: the extensions every sample has)\n"
+            "  --part I/N            pack only part I (0..N-1) of N: a contiguous run of the\n"
+            "                        input's samples; 'turbopump merge' joins the N parts\n"
+            "                        into the dataset one pack of everything would hold\n"
             "  --format record|lmdb  shard kind (default record)\n"
             "  --jobs N              worker threads (default: number of CPUs)\n"
             "  --shard-size SIZE     start a new shard past SIZE bytes (default 256M)\n"
@@ -122,6 +127,21 @@ static int parse_fields(pack_options *o, const char *arg)
     return 0;
 }
 
+static int parse_part(pack_options *o, const char *arg)
+{
+    unsigned long long i, n;
+    int used = 0;
+    if (sscanf(arg, "%llu/%llu%n", &i, &n, &used) != 2 || arg[used] || !n || i >= n ||
+        n > 1000000 || arg[0] == '-' || strchr(arg, '+') || strchr(arg, ' ')) {
+        tp_cli_usage_error(CMD, "--part must be I/N with 0 <= I < N <= 1000000, not '%s'",
+                           arg);
+        return -1;
+    }
+    o->part = i;
+    o->parts = n;
+    return 0;
+}
+
 static int parse_options(int argc, char **argv, pack_options *o)
 {
     static const struct option longopts[] = {
@@ -131,6 +151,7 @@ static int parse_options(int argc, char **argv, pack_options *o)
         {"zstd-dict", no_argument, 0, 'D'}, {"zstd-dict-size", required_argument, 0, 'Z'},
         {"force", no_argument, 0, 'F'}, {"quiet", no_argument, 0, 'q'},
         {"input", required_argument, 0, 'i'}, {"fields", required_argument, 0, 'e'},
+        {"part", required_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (pack_options){.format = TP_SHARD_RECORD, .jobs = tp_cli_cpus(),
                         .shard_bytes = 256ull << 20, .align = 4096, .dict_size = 112640};
@@ -151,6 +172,8 @@ static int parse_options(int argc, char **argv, pack_options *o)
             o->input = optarg;
         else if (c == 'e')
             rc = parse_fields(o, optarg);
+        else if (c == 'p')
+            rc = parse_part(o, optarg);
         else if (c == 'j')
             rc = tp_cli_u64(CMD, "--jobs", optarg, 1, 256, &o->jobs);
         else if (c == 's')
@@ -416,11 +439,14 @@ static void note_input(void *ctx, const char *msg)
     tp_cli_warn(CMD, "%s", msg);
 }
 
-static int open_source(const pack_options *o, bool quiet, tp_source **src)
+/* The input, or with `whole` all of it whatever --part says (the dictionary is trained
+ * on the same samples by every part, so that the parts can be merged). */
+static int open_source(const pack_options *o, bool whole, tp_source **src)
 {
     tp_source_options so = {.fields = o->fields, .nfields = o->nfields,
-                            .warn = quiet ? NULL : warn_input, .warn_ctx = (void *)o,
-                            .note = quiet ? NULL : note_input};
+                            .warn = whole ? NULL : warn_input, .warn_ctx = (void *)o,
+                            .note = whole ? NULL : note_input, .part = whole ? 0 : o->part,
+                            .parts = whole ? 0 : o->parts};
     tp_error err = {0};
     int rc = tp_source_open(o->src, o->input, &so, src, &err);
     if (rc < 0 && rc != TP_SOURCE_STOPPED)
@@ -437,12 +463,12 @@ static int open_source(const pack_options *o, bool quiet, tp_source **src)
 static int train_dict(const pack_options *o, pack_job *j)
 {
     size_t n = DICT_SAMPLES, used = 0, total = 0, cap = DICT_SAMPLES * TP_SOURCE_MAX_FIELDS;
-    uint64_t count = j->src->count, step = count > n ? count / n : 1;
     unsigned char *all = malloc(DICT_SAMPLE_BYTES);
     size_t *sizes = malloc(cap * sizeof(size_t));
     j->dict_bytes = malloc(o->dict_size);
     tp_source *src = NULL;
     int rc = all && sizes && j->dict_bytes ? open_source(o, true, &src) : -ENOMEM;
+    uint64_t count = rc == 0 ? src->count : 0, step = count > n ? count / n : 1;
     tp_source_sample smp;
     tp_source_sample_init(&smp);
     tp_error err = {0};
@@ -501,6 +527,16 @@ static int open_writer(const pack_options *o, const pack_job *j, tp_dataset_writ
     snprintf(opts, sizeof(opts), "%d %llu %llu %llu %d %llu", (int)o->format,
              (unsigned long long)o->align, (unsigned long long)o->shard_bytes,
              (unsigned long long)o->zstd, (int)o->dict, (unsigned long long)o->dict_size);
+    if (o->parts)
+        snprintf(opts + strlen(opts), sizeof(opts) - strlen(opts), " part %llu/%llu",
+                 (unsigned long long)o->part, (unsigned long long)o->parts);
+    char *source = malloc(strlen(src->location) + 48);
+    if (!source)
+        return -ENOMEM;
+    strcpy(source, src->location);
+    if (o->parts) /* merge recognises its parts by this ending */
+        sprintf(source + strlen(source), " part %llu/%llu", (unsigned long long)o->part,
+                (unsigned long long)o->parts);
     uint64_t id[2] = {src->listing_hash, tp__hash64(opts, strlen(opts))};
     for (size_t f = 0; o->nfields && f < src->nfields; f++) { /* the chosen fields */
         uint64_t parts[2] = {id[1], tp__hash64(o->fields[f], strlen(o->fields[f]))};
@@ -512,12 +548,13 @@ static int open_writer(const pack_options *o, const pack_job *j, tp_dataset_writ
     tp_dataset_writer_options wo = {
         .format = o->format, .align = (uint32_t)o->align, .shard_bytes = o->shard_bytes,
         .fields = fields, .nfields = src->nfields, .classes = (const char *const *)src->classes,
-        .nclasses = src->nclasses, .id = idb, .source = src->location, .replace = o->force,
+        .nclasses = src->nclasses, .id = idb, .source = source, .replace = o->force,
         .zstd_dict = j->dict_bytes, .zstd_dict_len = j->dict_len};
     tp_error err;
     int rc = tp_dataset_writer_create(w, o->dst, &wo, &err);
     if (rc < 0)
         tp_cli_error(CMD, "%s", err.msg);
+    free(source);
     return rc;
 }
 
@@ -602,7 +639,7 @@ static int pack(const pack_options *o, tp_source *src, pack_totals *t)
         pthread_mutex_destroy(&j.mu);
     }
     tp_error err;
-    if (rc == 0 && t->samples == 0) {
+    if (rc == 0 && t->samples == 0 && !o->parts) { /* a part may be empty */
         tp_cli_error(CMD, "no usable samples in %s", o->src);
         rc = -1;
     }
@@ -641,9 +678,12 @@ int tp_cmd_pack(int argc, char **argv)
     double secs = TP_MAX(tp_cli_now() - start, 1e-9);
     if (rc == 0 && !o.quiet) {
         uint64_t skipped = t.skipped + src->skipped;
-        char from[64] = "";
-        if (src->nclasses)
-            snprintf(from, sizeof(from), " from %zu classes", src->nclasses);
+        char from[96] = "";
+        int k = src->nclasses ? snprintf(from, sizeof(from), " from %zu classes", src->nclasses)
+                              : 0;
+        if (o.parts)
+            snprintf(from + k, sizeof(from) - (size_t)k, " (part %llu of %llu)",
+                     (unsigned long long)o.part, (unsigned long long)o.parts);
         printf("packed %llu samples (%.1f MB of input)%s into %s in %.2f s: %.0f samples/s, "
                "%.1f MB/s; skipped %llu input%s\n",
                (unsigned long long)t.samples, (double)t.src_bytes / 1e6, from, o.dst, secs,

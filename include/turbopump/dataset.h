@@ -132,6 +132,18 @@ TP_API int tp_dataset_writer_finish(tp_dataset_writer *w, tp_error *err);
  * is discarded. Accepts NULL. */
 TP_API void tp_dataset_writer_destroy(tp_dataset_writer *w);
 
+/* Publishes the datasets `parts` as one dataset at `path` without copying shard bytes:
+ * their shards are hard-linked into it (the parts stay valid), so all must be on the
+ * file system of `path`. The parts must agree on shard format, alignment, fields,
+ * classes and zstd dictionary. Parts written by `turbopump pack --part I/N` (their
+ * source ends in " part I/N") must be all N of one input, in any order, and are merged
+ * in part order; other datasets are concatenated in the order given. Publication is
+ * atomic, as for the writer; `replace` as in tp_dataset_writer_options.
+ * @return : 0, TP_EUSAGE (incompatible or incomplete parts, with the reason), -EXDEV, or
+ *           what opening a part or writing returns; `err` says which part and why. */
+TP_API int tp_dataset_merge(const char *const *parts, size_t n, const char *path, bool replace,
+                            tp_error *err);
+
 /* ---------------------------------------------------------------- reading */
 
 typedef struct tp_dataset tp_dataset;

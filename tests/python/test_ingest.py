@@ -247,3 +247,65 @@ def test_png_imagefolder_packed_verified_and_served(tmp_path, jpeg_too):
     finally:
         daemon.terminate()
         daemon.wait()
+
+
+# ---- packing in parts, merged
+
+def samples_of(ds):
+    n = json.loads(inspect(ds, "--json"))["samples"]
+    return [inspect(ds, "--sample", i) for i in range(n)]
+
+
+@pytest.mark.parametrize("kind,parts,opts", [("wds", 3, []), ("wds", 10, ["--format", "lmdb"]),
+                                              ("png", 4, ["--zstd", "3", "--zstd-dict",
+                                                          "--zstd-dict-size", "2K"])])
+def test_parts_merged_equal_one_pack(tmp_path, kind, parts, opts):
+    src = FIXTURE
+    if kind == "png":
+        png_tree(str(tmp_path / "img"), True)
+        src = tmp_path / "img"
+    pack(src, tmp_path / "whole", *opts)
+    names = []
+    for i in reversed(range(parts)):  # the order of the parts does not matter
+        names.append(tmp_path / f"part{i}")
+        p = pack(src, names[-1], "--part", f"{i}/{parts}", *opts)
+        assert f"(part {i} of {parts})" in p.stdout
+    m = subprocess.run([TP, "merge", *map(str, names), str(tmp_path / "merged")],
+                       stdout=subprocess.PIPE, text=True, check=True)
+    assert "merged" in m.stdout
+    assert samples_of(tmp_path / "merged") == samples_of(tmp_path / "whole")
+    subprocess.run([TP, "verify", str(tmp_path / "merged"), "--decode"], check=True,
+                   stdout=subprocess.DEVNULL)
+    whole = json.loads(inspect(tmp_path / "whole", "--json"))
+    merged = json.loads(inspect(tmp_path / "merged", "--json"))
+    for key in ["fields", "classes", "source", "format", "samples"]:
+        assert merged[key] == whole[key], key
+    # the shards were linked, not copied: the parts still open and share the inodes
+    part_inodes = {os.stat(os.path.join(n, f)).st_ino for n in names for f in os.listdir(n)
+                   if f.startswith("shard-")}
+    merged_inodes = {os.stat(tmp_path / "merged" / f).st_ino
+                     for f in os.listdir(tmp_path / "merged") if f.startswith("shard-")}
+    assert merged_inodes and merged_inodes <= part_inodes
+    subprocess.run([TP, "verify", str(names[0])], check=True, stdout=subprocess.DEVNULL)
+
+
+def test_merge_refuses_what_does_not_fit(tmp_path):
+    for i in range(3):
+        pack(FIXTURE, tmp_path / f"p{i}", "--part", f"{i}/3")
+    pack(FIXTURE, tmp_path / "lmdb0", "--part", "0/3", "--format", "lmdb")
+    pack(FIXTURE, tmp_path / "whole")
+
+    def merge(*names):
+        return subprocess.run([TP, "merge", *[str(tmp_path / n) for n in names],
+                               str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
+    for names, why in [(["p0", "p1"], "part 2 is missing"), (["p0", "p0", "p1"], "both part 0"),
+                       (["lmdb0", "p1", "p2"], "shard format"),
+                       (["p0", "p1", "whole"], "is not"), (["p0", "p1", "nothing"], "nothing")]:
+        r = merge(*names)
+        assert r.returncode == 1 and why in r.stderr, (names, r.stderr)
+        assert not (tmp_path / "out").exists()
+    r = merge("whole", "whole")  # plain datasets concatenate
+    assert r.returncode == 0, r.stderr
+    assert samples_of(tmp_path / "out")[7:] != [] and len(samples_of(tmp_path / "out")) == 14
+    p = pack(FIXTURE, tmp_path / "x", "--part", "3/3", check=2)
+    assert "--part must be I/N" in p.stderr
