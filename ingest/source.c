@@ -59,15 +59,21 @@ int tp_source_open(const char *src, const char *kind, const tp_source_options *o
     if (!kind) {
         struct stat st;
         bool is_dir = stat(src, &st) == 0 && S_ISDIR(st.st_mode);
-        kind = looks_like_tar(src) || (!is_dir && access(src, F_OK) == 0) || shard_dir(src)
+        kind = has_suffix(src, ".csv") || has_suffix(src, ".jsonl") ||
+                       has_suffix(src, ".ndjson")
+                   ? "listing"
+               : looks_like_tar(src) || (!is_dir && access(src, F_OK) == 0) || shard_dir(src)
                    ? "wds"
                    : "imagefolder";
     }
+    if (!strcmp(kind, "listing"))
+        return tp__listing_open(src, o, out, err);
     if (!strcmp(kind, "imagefolder"))
         return tp__imagefolder_open(src, o, out, err);
     if (!strcmp(kind, "wds"))
         return tp__wds_open(src, o, out, err);
-    return tp__error_set(err, TP_EUSAGE, "unknown input kind '%s' (imagefolder or wds)", kind);
+    return tp__error_set(err, TP_EUSAGE, "unknown input kind '%s' (imagefolder, wds or "
+                         "listing)", kind);
 }
 
 void tp_source_close(tp_source *s)

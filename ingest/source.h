@@ -8,6 +8,8 @@
  *                  of both) and cls
  *   wds_tar.c      WebDataset tar shards (libarchive): members grouped by key, every
  *                  extension a field
+ *   listing.c      a CSV (libcsv) or JSON Lines listing of paths, labels and other
+ *                  columns
  *   npy.c          .npy headers, for tensor fields */
 #ifndef TP_INGEST_SOURCE_H
 #define TP_INGEST_SOURCE_H
@@ -30,6 +32,7 @@ typedef struct tp_source_value {
     const char *path;          /* instead of data: read this file */
     bool is_int;
     int64_t i64;
+    bool raw;                  /* a tensor's bytes as they are (not a .npy) */
     size_t offset;             /* for the sources: where `data` starts in the buffer
                                   until the sample is sealed */
 } tp_source_value;
@@ -86,7 +89,8 @@ struct tp_source {
 
 /* Opens `src`: a directory (ImageFolder), or tar shards — a .tar file (compressed ones
  * too), a directory of them (--input wds), a glob or a brace list ("shard-{000..009}.tar").
- * `kind` is NULL (guess from `src`), "imagefolder" or "wds".
+ * a CSV or JSON Lines listing (.csv, .jsonl, .ndjson).
+ * `kind` is NULL (guess from `src`), "imagefolder", "wds" or "listing".
  * @return : 0, TP_SOURCE_STOPPED, or an error. */
 int tp_source_open(const char *src, const char *kind, const tp_source_options *o,
                    tp_source **out, tp_error *err);
@@ -143,6 +147,12 @@ int tp__imagefolder_open(const char *root, const tp_source_options *o, tp_source
                          tp_error *err);
 int tp__wds_open(const char *spec, const tp_source_options *o, tp_source **out,
                  tp_error *err);
+int tp__listing_open(const char *path, const tp_source_options *o, tp_source **out,
+                     tp_error *err);
+/* A listing held in memory (the fuzz target's entry): paths resolve against `dir`. */
+int tp__listing_open_memory(const char *data, size_t len, bool jsonl, const char *name,
+                            const char *dir, const tp_source_options *o, tp_source **out,
+                            tp_error *err);
 /* One tar shard held in memory (the fuzz target's entry). */
 int tp__wds_open_memory(const void *data, size_t len, const tp_source_options *o,
                         tp_source **out, tp_error *err);

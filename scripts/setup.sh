@@ -10,7 +10,7 @@ PACKAGES=(
   libjansson-dev libxxhash-dev libspng-dev check libsubunit-dev
   libjpeg-turbo-progs python3 python3-numpy python3-pil python3-pytest util-linux
   python3-dev python3-pip python3-setuptools python3-torch python3-torchvision
-  libmicrohttpd-dev prometheus curl python3-venv libarchive-dev
+  libmicrohttpd-dev prometheus curl python3-venv libarchive-dev libcsv-dev
 )
 
 missing=()

@@ -76,10 +76,17 @@ void tp_usage_pack(FILE *out)
             "                        them, a glob or a brace list ('shards-{000..127}.tar'):\n"
             "                        members grouped into samples by key as WebDataset does,\n"
             "                        every extension a field (jpg/jpeg/png images, cls int64,\n"
-            "                        anything else bytes)\n\n"
+            "                        anything else bytes)\n"
+            "  a listing             a .csv (with a header row) or .jsonl/.ndjson file, one\n"
+            "                        sample per row: the path column (path, file, filename,\n"
+            "                        image or image_path; relative to the listing) gives\n"
+            "                        the image field, the label column (label, cls, class\n"
+            "                        or target) cls (class names become indices), other\n"
+            "                        columns int64, float64 or bytes fields\n\n"
             "Options:\n"
-            "  --input imagefolder|wds  the kind of SRC (default: a tar name, glob or brace\n"
-            "                        list is wds, a directory an ImageFolder)\n"
+            "  --input imagefolder|wds|listing  the kind of SRC (default: a .csv or .jsonl\n"
+            "                        is a listing, a tar name, glob or brace list wds, a\n"
+            "                        directory of tars wds, a directory an ImageFolder)\n"
             "  --fields LIST         the fields to keep, in order, comma-separated; FROM:TO\n"
             "                        renames (e.g. --fields jpg:image,cls); default: all\n"
             "                        (for shards: the extensions every sample has)\n"
@@ -165,9 +172,10 @@ static int parse_options(int argc, char **argv, pack_options *o)
         else if (c == 'f')
             return tp_cli_usage_error(CMD, "--format must be 'record' or 'lmdb', not '%s'",
                                       optarg);
-        else if (c == 'i' && strcmp(optarg, "imagefolder") && strcmp(optarg, "wds"))
-            return tp_cli_usage_error(CMD, "--input must be 'imagefolder' or 'wds', not '%s'",
-                                      optarg);
+        else if (c == 'i' && strcmp(optarg, "imagefolder") && strcmp(optarg, "wds") &&
+                 strcmp(optarg, "listing"))
+            return tp_cli_usage_error(CMD, "--input must be 'imagefolder', 'wds' or 'listing', "
+                                      "not '%s'", optarg);
         else if (c == 'i')
             o->input = optarg;
         else if (c == 'e')
@@ -308,7 +316,7 @@ static void process(const pack_job *j, tp_zstd *z, slot *s)
             snprintf(why, wl, "%s", err.msg);
             goto fail;
         }
-        if (fi->kind == TP_FIELD_TENSOR) { /* a .npy: the array's bytes, as the field says */
+        if (fi->kind == TP_FIELD_TENSOR && !in->raw) { /* a .npy: its array's bytes */
             tp_npy a;
             if (tp__npy_parse(data, len, len, &a, &err) < 0) {
                 snprintf(why, wl, "%s", err.msg);

@@ -309,3 +309,48 @@ def test_merge_refuses_what_does_not_fit(tmp_path):
     assert samples_of(tmp_path / "out")[7:] != [] and len(samples_of(tmp_path / "out")) == 14
     p = pack(FIXTURE, tmp_path / "x", "--part", "3/3", check=2)
     assert "--part must be I/N" in p.stderr
+
+
+# ---- listings
+
+def test_csv_and_jsonl_listings(tmp_path):
+    files = png_tree(str(tmp_path / "img"), True)[:6]
+    rel = [os.path.relpath(f, tmp_path) for f in files]
+    with open(tmp_path / "list.csv", "w") as f:
+        f.write("path,label,caption,score,count\n")
+        for i, r in enumerate(rel):
+            f.write(f'{r},{"dog" if i % 2 else "cat"},"a, ""caption"" {i}",{i * 0.5},{i}\n')
+        f.write("img/c0/nothing.png,cat,x,1.5,3\n")   # a missing file
+        f.write(f"{rel[0]},,no label,1.5,3\n")        # a missing value
+    p = pack(tmp_path / "list.csv", tmp_path / "csv")
+    assert "packed 6 samples" in p.stdout and "from 2 classes" in p.stdout
+    w = warnings(p)
+    assert len(w) == 2, w
+    assert any("list.csv:8: img/c0/nothing.png: cannot read" in l for l in w), w
+    assert any("list.csv:9: no value for 'label'" in l for l in w), w
+    meta = json.loads(inspect(tmp_path / "csv", "--json"))
+    assert meta["classes"] == ["cat", "dog"]
+    assert [(f["name"], f["kind"]) for f in meta["fields"]] == [
+        ("image", "image"), ("cls", "int64"), ("caption", "bytes"), ("score", "tensor"),
+        ("count", "int64")]
+    for i, path in enumerate(files):
+        assert field(tmp_path / "csv", i, "image") == open(path, "rb").read()
+        assert int(field(tmp_path / "csv", i, "cls")) == i % 2
+        assert field(tmp_path / "csv", i, "caption") == f'a, "caption" {i}'.encode()
+        assert np.frombuffer(field(tmp_path / "csv", i, "score"), "<f8")[0] == i * 0.5
+        assert int(field(tmp_path / "csv", i, "count")) == i
+    with open(tmp_path / "list.jsonl", "w") as f:
+        for i, r in enumerate(rel):
+            f.write(json.dumps({"file": r, "target": i % 3, "Meta Data": {"k": i}}) + "\n")
+        f.write("\n")
+    pack(tmp_path / "list.jsonl", tmp_path / "jsonl", "--fields", "image:img,cls,meta_data")
+    for i, path in enumerate(files):
+        assert field(tmp_path / "jsonl", i, "img") == open(path, "rb").read()
+        assert int(field(tmp_path / "jsonl", i, "cls")) == i % 3
+        assert json.loads(field(tmp_path / "jsonl", i, "meta_data")) == {"k": i}
+    (tmp_path / "bad.csv").write_text('path,label\n"img/a.png,1\n')
+    assert "bad.csv" in pack(tmp_path / "bad.csv", tmp_path / "x", check=1).stderr
+    (tmp_path / "bad.jsonl").write_text('{"path": "a.png"}\n{"path": \n')
+    assert "bad.jsonl:2" in pack(tmp_path / "bad.jsonl", tmp_path / "x", check=1).stderr
+    (tmp_path / "nopath.csv").write_text("name,label\na.png,1\n")
+    assert "no path column" in pack(tmp_path / "nopath.csv", tmp_path / "x", check=1).stderr
