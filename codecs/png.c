@@ -93,6 +93,11 @@ int tp_image_inspect(const void *data, size_t len, uint64_t max_pixels, tp_error
 {
     int w, h;
     tp_jpeg_info info;
-    return tp_png_signature(data, len) ? tp_png_inspect(data, len, max_pixels, &w, &h, err)
-                                       : tp_jpeg_inspect(data, len, max_pixels, &info, err);
+    const unsigned char *b = data;
+    if (tp_png_signature(data, len))
+        return tp_png_inspect(data, len, max_pixels, &w, &h, err);
+    if (len < 2 || b[0] != 0xFF || b[1] != 0xD8)
+        return tp__error_set(err, TP_EBADIMAGE, "not a JPEG or PNG image (neither a "
+                             "start-of-image marker nor the PNG signature)");
+    return tp_jpeg_inspect(data, len, max_pixels, &info, err);
 }

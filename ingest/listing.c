@@ -206,7 +206,10 @@ static int parse_jsonl(listing *l, const char *data, size_t len, tp_error *err)
         const char *stop = nl ? nl : end;
         line++;
         size_t n = (size_t)(stop - p);
-        bool blank = strspn(p, " \t\r") >= n;
+        size_t sp = 0; /* the buffer need not end in a NUL: no str* functions here */
+        while (sp < n && (p[sp] == ' ' || p[sp] == '\t' || p[sp] == '\r'))
+            sp++;
+        bool blank = sp == n;
         if (!blank) {
             json_error_t je;
             json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &je);

@@ -16,8 +16,7 @@
  * cannot be opened or ends early, with the samples read from it before the damage kept. */
 #include "source.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "archive_dl.h"
 #include <dirent.h>
 #include <glob.h>
 #include <stdio.h>
@@ -34,6 +33,7 @@ typedef struct shard_list {
 
 typedef struct wds {
     tp_source base;
+    const tp__archive_api *la;  /* libarchive */
     shard_list shards;
     const void *mem;            /* one in-memory shard instead of files (fuzzing) */
     size_t mem_len;
@@ -219,19 +219,19 @@ static void lower(char *dst, const char *src, size_t cap)
 
 static struct archive *open_archive(wds *w, size_t i, tp_error *err)
 {
-    struct archive *a = archive_read_new();
+    struct archive *a = w->la->read_new();
     if (!a) {
         tp__error_set(err, -ENOMEM, "out of memory");
         return NULL;
     }
-    archive_read_support_filter_all(a);
-    archive_read_support_format_tar(a);
-    int rc = w->mem ? archive_read_open_memory(a, w->mem, w->mem_len)
-                    : archive_read_open_filename(a, w->shards.paths[i], 1 << 16);
+    w->la->read_support_filter_all(a);
+    w->la->read_support_format_tar(a);
+    int rc = w->mem ? w->la->read_open_memory(a, w->mem, w->mem_len)
+                    : w->la->read_open_filename(a, w->shards.paths[i], 1 << 16);
     if (rc != ARCHIVE_OK) {
-        tp__error_set(err, TP_EBADIMAGE, "%s", archive_error_string(a) ? archive_error_string(a)
+        tp__error_set(err, TP_EBADIMAGE, "%s", w->la->error_string(a) ? w->la->error_string(a)
                                                                        : "cannot open");
-        archive_read_free(a);
+        w->la->read_free(a);
         return NULL;
     }
     return a;
@@ -268,20 +268,20 @@ static int survey(wds *w, tp_error *err)
         uint64_t seen[MAX_EXTS / 64] = {0};
         struct archive_entry *e;
         int r;
-        while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-            const char *name = archive_entry_pathname(e), *ext;
+        while ((r = w->la->read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+            const char *name = w->la->entry_pathname(e), *ext;
             size_t klen;
-            if (archive_entry_filetype(e) != AE_IFREG || !name || is_meta(name) ||
+            if (w->la->entry_filetype(e) != AE_IFREG || !name || is_meta(name) ||
                 !split_name(name, &klen, &ext))
                 continue;
-            uint64_t size = (uint64_t)archive_entry_size(e);
+            uint64_t size = (uint64_t)w->la->entry_size(e);
             uint64_t p3[3] = {h, tp__hash64(name, strlen(name)), size};
             h = tp__hash64(p3, sizeof(p3));
             if (!last || strlen(last) != klen || strncmp(last, name, klen)) {
                 w->base.count++;
                 free(last);
                 if (!(last = strndup(name, klen))) {
-                    archive_read_free(a);
+                    w->la->read_free(a);
                     return tp__error_set(err, -ENOMEM, "out of memory");
                 }
                 memset(seen, 0, sizeof(seen));
@@ -292,7 +292,7 @@ static int survey(wds *w, tp_error *err)
             if (x < 0 && w->nexts < MAX_EXTS) {
                 if (!(w->exts[w->nexts] = strdup(lx))) {
                     free(last);
-                    archive_read_free(a);
+                    w->la->read_free(a);
                     return tp__error_set(err, -ENOMEM, "out of memory");
                 }
                 x = (int)w->nexts++;
@@ -303,13 +303,13 @@ static int survey(wds *w, tp_error *err)
             }
             if (x >= 0 && !w->npy_ok[x] && tp__source_kind_of(lx) == TP_FIELD_TENSOR) {
                 unsigned char head[4096];
-                la_ssize_t got = archive_read_data(a, head, sizeof(head));
+                la_ssize_t got = w->la->read_data(a, head, sizeof(head));
                 w->npy_ok[x] = got > 0 && tp__npy_parse(head, (size_t)got, (size_t)size,
                                                         &w->npy[x], NULL) == 0;
             }
         }
         free(last);
-        archive_read_free(a);
+        w->la->read_free(a);
     }
     w->base.listing_hash = h;
     return 0;
@@ -356,17 +356,17 @@ static int take_member(wds *w, int f, const char *name, tp_error *err)
     size_t start = w->cur.buf_len;
     int rc = tp__source_sample_put(&w->cur, (uint32_t)f, NULL, 0, false);
     for (;;) {
-        la_ssize_t got = rc ? 0 : archive_read_data(w->a, chunk, sizeof(chunk));
+        la_ssize_t got = rc ? 0 : w->la->read_data(w->a, chunk, sizeof(chunk));
         if (got < 0) {
             tp__source_warn(&w->base, w->shard_name, "member '%s': %s; the rest of the shard "
-                            "is left out", name, archive_error_string(w->a));
+                            "is left out", name, w->la->error_string(w->a));
             w->cur_bad = true;
             return 1; /* the shard ends here */
         }
         if (got == 0)
             break;
         if (w->cur.buf_len - start + (size_t)got > TP_SOURCE_MAX_VALUE) {
-            archive_read_data_skip(w->a);
+            w->la->read_data_skip(w->a);
             w->cur_bad = true;
             tp__source_warn(&w->base, w->cur.where, "member '%s' is larger than %u MiB; "
                             "sample left out", name, TP_SOURCE_MAX_VALUE >> 20);
@@ -401,22 +401,22 @@ static int wds_next(tp_source *base, tp_source_sample *out, tp_error *err)
             continue;
         }
         struct archive_entry *e;
-        int r = archive_read_next_header(w->a, &e);
+        int r = w->la->read_next_header(w->a, &e);
         if (r == ARCHIVE_WARN)
             r = ARCHIVE_OK;
         if (r != ARCHIVE_OK) {
             if (r != ARCHIVE_EOF && (w->have_cur ? !w->cur_skip : mine(w)))
                 tp__source_warn(base, w->shard_name, "%s; the rest of the shard is left out",
-                                archive_error_string(w->a));
-            archive_read_free(w->a);
+                                w->la->error_string(w->a));
+            w->la->read_free(w->a);
             w->a = NULL;
             if (w->have_cur && finish_sample(w, out))
                 return 1;
             continue;
         }
-        const char *name = archive_entry_pathname(e), *ext;
+        const char *name = w->la->entry_pathname(e), *ext;
         size_t klen;
-        if (archive_entry_filetype(e) != AE_IFREG || (name && is_meta(name)))
+        if (w->la->entry_filetype(e) != AE_IFREG || (name && is_meta(name)))
             continue;
         if (!name || !split_name(name, &klen, &ext)) {
             if (mine(w))
@@ -449,7 +449,7 @@ static int wds_next(tp_source *base, tp_source_sample *out, tp_error *err)
             if (rc < 0)
                 return rc;
             if (rc > 0) { /* the shard is damaged: drop it from here */
-                archive_read_free(w->a);
+                w->la->read_free(w->a);
                 w->a = NULL;
                 w->have_cur = false;
             }
@@ -464,7 +464,7 @@ static void wds_close(tp_source *base)
 {
     wds *w = (wds *)base;
     if (w->a)
-        archive_read_free(w->a);
+        w->la->read_free(w->a);
     for (size_t i = 0; i < w->shards.n; i++)
         free(w->shards.paths[i]);
     free(w->shards.paths);
@@ -521,7 +521,7 @@ static int select_fields(wds *w, const tp_source_options *o, tp_error *err)
 
 static int finish_open(wds *w, const tp_source_options *o, tp_source **out, tp_error *err)
 {
-    int rc = survey(w, err);
+    int rc = (w->la = tp__archive(err)) ? survey(w, err) : TP_EUSAGE;
     w->total = w->base.count;
     tp__source_part(o, w->total, &w->lo, &w->hi);
     w->base.count = w->hi - w->lo;

@@ -5,7 +5,7 @@
 # and `python -m turbopump` make a dataset and a Loader autostarts its private daemon (the
 # bundled executable) and reads one epoch exactly. Also checks the wheel's tag (the
 # interpreter's ABI, a manylinux platform) and that every bundled ELF file needs only
-# glibc's libraries or ones bundled beside it.
+# glibc's libraries (and zlib, which every manylinux policy allows) or ones bundled beside it.
 # Skips (77) when Debian's venv module is missing or PyPI cannot be reached.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -57,8 +57,8 @@ assert "turbopump/libturbopump_cuda.so" in zipfile.ZipFile(sys.argv[1]).namelist
     fail "nvcc is on PATH but the wheel has no GPU plugin"
 fi
 
-# $1: a venv with the package installed. Its ELF files need glibc's libraries or bundled
-# ones; then a dataset is made and read as a user would.
+# $1: a venv with the package installed. Its ELF files need glibc's libraries (and zlib, as
+# manylinux allows) or bundled ones; then a dataset is made and read as a user would.
 use_package() {
   local venv=$1 site
   site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -68,6 +68,9 @@ use_package() {
       case $lib in
         libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*|libgcc_s.so.*|\
         libstdc++.so.*) ;;
+        # zlib is on every manylinux system (it is in every policy's library list), so
+        # auditwheel leaves it out; libspng needs it
+        libz.so.1) ;;
         *) [ -e "$site/turbopump.libs/$lib" ] ||
              fail "${f#$site/} needs $lib, which is neither glibc's nor bundled" ;;
       esac
