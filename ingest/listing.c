@@ -91,18 +91,12 @@ static int new_row(listing *l, size_t line)
     return 0;
 }
 
-/* A column name as a field name: lowercased, [a-z0-9_.-] kept, the rest '_'. */
+/* A column name as a field name (tp__field_name). */
 static char *field_name(const char *name, size_t n)
 {
-    char *c = malloc(n + 1);
-    if (!c)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] + 32) : name[i];
-        c[i] = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'
-                   ? ch : '_';
-    }
-    c[n] = '\0';
+    char *c = strndup(name, n);
+    if (c)
+        tp__field_name(c);
     return c;
 }
 

@@ -15,23 +15,14 @@ static bool has_suffix(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-static bool tar_suffix(const char *name)
-{
-    static const char *const ends[] = {".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz",
-                                       ".tar.bz2", ".tar.lz4"};
-    for (size_t i = 0; i < TP_ARRAY_LEN(ends); i++)
-        if (has_suffix(name, ends[i]))
-            return true;
-    return false;
-}
-
 static bool looks_like_tar(const char *src)
 {
-    return strpbrk(src, "*?{[") || tar_suffix(src);
+    return strpbrk(src, "*?{[") || tp__tar_name(src);
 }
 
-/* A directory of tar files and no subdirectories holds shards, not classes. */
-static bool shard_dir(const char *path)
+/* A directory of input files and no subdirectories holds shards, not classes: tar
+ * shards, or with `tfrecord` TFRecord files. */
+static bool files_dir(const char *path, bool tfrecord)
 {
     DIR *d = opendir(path);
     if (!d)
@@ -45,12 +36,15 @@ static bool shard_dir(const char *path)
         struct stat st;
         if (p && stat(p, &st) == 0)
             dirs |= S_ISDIR(st.st_mode);
-        tars |= tar_suffix(e->d_name);
+        tars |= tfrecord ? strstr(e->d_name, ".tfrec") != NULL : tp__tar_name(e->d_name);
         free(p);
     }
     closedir(d);
     return tars && !dirs;
 }
+
+static bool shard_dir(const char *path) { return files_dir(path, false); }
+static bool tfrecord_dir(const char *path) { return files_dir(path, true); }
 
 int tp_source_open(const char *src, const char *kind, const tp_source_options *o,
                    tp_source **out, tp_error *err)
@@ -62,18 +56,21 @@ int tp_source_open(const char *src, const char *kind, const tp_source_options *o
         kind = has_suffix(src, ".csv") || has_suffix(src, ".jsonl") ||
                        has_suffix(src, ".ndjson")
                    ? "listing"
+               : strstr(src, ".tfrec") || tfrecord_dir(src) ? "tfrecord"
                : looks_like_tar(src) || (!is_dir && access(src, F_OK) == 0) || shard_dir(src)
                    ? "wds"
                    : "imagefolder";
     }
     if (!strcmp(kind, "listing"))
         return tp__listing_open(src, o, out, err);
+    if (!strcmp(kind, "tfrecord"))
+        return tp__tfrecord_open(src, o, out, err);
     if (!strcmp(kind, "imagefolder"))
         return tp__imagefolder_open(src, o, out, err);
     if (!strcmp(kind, "wds"))
         return tp__wds_open(src, o, out, err);
-    return tp__error_set(err, TP_EUSAGE, "unknown input kind '%s' (imagefolder, wds or "
-                         "listing)", kind);
+    return tp__error_set(err, TP_EUSAGE, "unknown input kind '%s' (imagefolder, wds, "
+                         "tfrecord or listing)", kind);
 }
 
 void tp_source_close(tp_source *s)
@@ -152,6 +149,14 @@ int tp__source_warn(tp_source *s, const char *where, const char *fmt, ...)
     return s->stopped;
 }
 
+void tp__field_name(char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' ||
+              *s == '-'))
+            *s = *s >= 'A' && *s <= 'Z' ? (char)(*s + 32) : '_';
+}
+
 void tp__source_part(const tp_source_options *o, uint64_t count, uint64_t *lo, uint64_t *hi)
 {
     *lo = 0;
@@ -198,6 +203,8 @@ int tp__source_select(tp_source *s, const tp_source_options *o, char *const *nam
             memcpy(from, spec, fl);
             from[fl] = '\0';
             snprintf(to, sizeof(to), "%s", t);
+            if (!colon) /* a kept name made a field name */
+                tp__field_name(to);
         } else {
             snprintf(from, sizeof(from), "%s", names[k]);
             snprintf(to, sizeof(to), "%s", names[k]);

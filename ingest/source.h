@@ -8,6 +8,7 @@
  *                  of both) and cls
  *   wds_tar.c      WebDataset tar shards (libarchive): members grouped by key, every
  *                  extension a field
+ *   tfrecord.c     TFRecord files of tf.train.Example (protobuf-c, CRC-32C checked)
  *   listing.c      a CSV (libcsv) or JSON Lines listing of paths, labels and other
  *                  columns
  *   npy.c          .npy headers, for tensor fields */
@@ -90,7 +91,8 @@ struct tp_source {
 /* Opens `src`: a directory (ImageFolder), or tar shards — a .tar file (compressed ones
  * too), a directory of them (--input wds), a glob or a brace list ("shard-{000..009}.tar").
  * a CSV or JSON Lines listing (.csv, .jsonl, .ndjson).
- * `kind` is NULL (guess from `src`), "imagefolder", "wds" or "listing".
+ * TFRecord files (a name with .tfrecord or .tfrec in it, globs and lists as for shards).
+ * `kind` is NULL (guess from `src`), "imagefolder", "wds", "tfrecord" or "listing".
  * @return : 0, TP_SOURCE_STOPPED, or an error. */
 int tp_source_open(const char *src, const char *kind, const tp_source_options *o,
                    tp_source **out, tp_error *err);
@@ -111,6 +113,8 @@ void tp_source_sample_free(tp_source_sample *s);
 /* ---- for the sources */
 
 int tp__source_warn(tp_source *s, const char *where, const char *fmt, ...) TP_PRINTF(3, 4);
+/* Makes `s` a field name in place: lowercased, characters other than [a-z0-9_.-] as '_'. */
+void tp__field_name(char *s);
 /* The range of sample indices [*lo, *hi) of the part `o` asks for, of `count`. */
 void tp__source_part(const tp_source_options *o, uint64_t count, uint64_t *lo, uint64_t *hi);
 /* Appends `len` bytes to the sample's buffer and makes them the value of `field` (or
@@ -128,6 +132,21 @@ tp_field_kind tp__source_kind_of(const char *ext);
  * field i, or -1 (dropped). @return : 0 or TP_EUSAGE naming a field the input lacks. */
 int tp__source_select(tp_source *s, const tp_source_options *o, char *const *names,
                       const tp_field_kind *kinds, size_t n, int *map, tp_error *err);
+
+/* Input files (files.c): a path, a directory (the files in it that `want` accepts, by
+ * name), a glob or a brace list ("shard-{000..127}.tar", "{a,b}.tar"), in that order. */
+typedef struct tp_file_list {
+    char **paths;
+    size_t n, cap;
+} tp_file_list;
+int tp__files_expand(tp_file_list *l, const char *spec, bool (*want)(const char *),
+                     tp_error *err);
+void tp__files_free(tp_file_list *l);
+/* A tar shard's name: .tar, .tar.gz, .tgz, .tar.zst, .tar.xz, .tar.bz2, .tar.lz4. */
+bool tp__tar_name(const char *name);
+
+/* CRC-32C of `len` bytes (crc32c.c). */
+uint32_t tp__crc32c(const void *data, size_t len);
 
 /* A parsed .npy header (npy.c). */
 typedef struct tp_npy {
@@ -147,6 +166,11 @@ int tp__imagefolder_open(const char *root, const tp_source_options *o, tp_source
                          tp_error *err);
 int tp__wds_open(const char *spec, const tp_source_options *o, tp_source **out,
                  tp_error *err);
+int tp__tfrecord_open(const char *spec, const tp_source_options *o, tp_source **out,
+                      tp_error *err);
+/* One TFRecord file held in memory (the fuzz target's entry). */
+int tp__tfrecord_open_memory(const void *data, size_t len, const tp_source_options *o,
+                             tp_source **out, tp_error *err);
 int tp__listing_open(const char *path, const tp_source_options *o, tp_source **out,
                      tp_error *err);
 /* A listing held in memory (the fuzz target's entry): paths resolve against `dir`. */

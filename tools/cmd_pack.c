@@ -1,13 +1,10 @@
 /* `turbopump pack`: an input (ingest/source.h: an ImageFolder tree, WebDataset tar
- * shards) -> a sharded dataset. Worker threads take samples from the source in order,
+ * shards, TFRecords, listings) -> a sharded dataset. Worker threads take samples from the source in order,
  * read and check their values and encode records in parallel; the main thread appends
  * them strictly in input order, so the output is byte-identical for any --jobs. Unusable
  * inputs are skipped with one warning each (or fail the run with --strict); a write
  * error or an interrupt discards the partial output. */
-#include "cli.h"
-#include "codecs.h"
-#include "source.h"
-#include "storage.h"
+#include "pack.h"
 
 #include <fcntl.h>
 #include <getopt.h>
@@ -18,45 +15,6 @@
 #include <unistd.h>
 
 #define CMD "pack"
-#define MAX_INPUT TP_SOURCE_MAX_VALUE
-
-typedef struct pack_options {
-    const char *src, *dst, *input;
-    const char *fields[TP_SOURCE_MAX_FIELDS];
-    size_t nfields;
-    char *fields_arg;
-    tp_shard_format format;
-    uint64_t jobs, shard_bytes, align, zstd, dict_size;
-    uint64_t part, parts;    /* --part I/N; parts 0: the whole input */
-    bool strict, force, quiet, dict;
-} pack_options;
-
-/* One sample's outcome, produced by a worker and consumed in order by the writer. */
-typedef struct slot {
-    bool ready;
-    tp_source_sample sample;
-    unsigned char *rec;  /* encoded record, or NULL when the sample is skipped */
-    uint64_t len, checksum, src_bytes;
-    char why[sizeof(((tp_error *)0)->msg)];
-} slot;
-
-typedef struct pack_job {
-    const pack_options *o;
-    tp_source *src;
-    tp_zstd_dict *dict;      /* trained dictionary (--zstd-dict), shared read-only */
-    unsigned char *dict_bytes;
-    size_t dict_len;
-    slot *slots;
-    size_t window;
-    size_t next_claim;   /* index of the next sample a worker takes */
-    size_t next_write;   /* next sample the writer appends */
-    bool stop, ended;    /* ended: the source has no more; `total` samples came */
-    size_t total;
-    int src_rc;          /* the source's failure, if it failed */
-    tp_error src_err;
-    pthread_mutex_t mu;
-    pthread_cond_t ready, space;
-} pack_job;
 
 static volatile sig_atomic_t interrupted;
 
@@ -77,6 +35,10 @@ void tp_usage_pack(FILE *out)
             "                        members grouped into samples by key as WebDataset does,\n"
             "                        every extension a field (jpg/jpeg/png images, cls int64,\n"
             "                        anything else bytes)\n"
+            "  TFRecord files        of tf.train.Example (.tfrecord/.tfrec names, a\n"
+            "                        directory of them, globs, brace lists): features are\n"
+            "                        fields, by key ('--fields image/encoded:jpg,\n"
+            "                        image/class/label:cls'); record CRCs are checked\n"
             "  a listing             a .csv (with a header row) or .jsonl/.ndjson file, one\n"
             "                        sample per row: the path column (path, file, filename,\n"
             "                        image or image_path; relative to the listing) gives\n"
@@ -84,9 +46,10 @@ void tp_usage_pack(FILE *out)
             "                        or target) cls (class names become indices), other\n"
             "                        columns int64, float64 or bytes fields\n\n"
             "Options:\n"
-            "  --input imagefolder|wds|listing  the kind of SRC (default: a .csv or .jsonl\n"
-            "                        is a listing, a tar name, glob or brace list wds, a\n"
-            "                        directory of tars wds, a directory an ImageFolder)\n"
+            "  --input KIND          imagefolder, wds, tfrecord or listing (default: a .csv\n"
+            "                        or .jsonl is a listing, a .tfrecord name tfrecord, a\n"
+            "                        tar name, glob or brace list wds, a directory of tars\n"
+            "                        or TFRecords likewise, a directory an ImageFolder)\n"
             "  --fields LIST         the fields to keep, in order, comma-separated; FROM:TO\n"
             "                        renames (e.g. --fields jpg:image,cls); default: all\n"
             "                        (for shards: the extensions every sample has)\n"
@@ -173,9 +136,9 @@ static int parse_options(int argc, char **argv, pack_options *o)
             return tp_cli_usage_error(CMD, "--format must be 'record' or 'lmdb', not '%s'",
                                       optarg);
         else if (c == 'i' && strcmp(optarg, "imagefolder") && strcmp(optarg, "wds") &&
-                 strcmp(optarg, "listing"))
-            return tp_cli_usage_error(CMD, "--input must be 'imagefolder', 'wds' or 'listing', "
-                                      "not '%s'", optarg);
+                 strcmp(optarg, "tfrecord") && strcmp(optarg, "listing"))
+            return tp_cli_usage_error(CMD, "--input must be imagefolder, wds, tfrecord or "
+                                      "listing, not '%s'", optarg);
         else if (c == 'i')
             o->input = optarg;
         else if (c == 'e')
@@ -217,146 +180,6 @@ static int parse_options(int argc, char **argv, pack_options *o)
     return 0;
 }
 
-static int read_input(const char *path, unsigned char **buf, size_t *len, char *why,
-                      size_t whylen)
-{
-    char *data;
-    int rc = tp__read_file(path, MAX_INPUT, &data, len);
-    if (rc == TP_ETOOBIG)
-        snprintf(why, whylen, "larger than %u MiB", MAX_INPUT >> 20);
-    else if (rc < 0)
-        snprintf(why, whylen, "cannot read: %s", tp_strerror(rc));
-    else if (*len == 0)
-        snprintf(why, whylen, "empty file");
-    else {
-        *buf = (unsigned char *)data;
-        return 0;
-    }
-    if (rc == 0)
-        free(data);
-    return -1;
-}
-
-/* An int64 field's value from decimal text (WebDataset's .cls: "7", "-1\n"). */
-static bool parse_int(const unsigned char *p, size_t n, int64_t *out)
-{
-    while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
-        n--;
-    while (n && (*p == ' ' || *p == '\t'))
-        p++, n--;
-    char text[24];
-    if (!n || n >= sizeof(text))
-        return false;
-    memcpy(text, p, n);
-    text[n] = '\0';
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || *end || end == text || text[0] == '+' || (text[0] == '-' && !text[1]))
-        return false;
-    *out = v;
-    return true;
-}
-
-typedef struct shape_str {
-    char s[TP_MAX_DIMS * 21 + 3];
-} shape_str;
-
-static shape_str shape_text(const int64_t *shape, uint32_t ndim)
-{
-    shape_str t;
-    int n = snprintf(t.s, sizeof(t.s), "(");
-    for (uint32_t d = 0; d < ndim; d++)
-        n += snprintf(t.s + n, sizeof(t.s) - (size_t)n, "%s%lld", d ? ", " : "",
-                      (long long)shape[d]);
-    snprintf(t.s + n, sizeof(t.s) - (size_t)n, ")");
-    return t;
-}
-
-/* Reads, checks and encodes one sample into its slot (rec stays NULL when skipped). */
-static void process(const pack_job *j, tp_zstd *z, slot *s)
-{
-    const tp_source *src = j->src;
-    unsigned char *owned[TP_SOURCE_MAX_FIELDS] = {0}, *packed[TP_SOURCE_MAX_FIELDS] = {0};
-    unsigned char ints[TP_SOURCE_MAX_FIELDS][8];
-    tp_field_value v[TP_SOURCE_MAX_FIELDS];
-    size_t n = src->nfields;
-    for (size_t f = 0; f < n; f++) {
-        const tp_source_value *in = &s->sample.v[f];
-        const tp_field_info *fi = &src->fields[f];
-        const unsigned char *data = in->data;
-        size_t len = in->len;
-        char *why = s->why;
-        size_t wl = sizeof(s->why);
-        if (!in->path) { /* name the field: the message names the sample, not a file */
-            int k = snprintf(why, wl, "%s: ", fi->name);
-            why += k;
-            wl -= (size_t)k;
-        }
-        if (in->path && read_input(in->path, &owned[f], &len, s->why, sizeof(s->why)) < 0)
-            goto fail;
-        if (in->path)
-            data = owned[f];
-        s->src_bytes += in->is_int ? 0 : len;
-        v[f] = (tp_field_value){.field = (uint32_t)f, .data = data, .size = len, .raw_size = len};
-        tp_error err;
-        if (fi->kind == TP_FIELD_INT64) {
-            int64_t x = in->i64;
-            if (!in->is_int && !parse_int(data, len, &x)) {
-                snprintf(why, wl, "not an integer: '%.*s'", (int)TP_MIN(len, 24), data);
-                goto fail;
-            }
-            tp__put64(ints[f], (uint64_t)x);
-            v[f] = (tp_field_value){.field = (uint32_t)f, .data = ints[f], .size = 8,
-                                    .raw_size = 8};
-            continue;
-        }
-        if (fi->kind == TP_FIELD_IMAGE &&
-            tp_image_inspect(data, len, TP_JPEG_DEFAULT_MAX_PIXELS, &err) < 0) {
-            snprintf(why, wl, "%s", err.msg);
-            goto fail;
-        }
-        if (fi->kind == TP_FIELD_TENSOR && !in->raw) { /* a .npy: its array's bytes */
-            tp_npy a;
-            if (tp__npy_parse(data, len, len, &a, &err) < 0) {
-                snprintf(why, wl, "%s", err.msg);
-                goto fail;
-            }
-            if (a.dtype != fi->dtype || a.ndim != fi->ndim ||
-                memcmp(a.shape, fi->shape, a.ndim * sizeof(int64_t))) {
-                snprintf(why, wl, "array of %s %s, not %s %s like the first sample",
-                         tp_dtype_name(a.dtype), shape_text(a.shape, a.ndim).s,
-                         tp_dtype_name(fi->dtype), shape_text(fi->shape, fi->ndim).s);
-                goto fail;
-            }
-            data += a.offset;
-            len = (size_t)a.bytes;
-            v[f].data = data;
-            v[f].size = v[f].raw_size = len;
-        }
-        int64_t zlen = j->o->zstd && z ? tp_zstd_compress_with(z, j->dict, data, len,
-                                                               (int)j->o->zstd, &packed[f])
-                                       : -1;
-        if (zlen >= 0 && (uint64_t)zlen < len) {
-            v[f].data = packed[f];
-            v[f].size = (uint64_t)zlen;
-            v[f].compression = j->dict ? TP_COMPRESS_ZSTD_DICT : TP_COMPRESS_ZSTD;
-        }
-    }
-    s->why[0] = '\0';
-    s->len = tp__record_size(v, n);
-    s->rec = malloc(s->len);
-    if (s->rec)
-        s->checksum = tp__record_encode(s->rec, v, n);
-    else
-        snprintf(s->why, sizeof(s->why), "out of memory");
-fail:
-    for (size_t f = 0; f < n; f++) {
-        free(owned[f]);
-        free(packed[f]);
-    }
-}
-
 static void *worker(void *arg)
 {
     pack_job *j = arg;
@@ -387,7 +210,7 @@ static void *worker(void *arg)
         s->rec = NULL; /* `ready` is only touched under the lock */
         s->len = s->checksum = s->src_bytes = 0;
         s->why[0] = '\0';
-        process(j, z, s);
+        tp__pack_process(j, z, s);
         pthread_mutex_lock(&j->mu);
         s->ready = true;
         pthread_cond_broadcast(&j->ready);

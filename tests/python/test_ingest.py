@@ -258,9 +258,16 @@ def samples_of(ds):
 
 @pytest.mark.parametrize("kind,parts,opts", [("wds", 3, []), ("wds", 10, ["--format", "lmdb"]),
                                               ("png", 4, ["--zstd", "3", "--zstd-dict",
-                                                          "--zstd-dict-size", "2K"])])
+                                                          "--zstd-dict-size", "2K"]),
+                                              ("tfrecord", 4, []), ("listing", 3, [])])
 def test_parts_merged_equal_one_pack(tmp_path, kind, parts, opts):
-    src = FIXTURE
+    src = {"wds": FIXTURE, "tfrecord": TFR}.get(kind)
+    if kind == "listing":
+        files = png_tree(str(tmp_path / "img"))
+        with open(tmp_path / "list.jsonl", "w") as f:
+            for i, path in enumerate(files):
+                f.write(json.dumps({"path": path, "label": f"l{i % 3}", "w": i / 4}) + "\n")
+        src = tmp_path / "list.jsonl"
     if kind == "png":
         png_tree(str(tmp_path / "img"), True)
         src = tmp_path / "img"
@@ -354,3 +361,162 @@ def test_csv_and_jsonl_listings(tmp_path):
     assert "bad.jsonl:2" in pack(tmp_path / "bad.jsonl", tmp_path / "x", check=1).stderr
     (tmp_path / "nopath.csv").write_text("name,label\na.png,1\n")
     assert "no path column" in pack(tmp_path / "nopath.csv", tmp_path / "x", check=1).stderr
+
+
+# ---- TFRecord: a small wire-format reader and writer of tf.train.Example, to check the
+# fixtures (written by the `tfrecord` package) and to make damaged ones
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def frame(data):
+    n = len(data).to_bytes(8, "little")
+    return n + crc32c(n).to_bytes(4, "little") + data + crc32c(data).to_bytes(4, "little")
+
+
+def frames(blob):
+    out, i = [], 0
+    while i < len(blob):
+        n = int.from_bytes(blob[i:i + 8], "little")
+        out.append(blob[i + 12:i + 12 + n])
+        i += 16 + n
+    return out
+
+
+def varint(b, i):
+    v = s = 0
+    while True:
+        v |= (b[i] & 0x7F) << s
+        s += 7
+        i += 1
+        if b[i - 1] < 0x80:
+            return v, i
+
+
+def fields_of(b):
+    i = 0
+    while i < len(b):
+        tag, i = varint(b, i)
+        if tag & 7 == 2:
+            n, i = varint(b, i)
+            yield tag >> 3, b[i:i + n]
+            i += n
+        else:
+            v, i = varint(b, i)
+            yield tag >> 3, v
+
+
+def example(b):
+    out = {}
+    for _, features in fields_of(b):
+        for _, entry in fields_of(features):
+            e = dict(fields_of(entry))
+            kind, body = next(fields_of(e[2]))
+            vals = [v for _, v in fields_of(body)]
+            if kind == 2:
+                vals = list(np.frombuffer(b"".join(vals), "<f4"))
+            elif kind == 3:
+                packed = b"".join(vals)
+                vals, i = [], 0
+                while i < len(packed):
+                    v, i = varint(packed, i)
+                    vals.append(v - (1 << 64) if v >> 63 else v)
+            out[e[1].decode()] = vals
+    return out
+
+
+def encode_varint(v):
+    v &= (1 << 64) - 1
+    out = b""
+    while True:
+        out += bytes([(v & 0x7F) | (0x80 if v > 0x7F else 0)])
+        v >>= 7
+        if not v:
+            return out
+
+
+def ld(field, data):
+    return encode_varint(field << 3 | 2) + encode_varint(len(data)) + data
+
+
+def encode_example(feats):
+    entries = b""
+    for key, (kind, vals) in feats.items():
+        if kind == "bytes":
+            body = ld(1, b"".join(ld(1, v) for v in vals))
+        elif kind == "int":
+            body = ld(3, ld(1, b"".join(encode_varint(v) for v in vals)))
+        else:
+            body = ld(2, ld(1, np.asarray(vals, "<f4").tobytes()))
+        entries += ld(1, ld(1, key.encode()) + ld(2, body))
+    return ld(1, entries)
+
+
+def tfrecords():
+    return sorted(os.path.join(TFR, f) for f in os.listdir(TFR) if f.endswith(".tfrecord"))
+
+
+TFR = os.path.join(os.path.dirname(__file__), "..", "data", "tfrecord")
+TF_FIELDS = "image/encoded:jpg,image/class/label:cls,image/object/bbox:bbox,image/size"
+
+
+def test_tfrecord_field_by_field(tmp_path):
+    p = pack(TFR, tmp_path / "ds", "--fields", TF_FIELDS)
+    assert "packed 9 samples" in p.stdout and "skipped 0" in p.stdout
+    meta = json.loads(inspect(tmp_path / "ds", "--json"))
+    assert [(f["name"], f["kind"], f.get("dtype"), f.get("shape")) for f in meta["fields"]] == [
+        ("jpg", "image", None, None), ("cls", "int64", None, None),
+        ("bbox", "tensor", "float32", [4]), ("image_size", "tensor", "int64", [3])]
+    records = [example(r) for path in tfrecords() for r in frames(open(path, "rb").read())]
+    assert len(records) == 9
+    for i, r in enumerate(records):
+        assert field(tmp_path / "ds", i, "jpg") == r["image/encoded"][0]
+        assert int(field(tmp_path / "ds", i, "cls")) == r["image/class/label"][0]
+        assert field(tmp_path / "ds", i, "bbox") == np.asarray(r["image/object/bbox"],
+                                                                "<f4").tobytes()
+        assert field(tmp_path / "ds", i, "image_size") == np.asarray(r["image/size"],
+                                                                      "<i8").tobytes()
+    subprocess.run([TP, "verify", str(tmp_path / "ds"), "--decode"], check=True,
+                   stdout=subprocess.DEVNULL)
+    p = pack(TFR, tmp_path / "all")  # every feature, keys as field names
+    names = [f["name"] for f in json.loads(inspect(tmp_path / "all", "--json"))["fields"]]
+    assert names == ["image_class_label", "image_encoded", "image_format",
+                     "image_object_bbox", "image_size"]
+
+
+def test_tfrecord_damage_one_warning_each(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    recs = frames(open(tfrecords()[0], "rb").read())
+    good = b"".join(frame(r) for r in recs)
+    bad_data = bytearray(good)
+    bad_data[16 + len(recs[0]) + 12 + 5] ^= 1                  # record 1's data
+    (src / "a-0.tfrecord").write_bytes(bytes(bad_data))
+    bad_len = bytearray(good)
+    bad_len[2 * 16 + len(recs[0]) + len(recs[1]) + 1] ^= 1     # record 2's length
+    (src / "a-1.tfrecord").write_bytes(bytes(bad_len))
+    liar = bytearray(recs[0])
+    liar[1] = 0x7F                                              # features longer than all
+    lacking = encode_example({"image/encoded": ("bytes", [example(recs[0])["image/encoded"][0]]),
+                              "image/object/bbox": ("float", [0, 0, 1, 1]),
+                              "image/size": ("int", [1, 2, 3])})
+    (src / "a-2.tfrecord").write_bytes(frame(bytes(liar)) + frame(lacking) + good[:-10])
+    p = pack(f"{src}/a-{{0..2}}.tfrecord", tmp_path / "ds", "--fields", TF_FIELDS)
+    w = warnings(p)
+    for needle in ["a-0.tfrecord: record 1: data fails its checksum",
+                   "a-1.tfrecord: record 2: a record's length fails its checksum",
+                   "a-2.tfrecord: record 0: not a tf.train.Example",
+                   "a-2.tfrecord: record 1: feature 'image/class/label' is missing",
+                   "a-2.tfrecord: record 6: the file ends inside a record"]:
+        assert sum(needle in l for l in w) == 1, (needle, w)
+    assert len(w) == 5, w
+    assert "packed 10 samples" in p.stdout  # 4 + 2 + the 4 whole ones of the copy
+    p = pack(f"{src}/a-{{0..2}}.tfrecord", tmp_path / "strict", "--strict", check=1)
+    assert "(--strict)" in p.stderr and not (tmp_path / "strict").exists()
