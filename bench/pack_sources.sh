@@ -17,7 +17,7 @@ mkdir -p "$work"
 if [ ! -f "$work/inputs.$n" ]; then
   rm -rf "$work"/{images,png,wds,wdsgz} "$work"/inputs.*
   "$tp" gen imagefolder "$work/images" --samples "$n" --classes 10 --seed 1 >/dev/null
-  python3 - "$work" "$n" <<'PY'
+  "${PYTHON:-/usr/bin/python3}" - "$work" "$n" <<'PY'
 import gzip, io, os, sys, tarfile
 from PIL import Image
 work, n = sys.argv[1], int(sys.argv[2])
