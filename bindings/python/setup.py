@@ -65,7 +65,7 @@ def cmake_build_dir(build_temp):
     given = os.environ.get("TP_BUILD_DIR")
     out = os.path.abspath(given) if given else os.path.join(os.path.abspath(build_temp),
                                                             "cmake")
-    targets = ["turbopump", "libturbopump_static"]
+    targets = ["turbopump", "libturbopump_static", "tp_storage", "tp_common"]
     if not given:
         nvcc = find_nvcc() if os.environ.get("TP_CUDA", "auto") != "0" else None
         cmd = ["cmake", "-S", ROOT, "-B", out, "-DCMAKE_BUILD_TYPE=Release",
@@ -95,9 +95,12 @@ class BuildWithCore(build_ext):
         self.cmake_dir, plugin = cmake_build_dir(self.build_temp)
         for ext in self.extensions:
             ext.include_dirs.append(os.path.join(self.cmake_dir, "include"))
-            archive = os.path.join(self.cmake_dir, "loader", "libturbopump.a")
-            ext.extra_objects.append(archive)
-            ext.depends.append(archive)
+            # the client first; the dataset writer (storage, and what it needs of common)
+            for archive in (os.path.join(self.cmake_dir, "loader", "libturbopump.a"),
+                            os.path.join(self.cmake_dir, "storage", "libtp_storage.a"),
+                            os.path.join(self.cmake_dir, "common", "libtp_common.a")):
+                ext.extra_objects.append(archive)
+                ext.depends.append(archive)
         super().run()
         pkg = os.path.join(self.build_lib, "turbopump")
         os.makedirs(os.path.join(pkg, "bin"), exist_ok=True)
@@ -144,11 +147,11 @@ setup(
     entry_points={"console_scripts": ["turbopump = turbopump.__main__:main"]},
     ext_modules=[Extension(
         "turbopump._turbopump",
-        sources=["src/_turbopump.c"],
+        sources=["src/_turbopump.c", "src/writer.c"],
         include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "shm")],
         define_macros=[("_GNU_SOURCE", None)],
         extra_compile_args=["-std=c11", "-fvisibility=hidden"],
-        libraries=["dl", "pthread"],
+        libraries=["dl", "pthread", "lmdb", "jansson", "xxhash"],
         # the client's exported functions stay inside the extension
         extra_link_args=["-Wl,--exclude-libs,ALL"],
     )],

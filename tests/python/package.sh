@@ -109,6 +109,14 @@ shapes += [b["g"].shape[1] for b in loader]
 assert shapes == [3] * 7 + [32] * 8, shapes
 loader.close()
 print("pipelines and views: ok")
+with turbopump.Writer(sys.argv[1] + ".w", classes=["x", "y"]) as w:  # written from Python
+    for i in range(10):
+        w.write({"txt": "sample %d" % i, "cls": i % 2, "emb": numpy.full(3, i, numpy.float32)})
+loader = turbopump.Loader(sys.argv[1] + ".w", 5, shuffle=False, fields=["cls", "emb"])
+got = [(int(c), float(e[0])) for b in loader for c, e in zip(b["cls"], b["emb"])]
+assert got == [(i % 2, float(i)) for i in range(10)], got
+loader.close()
+print("Writer: ok")
 EOF
 }
 

@@ -1,5 +1,6 @@
 /* turbopump._turbopump: the CPython extension under the turbopump package, over the public
- * C client API only (include/turbopump/client.h).
+ * C client API (include/turbopump/client.h) and, in writer.c, the dataset writer
+ * (dataset.h).
  *
  * Client wraps a tp_client. Client.next() waits for a batch with the GIL released, in
  * slices, so Ctrl-C interrupts it promptly, and returns (epoch, index, ids, {name: array})
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "dlpack_abi.h" /* the DLPack structures (shm/) */
+#include "writer.h"
 
 static PyObject *TurbopumpError;
 
@@ -796,6 +798,7 @@ PyMODINIT_FUNC PyInit__turbopump(void)
     Py_INCREF(&ClientType);
     if (!TurbopumpError || PyModule_AddObject(m, "Error", TurbopumpError) < 0 ||
         PyModule_AddObject(m, "Client", (PyObject *)&ClientType) < 0 ||
+        tp_py_writer_add(m, TurbopumpError) < 0 ||
         PyModule_AddStringConstant(m, "version", tp_version_string()) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -21,9 +21,13 @@ See Loader for the options. Arrays are read-only views of the daemon's shared-me
 ring and keep their ring slot until they are gone, so they never change under you;
 keeping many batches alive stalls the stream (an error says so), copy=True gives owned
 arrays instead.
+
+turbopump.Writer writes datasets from Python samples (dicts of bytes, numbers, NumPy
+arrays, PIL images), published atomically like `turbopump pack`'s.
 """
 from ._turbopump import Error, version as __version__
 from .loader import Loader
+from .writer import Writer
 from . import transforms
 
-__all__ = ["Loader", "Error", "transforms", "__version__"]
+__all__ = ["Loader", "Writer", "Error", "transforms", "__version__"]
