@@ -166,11 +166,25 @@ case_address() { # loopback only, unless asked
     [ ! -e x.sock ] || fail "the refused daemon left its socket"
     ! "$TP" serve --root root --socket "$WORK/x.sock" --metrics "127.0.0.1:99999" 2>err ||
         fail "port 99999 accepted"
-    MPORT=$(free_port)
-    "$TP" serve --root root --socket "$WORK/x.sock" --metrics "0.0.0.0:$MPORT" \
-        --metrics-public 2>x.log &
-    PIDS+=($!)
-    for _ in $(seq 200); do scrape >/dev/null && break; sleep 0.02; done
+    # A port free_port found can be taken by a concurrent test before the daemon binds
+    # it; then the daemon exits, and a scrape would reach the other test's daemon. So the
+    # daemon must be up (its socket there, its process alive) before the scrape counts.
+    local pid up=0
+    for _ in 1 2 3 4 5; do
+        MPORT=$(free_port)
+        "$TP" serve --root root --socket "$WORK/x.sock" --metrics "0.0.0.0:$MPORT" \
+            --metrics-public 2>x.log &
+        pid=$!
+        PIDS+=("$pid")
+        for _ in $(seq 200); do
+            kill -0 "$pid" 2>/dev/null || break
+            [ -S x.sock ] && scrape >/dev/null && { up=1; break; }
+            sleep 0.02
+        done
+        [ "$up" = 1 ] && break
+        grep -q "in use" x.log || { cat x.log >&2; fail "--metrics-public daemon did not start"; }
+    done
+    [ "$up" = 1 ] || fail "no free port for the metrics address in 5 tries"
     scrape | grep -q '^turbopump_samples_total 0$' || fail "--metrics-public does not serve"
 }
 
