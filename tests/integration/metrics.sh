@@ -185,7 +185,9 @@ case_address() { # loopback only, unless asked
         grep -q "in use" x.log || { cat x.log >&2; fail "--metrics-public daemon did not start"; }
     done
     [ "$up" = 1 ] || fail "no free port for the metrics address in 5 tries"
-    scrape | grep -q '^turbopump_samples_total 0$' || fail "--metrics-public does not serve"
+    # into a file first: with pipefail, grep -q quitting early would fail curl with EPIPE
+    scrape > public.txt || fail "--metrics-public: the scrape failed"
+    grep -q '^turbopump_samples_total 0$' public.txt || fail "--metrics-public does not serve"
 }
 
 case_watch() { # stat --watch: a table a tick, Ctrl-C ends it, so does the daemon's end
