@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #define MAX_RECORD (1ull << 30)
 #define MAX_FEATURES 64
@@ -98,6 +99,28 @@ static int read_frame(tfr *t, FILE *f, size_t *len, const char **why)
     return 1;
 }
 
+/* The first pass's read_frame: the header checked, the data skipped unread (fseek), so
+ * the data is read and checksummed once, by the second pass. The same frames count:
+ * those with a valid length that the file holds whole. @return : as read_frame, never -2. */
+static int skip_frame(const tfr *t, FILE *f, size_t *len)
+{
+    unsigned char head[12];
+    size_t got = fread(head, 1, sizeof(head), f);
+    if (got == 0 && feof(f))
+        return 0;
+    if (got != sizeof(head) || tp__le32(head + 8) != masked(tp__crc32c(head, 8)))
+        return -1;
+    uint64_t n = tp__le64(head);
+    struct stat st;
+    off_t at = ftello(f);
+    uint64_t size = t->mem ? t->mem_len : fstat(fileno(f), &st) == 0 ? (uint64_t)st.st_size : 0;
+    if (n > MAX_RECORD || at < 0 || (uint64_t)at + n + 4 > size ||
+        fseeko(f, (off_t)(n + 4), SEEK_CUR) != 0)
+        return -1;
+    *len = (size_t)n;
+    return 1;
+}
+
 static int by_key(const void *a, const void *b)
 {
     return strcmp(((const feature *)a)->key, ((const feature *)b)->key);
@@ -137,7 +160,8 @@ static int take_schema(tfr *t, const Tensorflow__Example *ex)
     return 0;
 }
 
-/* The first pass: records per file (frames only) and the first valid Example's schema. */
+/* The first pass: records per file (frames only, data skipped once the schema is known)
+ * and the first valid Example's schema; the listing hash covers the record sizes. */
 static int survey(tfr *t, tp_error *err)
 {
     uint64_t h = tp__hash64("tfrecord", 8);
@@ -148,13 +172,14 @@ static int survey(tfr *t, tp_error *err)
         size_t len;
         const char *why;
         int rc;
-        while ((rc = read_frame(t, f, &len, &why)) != 0 && rc != -1) {
+        while ((rc = t->nfeats ? skip_frame(t, f, &len) : read_frame(t, f, &len, &why)) != 0 &&
+               rc != -1) {
             if (rc == -ENOMEM) {
                 fclose(f);
                 return tp__error_set(err, rc, "out of memory");
             }
             t->total++;
-            uint64_t p[2] = {h, rc == 1 ? tp__hash64(t->buf, len) : 0};
+            uint64_t p[2] = {h, len};
             h = tp__hash64(p, sizeof(p));
             Tensorflow__Example *ex = rc == 1 && !t->nfeats
                                           ? tensorflow__example__unpack(NULL, len, t->buf)
