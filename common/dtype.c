@@ -6,8 +6,8 @@
 
 static const char *const dtype_names[] = {"none", "uint8", "int8", "uint16", "int16", "int32",
                                           "int64", "float16", "float32", "float64",
-                                          "bfloat16"};
-static const size_t dtype_sizes[] = {0, 1, 1, 2, 2, 4, 8, 2, 4, 8, 2};
+                                          "bfloat16", "uint32"};
+static const size_t dtype_sizes[] = {0, 1, 1, 2, 2, 4, 8, 2, 4, 8, 2, 4};
 
 TP_API const char *tp_dtype_name(tp_dtype t)
 {

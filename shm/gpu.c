@@ -528,6 +528,7 @@ static tp_dl_dtype dl_dtype(tp_dtype t)
     case TP_DTYPE_UINT16: return (tp_dl_dtype){TP_DL_UINT, 16, 1};
     case TP_DTYPE_INT16: return (tp_dl_dtype){TP_DL_INT, 16, 1};
     case TP_DTYPE_INT32: return (tp_dl_dtype){TP_DL_INT, 32, 1};
+    case TP_DTYPE_UINT32: return (tp_dl_dtype){TP_DL_UINT, 32, 1};
     case TP_DTYPE_INT64: return (tp_dl_dtype){TP_DL_INT, 64, 1};
     case TP_DTYPE_FLOAT16: return (tp_dl_dtype){TP_DL_FLOAT, 16, 1};
     case TP_DTYPE_BFLOAT16: return (tp_dl_dtype){TP_DL_BFLOAT, 16, 1};

@@ -17,9 +17,7 @@
 #define DEFAULT_SHARD_BYTES (256ull << 20)
 
 struct tp_dataset_writer {
-    char *path;
-    char *staging;
-    int lock_fd;
+    tp__staging st;
     tp__manifest m;
     uint64_t shard_bytes;
     tp__shard_writer *cur;
@@ -27,69 +25,8 @@ struct tp_dataset_writer {
     size_t cap;
     bool failed;
     bool finished;
-    bool replace_existing;
-    bool own_staging; /* the staging directory is locked by us and ours to remove */
     unsigned char *dict; /* the zstd dictionary to store, if any */
 };
-
-/* A directory is one of our datasets if its manifest.json says so; a directory that
- * merely holds some other manifest.json (a web app's, say) is not, and is never replaced. */
-static bool is_our_dataset(const char *path)
-{
-    char *file = tp__path_join(path, "manifest.json"), *text = NULL;
-    size_t len;
-    bool ours = false;
-    if (file && tp__read_file(file, 64u << 20, &text, &len) == 0) {
-        json_t *root = json_loadb(text, len, 0, NULL);
-        const char *fmt = json_string_value(json_object_get(root, "format"));
-        ours = fmt && !strcmp(fmt, "turbopump-dataset");
-        json_decref(root);
-    }
-    free(text);
-    free(file);
-    return ours;
-}
-
-/* Decides whether `path` may be written: missing, an empty directory, or (with replace)
- * an existing dataset. Anything else is refused. */
-static int check_target(tp_dataset_writer *w, bool replace, tp_error *err)
-{
-    struct stat st;
-    if (lstat(w->path, &st) < 0)
-        return errno == ENOENT ? 0 : tp__error_set(err, -errno, "%s: %s", w->path,
-                                                   strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return tp__error_set(err, -ENOTDIR, "%s exists and is not a directory", w->path);
-    bool is_dataset = is_our_dataset(w->path);
-    if (is_dataset && !replace)
-        return tp__error_set(err, -EEXIST, "%s is already a dataset (replace it with --force)",
-                             w->path);
-    if (is_dataset) {
-        w->replace_existing = true;
-        return 0;
-    }
-    if (tp__dir_is_empty(w->path) != 1)
-        return tp__error_set(err, -ENOTEMPTY, "%s is a non-empty directory that is not a "
-                             "dataset; refusing to replace it", w->path);
-    return 0;
-}
-
-static int lock_staging(tp_dataset_writer *w, tp_error *err)
-{
-    if (mkdir(w->staging, 0755) < 0 && errno != EEXIST)
-        return tp__error_set(err, -errno, "creating %s: %s", w->staging, strerror(errno));
-    w->lock_fd = open(w->staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (w->lock_fd < 0)
-        return tp__error_set(err, -errno, "%s: %s", w->staging, strerror(errno));
-    if (flock(w->lock_fd, LOCK_EX | LOCK_NB) < 0)
-        return tp__error_set(err, -EBUSY, "%s is locked by another writer", w->staging);
-    w->own_staging = true;
-    /* A staging directory left by an interrupted writer is stale: empty it. */
-    int rc = tp__remove_contents(w->staging);
-    if (rc < 0)
-        return tp__error_set(err, rc, "cleaning %s: %s", w->staging, tp_strerror(rc));
-    return 0;
-}
 
 static int copy_options(tp_dataset_writer *w, const tp_dataset_writer_options *o, tp_error *err)
 {
@@ -146,21 +83,9 @@ TP_API int tp_dataset_writer_create(tp_dataset_writer **out, const char *path,
     tp_dataset_writer *w = calloc(1, sizeof(*w));
     if (!w)
         return tp__error_set(err, -ENOMEM, "out of memory");
-    w->lock_fd = -1;
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/')
-        n--;
-    w->path = strndup(path, n);
-    w->staging = malloc(n + sizeof(".partial"));
-    int rc = w->path && w->staging ? 0 : tp__error_set(err, -ENOMEM, "out of memory");
-    if (rc == 0) {
-        sprintf(w->staging, "%s.partial", w->path);
-        rc = copy_options(w, o, err);
-    }
+    int rc = copy_options(w, o, err);
     if (rc == 0)
-        rc = check_target(w, o->replace, err);
-    if (rc == 0)
-        rc = lock_staging(w, err);
+        rc = tp__staging_open(&w->st, path, o->replace, err);
     if (rc < 0) {
         tp_dataset_writer_destroy(w);
         return rc;
@@ -214,7 +139,7 @@ static int shard_open(tp_dataset_writer *w, tp_error *err)
     char name[32];
     TP_TRY(next_shard(w, name, sizeof(name), err));
     tp__manifest_shard *sh = &m->shards[m->nshards];
-    char *path = tp__path_join(w->staging, name);
+    char *path = tp__path_join(w->st.dir, name);
     *sh = (tp__manifest_shard){.file = strdup(name), .first_sample = m->samples};
     if (!path || !sh->file) {
         free(path);
@@ -248,7 +173,7 @@ int tp__writer_append_record(tp_dataset_writer *w, const unsigned char *rec, uin
 {
     if (w->failed || w->finished)
         return tp__error_set(err, TP_EUSAGE, "%s: writer is closed after an earlier error",
-                             w->path);
+                             w->st.path);
     int rc = 0;
     if (w->cur && w->cur->records > 0 && w->cur->bytes + len > w->shard_bytes)
         rc = shard_close(w, err);
@@ -296,7 +221,7 @@ int tp__writer_adopt_shard(tp_dataset_writer *w, const char *path, const tp__man
         return tp__error_set(err, TP_EUSAGE, "shards are adopted before records are written");
     char name[32];
     TP_TRY(next_shard(w, name, sizeof(name), err));
-    char *to = tp__path_join(w->staging, name), *file = strdup(name);
+    char *to = tp__path_join(w->st.dir, name), *file = strdup(name);
     int rc = to && file ? 0 : -ENOMEM;
     if (rc == 0 && link(path, to) < 0)
         rc = -errno;
@@ -304,7 +229,7 @@ int tp__writer_adopt_shard(tp_dataset_writer *w, const char *path, const tp__man
     if (rc < 0) {
         free(file);
         w->failed = true;
-        return tp__error_set(err, rc, "linking %s into %s: %s%s", path, w->staging,
+        return tp__error_set(err, rc, "linking %s into %s: %s%s", path, w->st.dir,
                              tp_strerror(rc), rc == -EXDEV ? " (the parts must be on the "
                              "destination's file system)" : "");
     }
@@ -324,7 +249,7 @@ static int write_dict(tp_dataset_writer *w, tp_error *err)
 {
     if (!w->m.has_dict)
         return 0;
-    char *path = tp__path_join(w->staging, TP_DICT_FILE);
+    char *path = tp__path_join(w->st.dir, TP_DICT_FILE);
     int fd = path ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644) : -1;
     int rc = !path ? -ENOMEM : fd < 0 ? -errno : 0;
     if (rc == 0)
@@ -342,73 +267,25 @@ static int write_dict(tp_dataset_writer *w, tp_error *err)
 static int write_manifest(tp_dataset_writer *w, tp_error *err)
 {
     char *text = tp__manifest_dump(&w->m);
-    char *tmp = tp__path_join(w->staging, "manifest.json.tmp");
-    char *final = tp__path_join(w->staging, "manifest.json");
-    int rc = text && tmp && final ? 0 : -ENOMEM;
-    int fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (rc == 0 && fd < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = tp__write_all(fd, text, strlen(text));
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (fd >= 0 && close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, final) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = tp__fsync_path(w->staging);
+    if (!text)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    int rc = tp__staging_write(&w->st, "manifest.json", text, strlen(text), err);
     free(text);
-    free(tmp);
-    free(final);
-    return rc ? tp__error_set(err, rc, "writing %s/manifest.json: %s", w->staging,
-                              tp_strerror(rc))
-              : 0;
-}
-
-/* Moves the staging directory to the final path. An existing dataset is swapped out
- * atomically with RENAME_EXCHANGE and then removed. */
-static int publish(tp_dataset_writer *w, tp_error *err)
-{
-    if (!w->replace_existing) {
-        if (rename(w->staging, w->path) < 0)
-            return tp__error_set(err, -errno, "renaming %s to %s: %s", w->staging, w->path,
-                                 strerror(errno));
-    } else if (renameat2(AT_FDCWD, w->staging, AT_FDCWD, w->path, RENAME_EXCHANGE) == 0) {
-        tp__remove_tree(w->staging); /* now holds the replaced dataset */
-    } else {
-        /* No RENAME_EXCHANGE on this file system: a short window without a dataset. */
-        char *old = malloc(strlen(w->path) + 32);
-        if (!old)
-            return tp__error_set(err, -ENOMEM, "out of memory");
-        sprintf(old, "%s.old-%d", w->path, (int)getpid());
-        int rc = rename(w->path, old) < 0 ? -errno : 0;
-        if (rc == 0 && rename(w->staging, w->path) < 0) {
-            rc = -errno;
-            rename(old, w->path); /* put the old dataset back */
-        }
-        if (rc == 0)
-            tp__remove_tree(old);
-        free(old);
-        if (rc < 0)
-            return tp__error_set(err, rc, "replacing %s: %s", w->path, tp_strerror(rc));
-    }
-    (void)tp__fsync_parent(w->path); /* best effort: the rename itself is done */
-    return 0;
+    return rc;
 }
 
 TP_API int tp_dataset_writer_finish(tp_dataset_writer *w, tp_error *err)
 {
     if (w->failed || w->finished)
         return tp__error_set(err, TP_EUSAGE, "%s: writer already failed or finished",
-                             w->path);
+                             w->st.path);
     int rc = w->cur ? shard_close(w, err) : 0;
     if (rc == 0)
         rc = write_dict(w, err);
     if (rc == 0)
         rc = write_manifest(w, err);
     if (rc == 0)
-        rc = publish(w, err);
+        rc = tp__staging_publish(&w->st, err);
     if (rc < 0) {
         w->failed = true;
         return rc;
@@ -423,14 +300,9 @@ TP_API void tp_dataset_writer_destroy(tp_dataset_writer *w)
         return;
     if (w->cur)
         w->cur->ops->destroy(w->cur);
-    if (w->own_staging && !w->finished)
-        tp__remove_tree(w->staging);
-    if (w->lock_fd >= 0)
-        close(w->lock_fd);
+    tp__staging_close(&w->st, w->finished);
     tp__manifest_free(&w->m);
     free(w->dict);
     free(w->buf);
-    free(w->path);
-    free(w->staging);
     free(w);
 }

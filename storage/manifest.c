@@ -193,11 +193,9 @@ static char *checksum_digits(char *text)
     return d[CHECKSUM_DIGITS] == '"' ? d : NULL;
 }
 
-char *tp__manifest_dump(const tp__manifest *m)
+char *tp__manifest_seal(json_t *root)
 {
-    json_t *root = manifest_json(m);
     char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
-    json_decref(root);
     char *out = text ? malloc(strlen(text) + 2) : NULL;
     if (out) {
         sprintf(out, "%s\n", text);
@@ -211,9 +209,17 @@ char *tp__manifest_dump(const tp__manifest *m)
     return out;
 }
 
+char *tp__manifest_dump(const tp__manifest *m)
+{
+    json_t *root = manifest_json(m);
+    char *out = tp__manifest_seal(root);
+    json_decref(root);
+    return out;
+}
+
 /* ------------------------------------------------------------------ parse */
 
-static int verify_checksum(const char *text, size_t len, tp_error *err)
+int tp__manifest_verify(const char *text, size_t len, tp_error *err)
 {
     char *copy = malloc(len + 1);
     if (!copy)
@@ -327,7 +333,7 @@ static int parse_classes(json_t *root, tp__manifest *m, tp_error *err)
 }
 
 /* A dataset id: 32 lower-case hex digits. @return : 0 or -1. */
-static int parse_id(json_t *v, unsigned char *out)
+int tp__manifest_id(json_t *v, unsigned char *out)
 {
     const char *id = json_string_value(v);
     if (!id || strlen(id) != 2 * TP_DATASET_ID_BYTES ||
@@ -338,7 +344,7 @@ static int parse_id(json_t *v, unsigned char *out)
     return 0;
 }
 
-static bool shard_file_ok(const char *f)
+bool tp__shard_file_ok(const char *f)
 {
     return f && f[0] && f[0] != '.' && strlen(f) < 256 &&
            strspn(f, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
@@ -360,11 +366,11 @@ static int parse_shards(json_t *root, tp__manifest *m, tp_error *err)
         tp__manifest_shard *sh = &m->shards[i];
         m->nshards = i + 1;
         sh->file = dup_string(s, "file");
-        if (!shard_file_ok(sh->file) || get_u64(s, "first_sample", &sh->first_sample) < 0 ||
+        if (!tp__shard_file_ok(sh->file) || get_u64(s, "first_sample", &sh->first_sample) < 0 ||
             get_u64(s, "samples", &sh->samples) < 0 || get_u64(s, "bytes", &sh->bytes) < 0)
             return tp__error_set(err, TP_ECORRUPT, "manifest.json: shard %zu is malformed", i);
         json_t *origin = json_object_get(s, "origin");
-        if (origin && (parse_id(json_object_get(origin, "id"), sh->origin_id) < 0 ||
+        if (origin && (tp__manifest_id(json_object_get(origin, "id"), sh->origin_id) < 0 ||
                        get_u64(origin, "shard_index", &sh->origin_index) < 0 ||
                        get_u64(origin, "first_sample", &sh->origin_first) < 0))
             return tp__error_set(err, TP_ECORRUPT, "manifest.json: shard %zu has a malformed "
@@ -385,6 +391,9 @@ static int parse_header(json_t *root, tp__manifest *m, tp_error *err)
 {
     json_t *fmt = json_object_get(root, "format"), *kind = json_object_get(root, "shard_format");
     uint64_t version, align;
+    if (json_is_string(fmt) && !strcmp(json_string_value(fmt), TP_TOKENS_FORMAT))
+        return tp__error_set(err, TP_EUSAGE, "manifest.json: a token dataset, read as "
+                             "windows (seq_len) rather than as samples");
     if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "turbopump-dataset"))
         return bad(err, "not a turbopump dataset manifest");
     if (get_u64(root, "version", &version) < 0)
@@ -401,7 +410,7 @@ static int parse_header(json_t *root, tp__manifest *m, tp_error *err)
     m->align = (uint32_t)align;
     if (m->format == TP_SHARD_LMDB && align != 1)
         return bad(err, "\"align\" must be 1 for LMDB shards");
-    if (parse_id(json_object_get(root, "id"), m->id) < 0)
+    if (tp__manifest_id(json_object_get(root, "id"), m->id) < 0)
         return bad(err, "\"id\" must be 32 lower-case hex digits");
     if (get_u64(root, "samples", &m->samples) < 0 || get_u64(root, "bytes", &m->bytes) < 0)
         return bad(err, "\"samples\" and \"bytes\" must be non-negative integers");
@@ -425,7 +434,7 @@ static int parse_header(json_t *root, tp__manifest *m, tp_error *err)
 int tp__manifest_parse(const char *text, size_t len, tp__manifest *m, tp_error *err)
 {
     memset(m, 0, sizeof(*m));
-    TP_TRY(verify_checksum(text, len, err));
+    TP_TRY(tp__manifest_verify(text, len, err));
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)

@@ -136,6 +136,18 @@ char *tp__manifest_dump(const tp__manifest *m);
 int tp__manifest_parse(const char *text, size_t len, tp__manifest *m, tp_error *err);
 void tp__manifest_free(tp__manifest *m);
 
+/* Shared by both manifest kinds (json_t is jansson's). */
+struct json_t;
+/* `root` as indented JSON text ending in a newline, its last member "checksum" filled in
+ * (the caller sets it last, to "xxh3:0000000000000000"). @return : malloc'd text or NULL. */
+char *tp__manifest_seal(struct json_t *root);
+/* Checks the "checksum" member of manifest text. @return : 0 or TP_ECORRUPT. */
+int tp__manifest_verify(const char *text, size_t len, tp_error *err);
+/* Parses a dataset id (32 lower-case hex digits). @return : 0 or -1. */
+int tp__manifest_id(struct json_t *v, unsigned char *out);
+/* Whether a shard file name is acceptable (see docs/FORMAT.md). */
+bool tp__shard_file_ok(const char *f);
+
 /* The exact raw size the schema demands of field `f` (8 for int64, shape x dtype for a
  * tensor), or 0 when any size goes. @return : 0, or TP_EUSAGE when it would overflow. */
 int tp__field_raw_size(const tp_field_info *f, uint64_t *want);
@@ -145,7 +157,30 @@ int tp__fields_check(const tp_field_info *fields, size_t n, tp_error *err);
 int tp__field_kind_parse(const char *s, tp_field_kind *k);
 int tp__dtype_parse(const char *s, tp_dtype *t);
 
-#endif
+/* ---- atomic publication (staging.c), shared by the dataset and token writers */
+
+#define TP_TOKENS_FORMAT "turbopump-tokens"
+
+typedef struct tp__staging {
+    char *path;            /* the dataset's final path, without trailing slashes */
+    char *dir;             /* <path>.partial, locked while we write */
+    int lock_fd;
+    bool replace_existing; /* path holds a dataset that publish swaps out */
+    bool own;              /* the staging directory is ours to remove */
+    bool published;
+} tp__staging;
+
+/* Checks that `path` may be written (missing, empty, or with replace one of our datasets)
+ * and creates and locks the staging directory, emptying what a crashed writer left.
+ * @return : 0 or a negative code with the reason in `err`; call tp__staging_close after. */
+int tp__staging_open(tp__staging *st, const char *path, bool replace, tp_error *err);
+/* Writes `name` in the staging directory durably: temp file, fsync, rename, fsync. */
+int tp__staging_write(tp__staging *st, const char *name, const void *data, size_t len,
+                      tp_error *err);
+/* Moves the staging directory to the final path (swapping out a replaced dataset). */
+int tp__staging_publish(tp__staging *st, tp_error *err);
+/* Unlocks, and removes the staging directory unless it was published. */
+void tp__staging_close(tp__staging *st, bool finished);
 
 /* ---- writer internals used by parallel packers */
 
@@ -164,3 +199,5 @@ int tp__writer_adopt_shard(tp_dataset_writer *w, const char *path, const tp__man
                            const unsigned char *id, uint64_t index, tp_error *err);
 /* The manifest of an open dataset. */
 const tp__manifest *tp__dataset_manifest(const tp_dataset *ds);
+
+#endif

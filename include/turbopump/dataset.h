@@ -45,7 +45,8 @@ typedef enum tp_dtype {
     TP_DTYPE_NONE = 0,
     TP_DTYPE_UINT8, TP_DTYPE_INT8, TP_DTYPE_UINT16, TP_DTYPE_INT16,
     TP_DTYPE_INT32, TP_DTYPE_INT64, TP_DTYPE_FLOAT16, TP_DTYPE_FLOAT32, TP_DTYPE_FLOAT64,
-    TP_DTYPE_BFLOAT16           /* the upper half of a float32, rounded to nearest even */
+    TP_DTYPE_BFLOAT16,          /* the upper half of a float32, rounded to nearest even */
+    TP_DTYPE_UINT32             /* token ids of large vocabularies */
 } tp_dtype;
 
 /* How a field's bytes are stored in a record. */

@@ -119,6 +119,7 @@ static const char *format_of(tp_dtype t)
     case TP_DTYPE_UINT16: return "H";
     case TP_DTYPE_INT16: return "h";
     case TP_DTYPE_INT32: return "i";
+    case TP_DTYPE_UINT32: return "I";
     case TP_DTYPE_INT64: return "q";
     case TP_DTYPE_FLOAT16: return "e";
     case TP_DTYPE_BFLOAT16: return "H"; /* the buffer protocol has no bfloat16: its bits */

@@ -40,7 +40,7 @@ static int kind_of(const char *s, tp_field_kind *k)
 
 static int dtype_of(const char *s, tp_dtype *t)
 {
-    for (int i = TP_DTYPE_UINT8; i <= TP_DTYPE_BFLOAT16; i++)
+    for (int i = TP_DTYPE_UINT8; i <= TP_DTYPE_UINT32; i++)
         if (!strcmp(s, tp_dtype_name((tp_dtype)i))) {
             *t = (tp_dtype)i;
             return 0;
