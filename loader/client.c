@@ -36,6 +36,8 @@ struct tp_client {
     uint32_t tail;             /* slots before this are released */
     uint64_t released_mask;    /* bit i: sequence tail + i released (out of order) */
     uint64_t epoch, batch;     /* of the next batch delivered */
+    uint64_t consumed;         /* positions of `epoch` the job has read before it */
+    uint64_t per_batch;        /* batch size x world size */
     bool gone;                 /* the daemon closed the session */
     char gone_msg[512];
     int gone_code;
@@ -50,6 +52,7 @@ struct tp_client {
     int dev_failed;                  /* a CUDA error ended the device path: its code */
     char dev_msg[512];
     uint64_t dev_epoch, dev_batch;   /* of the next device batch handed out */
+    uint64_t dev_consumed;
 };
 
 static double now_ms(void)
@@ -107,28 +110,46 @@ static int await_daemon(tp_client *c, const char *bin_hint, tp_error *err)
 }
 
 static int connect_or_start(tp_client *c, const tp_client_options *o, char *dataset,
-                            size_t cap, tp_error *err)
+                            size_t cap, char (*sources)[TP_NAME_MAX], tp_error *err)
 {
     char path[PATH_MAX];
     if (o->socket)
         snprintf(path, sizeof(path), "%s", o->socket);
     else
         tp__default_socket(path, sizeof(path));
-    snprintf(dataset, cap, "%s", o->dataset);
+    snprintf(dataset, cap, "%s", o->dataset ? o->dataset : "");
+    for (size_t i = 0; i < o->nsources && i < TP_OPEN_MAX_SOURCES; i++)
+        snprintf(sources[i], TP_NAME_MAX, "%s", o->sources[i].dataset);
     int rc = tp__msg_connect(path, &c->sock);
     if (rc == 0)
         return 0;
     if (o->no_autostart || (rc != -ENOENT && rc != -ECONNREFUSED))
         return tp__error_set(err, TP_ENODAEMON, "no daemon at %s: %s", path, strerror(-rc));
-    /* serve the dataset's directory privately: root = its parent, name = its last part */
-    char real[PATH_MAX], tmp[PATH_MAX];
-    if (!realpath(o->dataset, real))
-        return tp__error_set(err, TP_ENODATASET, "no daemon at %s, and dataset %s: %s", path,
-                             o->dataset, strerror(errno));
-    snprintf(tmp, sizeof(tmp), "%s", real);
-    snprintf(dataset, cap, "%s", basename(tmp));
-    snprintf(tmp, sizeof(tmp), "%s", real);
-    TP_TRY(start_daemon(c, o, dirname(tmp), err));
+    /* Serve the dataset's directory privately: root = its parent, name = its last part.
+     * A mixture's root is the deepest directory holding every source; each source is
+     * named by its path below it. */
+    char real[PATH_MAX], root[PATH_MAX];
+    size_t n = o->nsources ? TP_MIN(o->nsources, TP_OPEN_MAX_SOURCES) : 1;
+    char reals[TP_OPEN_MAX_SOURCES][PATH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        const char *name = o->nsources ? o->sources[i].dataset : o->dataset;
+        if (!name || !realpath(name, reals[i]))
+            return tp__error_set(err, TP_ENODATASET, "no daemon at %s, and dataset %s: %s",
+                                 path, name ? name : "(none)", strerror(errno));
+    }
+    snprintf(real, sizeof(real), "%s", reals[0]);
+    snprintf(root, sizeof(root), "%s", dirname(real));
+    for (size_t i = 1; i < n; i++) /* shorten root until it holds reals[i] */
+        while (strcmp(root, "/") && (strncmp(reals[i], root, strlen(root)) ||
+                                     reals[i][strlen(root)] != '/'))
+            snprintf(root, sizeof(root), "%s", dirname(strcpy(real, root)));
+    size_t skip = strlen(root) + (strcmp(root, "/") != 0);
+    if (o->nsources)
+        for (size_t i = 0; i < n; i++)
+            snprintf(sources[i], TP_NAME_MAX, "%s", reals[i] + skip);
+    else
+        snprintf(dataset, cap, "%s", reals[0] + skip);
+    TP_TRY(start_daemon(c, o, root, err));
     const char *bin = o->daemon_path ? o->daemon_path : getenv("TURBOPUMP_BIN");
     return await_daemon(c, bin && *bin ? bin : "turbopump", err);
 }
@@ -154,6 +175,7 @@ static int fail_reply(int type, const void *buf, const char *what, tp_error *err
 }
 
 static int fill_open(tp_msg_open *m, const tp_client_options *o, const char *dataset,
+                     const char (*sources)[TP_NAME_MAX],
                      tp_error *err)
 {
     memset(m, 0, sizeof(*m));
@@ -193,7 +215,22 @@ static int fill_open(tp_msg_open *m, const tp_client_options *o, const char *dat
     m->rank = o->rank;
     m->world = o->world_size ? o->world_size : 1;
     m->epoch = o->epoch;
-    m->batch = o->batch;
+    m->consumed = o->consumed ? o->consumed : o->batch * m->batch_size * m->world;
+    m->seq_len = o->seq_len;
+    m->tokens = ((o->token_outputs & TP_CLIENT_TOKENS_INT32) ? TP_TOKENS_INT32 : 0) |
+                ((o->token_outputs & TP_CLIENT_TOKENS_POSITIONS) ? TP_TOKENS_POSITIONS : 0) |
+                ((o->token_outputs & TP_CLIENT_TOKENS_CU_SEQLENS) ? TP_TOKENS_CU_SEQLENS : 0);
+    if (o->nsources > TP_OPEN_MAX_SOURCES || (o->nsources && !o->sources))
+        return tp__error_set(err, TP_EUSAGE, "%zu mixture sources (at most %u)", o->nsources,
+                             TP_OPEN_MAX_SOURCES);
+    for (size_t i = 0; i < o->nsources; i++) {
+        if (!o->sources[i].dataset || strlen(sources[i]) >= TP_NAME_MAX - 1)
+            return tp__error_set(err, TP_EUSAGE, "mixture source %zu: no name, or too long", i);
+        strcpy(m->sources[i].dataset, sources[i]);
+        m->sources[i].weight = o->sources[i].weight;
+    }
+    m->nsources = (uint32_t)o->nsources;
+    m->mixture_epoch = o->mixture_epoch;
     m->prefetch = o->prefetch ? o->prefetch : 4;
     m->output = (uint32_t)o->output;
     m->limit = o->max_batches;
@@ -230,7 +267,7 @@ static int handshake(tp_client *c, const tp_msg_open *open, tp_error *err)
 
 int tp_client_open(tp_client **out, const tp_client_options *o, tp_error *err)
 {
-    if (!o || !o->dataset)
+    if (!o || (!o->dataset && !o->nsources))
         return tp__error_set(err, TP_EUSAGE, "no dataset given");
     uint32_t prefetch = o->prefetch ? o->prefetch : 4;
     if (o->hold > prefetch || o->hold > 64)
@@ -243,15 +280,21 @@ int tp_client_open(tp_client **out, const tp_client_options *o, tp_error *err)
     c->hold = o->hold;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
     c->epoch = o->epoch;
-    c->batch = o->batch;
     c->limit = o->max_batches;
-    char dataset[TP_NAME_MAX];
-    tp_msg_open m;
-    int rc = connect_or_start(c, o, dataset, sizeof(dataset), err);
+    char dataset[TP_NAME_MAX], sources[TP_OPEN_MAX_SOURCES][TP_NAME_MAX];
+    tp_msg_open *m = calloc(1, sizeof(*m));
+    int rc = m ? connect_or_start(c, o, dataset, sizeof(dataset), sources, err)
+               : tp__error_set(err, -ENOMEM, "out of memory");
     if (rc == 0)
-        rc = fill_open(&m, o, dataset, err);
+        rc = fill_open(m, o, dataset, (const char (*)[TP_NAME_MAX])sources, err);
+    if (rc == 0) {
+        c->per_batch = m->batch_size * m->world;
+        c->consumed = m->consumed;
+        c->batch = m->consumed / c->per_batch;
+    }
     if (rc == 0)
-        rc = handshake(c, &m, err);
+        rc = handshake(c, m, err);
+    free(m);
     if (rc < 0) {
         tp_client_close(c);
         return rc;
@@ -319,6 +362,8 @@ static int view(tp_client *c, const unsigned char *slot, tp_batch *out, tp_error
     out->samples = d->samples;
     out->ids = (const uint64_t *)(slot + d->ids_offset);
     out->skipped = d->skipped;
+    out->resume_epoch = d->resume_epoch;
+    out->resume_consumed = d->resume_consumed;
     out->nfields = d->nfields;
     for (uint32_t i = 0; i < d->nfields; i++) {
         const tp_ring_field *f = &d->fields[i];
@@ -349,12 +394,9 @@ static int next_host(tp_client *c, tp_batch *out, tp_error *err)
     TP_TRY(view(c, tp_ring_view_slot(c->ring, c->next), out, err));
     out->seq = c->next++;
     c->delivered++;
-    c->epoch = out->epoch;
-    c->batch = out->index + 1;
-    if (c->batch == c->batches) {
-        c->batch = 0;
-        c->epoch++;
-    }
+    c->epoch = out->resume_epoch;
+    c->consumed = out->resume_consumed;
+    c->batch = c->consumed / c->per_batch;
     return 0;
 }
 
@@ -430,6 +472,12 @@ void tp_client_state(const tp_client *c, uint64_t *epoch, uint64_t *batch)
     *batch = c->gpu ? c->dev_batch : c->batch;
 }
 
+void tp_client_position(const tp_client *c, uint64_t *epoch, uint64_t *consumed)
+{
+    *epoch = c->gpu ? c->dev_epoch : c->epoch;
+    *consumed = c->gpu ? c->dev_consumed : c->consumed;
+}
+
 /* ---- the device path */
 
 int tp_client_device(tp_client *c, const tp_device_options *o, tp_error *err)
@@ -462,6 +510,7 @@ int tp_client_device(tp_client *c, const tp_device_options *o, tp_error *err)
     c->hold = depth; /* ring slots stay held until their copies complete */
     c->dev_epoch = c->epoch;
     c->dev_batch = c->batch;
+    c->dev_consumed = c->consumed;
     return 0;
 }
 
@@ -540,12 +589,9 @@ int tp_client_next_device(tp_client *c, tp_device_batch *out, tp_error *err)
     c->handed[slot] = true;
     c->nhanded++;
     tp_gpu_batch(c->gpu, (int)slot, out);
-    c->dev_epoch = out->epoch;
-    c->dev_batch = out->index + 1;
-    if (c->dev_batch == c->batches) {
-        c->dev_batch = 0;
-        c->dev_epoch++;
-    }
+    c->dev_epoch = out->resume_epoch;
+    c->dev_consumed = out->resume_consumed;
+    c->dev_batch = c->dev_consumed / c->per_batch;
     /* start the next copies now, so they overlap the caller's work on this batch */
     tp_error ignored;
     while (c->queued + c->nhanded < c->depth && !(c->limit && c->delivered == c->limit) &&

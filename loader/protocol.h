@@ -22,12 +22,15 @@
 #include <sys/types.h>
 
 #define TP_MSG_MAGIC 0x534D5054u /* "TPMS" */
-#define TP_PROTOCOL_VERSION 2u  /* 2: pipelines and views in OPEN */
+#define TP_PROTOCOL_VERSION 3u  /* 2: pipelines and views in OPEN; 3: windows, mixtures,
+                                   resume by positions consumed */
 #define TP_MSG_MAX 65536u        /* the largest message either side sends */
 #define TP_OPEN_MAX_FIELDS 16u
 #define TP_NAME_MAX 256u         /* dataset names, NUL included */
 #define TP_OPEN_MAX_VIEWS 16u
 #define TP_OPEN_TEXT 1024u       /* = TP_PIPELINE_TEXT_MAX */
+#define TP_OPEN_MAX_SOURCES 16u  /* datasets of a mixture */
+#define TP_MAX_SEQ_LEN (1u << 20)
 
 enum tp_msg_type {
     TP_MSG_HELLO = 1,
@@ -67,6 +70,19 @@ enum {
     TP_OPEN_FLAGS = 3u
 };
 
+enum { /* what windows of token datasets deliver, besides input_ids and labels */
+    TP_TOKENS_INT32 = 1u << 0,      /* int32 arrays instead of int64 */
+    TP_TOKENS_POSITIONS = 1u << 1,  /* position_ids, restarting at each document */
+    TP_TOKENS_CU_SEQLENS = 1u << 2, /* cu_seqlens: document boundaries in the window */
+    TP_TOKENS_FLAGS = 7u
+};
+
+/* One source of a mixture: a token dataset and its weight. */
+typedef struct tp_msg_source {
+    char dataset[TP_NAME_MAX];
+    double weight;               /* > 0; weights are normalised */
+} tp_msg_source;
+
 enum tp_output { /* what image fields become */
     TP_OUTPUT_UINT8 = 0,   /* uint8 NHWC */
     TP_OUTPUT_FLOAT32 = 1, /* ImageNet-normalised float32 NCHW */
@@ -91,13 +107,21 @@ typedef struct tp_msg_open {
     uint64_t batch_size;         /* 1..TP_MAX_BATCH */
     uint64_t seed;
     uint32_t rank, world;        /* rank < world <= TP_MAX_WORLD */
-    uint64_t epoch, batch;       /* where to start (resume state) */
+    uint64_t epoch;              /* where to start (resume state): the epoch, and the */
+    uint64_t consumed;           /* global positions of it the job consumed (any world) */
     uint32_t prefetch;           /* ring slots, 1..TP_RING_MAX_SLOTS */
     uint32_t output;             /* enum tp_output */
     uint64_t limit;              /* batches to prepare in all; 0: no limit */
     uint32_t nviews;             /* 0..TP_OPEN_MAX_VIEWS */
     uint32_t reserved;           /* 0 */
     tp_msg_view views[TP_OPEN_MAX_VIEWS];
+    /* token datasets: windows of seq_len + 1 ids (0: a sample dataset) */
+    uint32_t seq_len;            /* 1..TP_MAX_SEQ_LEN */
+    uint32_t tokens;             /* TP_TOKENS_* */
+    uint32_t nsources;           /* a mixture of token datasets instead of `dataset` */
+    uint32_t reserved2;          /* 0 */
+    uint64_t mixture_epoch;      /* positions per mixture epoch; 0: the sources' windows */
+    tp_msg_source sources[TP_OPEN_MAX_SOURCES];
 } tp_msg_open;
 
 typedef struct tp_msg_open_ok {

@@ -41,7 +41,8 @@ int tp_sampler_init(tp_sampler *s, uint64_t n, uint64_t batch_size, uint32_t ran
     const unsigned half_bits = TP_MAX(1u, (position_bits(n) + 1) / 2);
     *s = (tp_sampler){.n = n, .batch_size = batch_size, .seed = seed, .rank = rank,
                       .world = world, .shuffle = shuffle, .drop_last = drop_last,
-                      .per_rank = per_rank, .batches = batches, .half_bits = half_bits};
+                      .per_rank = per_rank, .batches = batches, .half_bits = half_bits,
+                      .resume_epoch = UINT64_MAX};
     return 0;
 }
 
@@ -96,12 +97,55 @@ uint64_t tp_sampler_batch_len(const tp_sampler *s, uint64_t b)
     return TP_MIN(s->batch_size, s->per_rank - b * s->batch_size);
 }
 
+void tp_sampler_resume(tp_sampler *s, uint64_t epoch, uint64_t consumed)
+{
+    s->resume_epoch = epoch;
+    s->resume_at = TP_MIN(consumed, s->n);
+}
+
+uint64_t tp_sampler_start(const tp_sampler *s, uint64_t epoch)
+{
+    return epoch == s->resume_epoch ? s->resume_at : 0;
+}
+
+/* The epoch's samples and batches for this rank: init's rules over what is left. */
+static void segment(const tp_sampler *s, uint64_t epoch, uint64_t *per_rank, uint64_t *batches)
+{
+    const uint64_t m = s->n - tp_sampler_start(s, epoch);
+    *per_rank = m / s->world + (!s->drop_last && m % s->world != 0);
+    *batches = *per_rank / s->batch_size + (!s->drop_last && *per_rank % s->batch_size != 0);
+}
+
+uint64_t tp_sampler_epoch_batches(const tp_sampler *s, uint64_t epoch)
+{
+    uint64_t per_rank, batches;
+    segment(s, epoch, &per_rank, &batches);
+    return batches;
+}
+
+uint64_t tp_sampler_epoch_batch_len(const tp_sampler *s, uint64_t epoch, uint64_t b)
+{
+    uint64_t per_rank, batches;
+    segment(s, epoch, &per_rank, &batches);
+    assert(b < batches);
+    return TP_MIN(s->batch_size, per_rank - b * s->batch_size);
+}
+
+uint64_t tp_sampler_consumed_after(const tp_sampler *s, uint64_t epoch, uint64_t b)
+{
+    if (b + 1 >= tp_sampler_epoch_batches(s, epoch))
+        return s->n;
+    /* Not the last batch, so every rank's batches so far were full and lie below n. */
+    return tp_sampler_start(s, epoch) + (b + 1) * s->batch_size * s->world;
+}
+
 uint64_t tp_sampler_sample(const tp_sampler *s, uint64_t epoch, uint64_t b, uint64_t j)
 {
-    assert(j < tp_sampler_batch_len(s, b));
-    /* k < per_rank <= n, but the global position r + k * W reaches n + W - 2, past 2^64
-     * for n near it, so it is formed in 128 bits before wrapping onto the order's start. */
+    assert(j < tp_sampler_epoch_batch_len(s, epoch, b));
+    /* k < per_rank <= n, but the global position start + r + k * W reaches n + W - 2,
+     * past 2^64 for n near it, so it is formed in 128 bits before wrapping onto the
+     * order's start. */
     const uint64_t k = b * s->batch_size + j;
-    const u128 g = (u128)k * s->world + s->rank;
+    const u128 g = (u128)tp_sampler_start(s, epoch) + (u128)k * s->world + s->rank;
     return tp_sampler_permute(s, epoch, (uint64_t)(g % s->n));
 }

@@ -21,7 +21,17 @@
  * number of batches, so no rank waits at a collective for another one.
  *
  * Resume. The state (seed, epoch, batches consumed) restores in O(1): batch b of epoch e is
- * computed directly. Thread-safety: a tp_sampler is read-only after init. */
+ * computed directly.
+ *
+ * Elastic resume. After b batches of an epoch under W ranks, the job has consumed exactly
+ * the global positions 0..C-1 of the epoch's order, C = b * batch_size * W, whatever each
+ * rank did. So the state (seed, epoch, C) means the same under any world size: resumed
+ * with W' ranks, the epoch's remaining positions C..n-1 are partitioned as a fresh epoch
+ * would be (rank r takes C + r, C + r + W', ..., per rank ceil or floor of (n - C) / W',
+ * batches as above, padding wrapping round to the epoch's start), and the following
+ * epochs are whole. With W' == W this is exactly the batches b, b+1, ... of the
+ * uninterrupted run. Sample ids, and so augmentation randomness, depend on (seed, epoch,
+ * position) only. Thread-safety: a tp_sampler is read-only after init and resume. */
 #ifndef TP_SAMPLER_H
 #define TP_SAMPLER_H
 
@@ -33,7 +43,9 @@ typedef struct tp_sampler {
     uint64_t seed;
     uint32_t rank, world;  /* 0 <= rank < world */
     bool shuffle, drop_last;
-    /* derived by tp_sampler_init */
+    uint64_t resume_epoch;   /* the epoch that starts part-way (tp_sampler_resume) */
+    uint64_t resume_at;      /* its first position, <= n */
+    /* derived by tp_sampler_init, for whole epochs */
     uint64_t per_rank;     /* samples per rank per epoch */
     uint64_t batches;      /* batches per rank per epoch */
     unsigned half_bits;    /* Feistel half width */
@@ -45,13 +57,32 @@ typedef struct tp_sampler {
 int tp_sampler_init(tp_sampler *s, uint64_t n, uint64_t batch_size, uint32_t rank,
                     uint32_t world, bool shuffle, bool drop_last, uint64_t seed);
 
+/* Starts epoch `epoch` at global position `consumed` (clamped to n), the positions before
+ * it having been delivered by some earlier run of any world size. */
+void tp_sampler_resume(tp_sampler *s, uint64_t epoch, uint64_t consumed);
+
+/* The first position of `epoch`'s order this sampler delivers (0 but for the resumed one). */
+uint64_t tp_sampler_start(const tp_sampler *s, uint64_t epoch);
+
+/* Batches of `epoch` for this rank (those left after its start; may be 0). */
+uint64_t tp_sampler_epoch_batches(const tp_sampler *s, uint64_t epoch);
+
+/* The number of samples in batch `b` of `epoch` (b < tp_sampler_epoch_batches). */
+uint64_t tp_sampler_epoch_batch_len(const tp_sampler *s, uint64_t epoch, uint64_t b);
+
+/* Global positions of `epoch` the whole job has consumed once every rank has read its
+ * batch `b`: n after the epoch's last batch. The resume state after b is (epoch, this),
+ * or (epoch + 1, 0) when it is n. */
+uint64_t tp_sampler_consumed_after(const tp_sampler *s, uint64_t epoch, uint64_t b);
+
 /* The sample at position `p` (0 <= p < n) of the epoch's global order. */
 uint64_t tp_sampler_permute(const tp_sampler *s, uint64_t epoch, uint64_t p);
 
 /* The number of samples in batch `b` (0 <= b < s->batches). */
 uint64_t tp_sampler_batch_len(const tp_sampler *s, uint64_t b);
 
-/* The id of sample `j` of batch `b` of `epoch` for this rank (j < batch_len(b)). */
+/* The id of sample `j` of batch `b` of `epoch` for this rank (j < epoch_batch_len). The
+ * batches are counted from the epoch's start (tp_sampler_start). */
 uint64_t tp_sampler_sample(const tp_sampler *s, uint64_t epoch, uint64_t b, uint64_t j);
 
 #endif

@@ -67,16 +67,19 @@ static int resolve(const tp_server *s, const char *name, char **out, tp_error *e
 
 static int serve_dataset(tp_server *s, tp_served *d, tp_error *err)
 {
-    size_t shards = tp_dataset_shard_count(d->ds);
+    size_t shards = d->tok ? tp_tokens_shard_count(d->tok) : tp_dataset_shard_count(d->ds);
     d->files = calloc(shards ? shards : 1, sizeof(int));
     if (!d->files)
         return -ENOMEM;
     for (size_t i = 0; i < shards; i++) {
-        tp_shard_info si;
-        TP_TRY(tp_dataset_shard_info(d->ds, i, &si));
-        int f = tp_stages_add_file(s->pipe, si.fd, err);
+        tp_shard_info si = {0};
+        tp_tokens_shard ti = {0};
+        TP_TRY(d->tok ? tp_tokens_shard_info(d->tok, i, &ti) : tp_dataset_shard_info(d->ds, i, &si));
+        int f = tp_stages_add_file(s->pipe, d->tok ? ti.fd : si.fd, err);
         d->files[i] = f < 0 ? -1 : f; /* -1: read with pread instead */
     }
+    if (d->tok)
+        return 0;
     size_t len;
     const void *dict = tp_dataset_zstd_dict(d->ds, &len);
     return dict ? tp_zstd_dict_create(&d->dict, dict, len, 0, err) : 0;
@@ -88,6 +91,7 @@ static void served_free(tp_served *d)
         return;
     tp_zstd_dict_destroy(d->dict);
     tp_dataset_close(d->ds);
+    tp_tokens_close(d->tok);
     free(d->files);
     free(d->name);
     free(d->path);
@@ -115,10 +119,12 @@ int tp__server_dataset(tp_server *s, const char *name, tp_served **out, tp_error
          * that looks up every key), which can take a while, and other sessions, new
          * connections and STAT must not wait for it. */
         tp_dataset *ds = NULL;
-        rc = tp_dataset_open(&ds, path, err);
+        tp_tokens *tok = NULL;
+        rc = tp_tokens_is(path) ? tp_tokens_open(&tok, path, err) : tp_dataset_open(&ds, path, err);
         pthread_mutex_lock(&s->lock);
         if (rc == 0 && (d = find_served(s, path))) {
             tp_dataset_close(ds); /* another session opened it meanwhile */
+            tp_tokens_close(tok);
         } else if (rc == 0) {
             d = calloc(1, sizeof(*d));
             rc = d ? 0 : -ENOMEM;
@@ -126,7 +132,9 @@ int tp__server_dataset(tp_server *s, const char *name, tp_served **out, tp_error
                 rc = -ENOMEM;
             if (rc == 0) {
                 d->ds = ds;
+                d->tok = tok;
                 ds = NULL;
+                tok = NULL;
                 rc = serve_dataset(s, d, err);
             }
             if (rc == 0) {
@@ -134,6 +142,7 @@ int tp__server_dataset(tp_server *s, const char *name, tp_served **out, tp_error
                 s->datasets = d;
             } else {
                 tp_dataset_close(ds);
+                tp_tokens_close(tok);
                 served_free(d);
                 d = NULL;
             }

@@ -6,6 +6,8 @@
 #include "protocol.h"
 #include "server.h"
 
+#include <turbopump/tokens.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -14,7 +16,8 @@
 typedef struct tp_served {
     char *name;                /* as the client named it */
     char *path;                /* resolved under the root */
-    tp_dataset *ds;
+    tp_dataset *ds;            /* a sample dataset, or */
+    tp_tokens *tok;            /* a token dataset (read as windows) */
     int *files;                /* engine file index per shard */
     tp_zstd_dict *dict;        /* NULL without a dictionary */
     struct tp_served *next;

@@ -11,6 +11,7 @@
 #include "sampler.h"
 #include "server_internal.h"
 #include "storage.h"
+#include "windows.h"
 
 #include <math.h>
 #include <poll.h>
@@ -39,6 +40,8 @@ typedef struct session {
     tp_server *srv;
     tp_served *ds;
     tp_sampler sampler;
+    tp_windows *win;           /* a token dataset or mixture: its windows; NULL: samples */
+    uint64_t positions;        /* of an epoch: samples, or windows */
     tp_outputs *out;           /* the batch's arrays and their pipelines */
     tp_out_field *f;           /* = out->f */
     uint32_t nf;
@@ -162,19 +165,27 @@ static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint
     tp_error err = {0};
     if (rc < 0)
         tp__error_set(&err, rc, "read failed: %s", tp_strerror(rc));
+    else if (s->win)
+        rc = tp__windows_fill(s->win, s->out, w, bw->slot, t->index, t->id, data, len, &err);
     else
         rc = fill_sample(s, w, bw, t, data, len, &err);
     atomic_fetch_add(&s->pub->st.bytes_read, rc < 0 ? 0 : len);
     if (rc < 0) {
         tp_shard_info si = {0};
-        tp_dataset_shard_info(s->ds->ds, t->loc.shard, &si);
+        if (!s->win)
+            tp_dataset_shard_info(s->ds->ds, t->loc.shard, &si);
         pthread_mutex_lock(&s->lock);
         bw->bad[t->index] = 1;
         if (!bw->err_code || (daemon_fault(rc) && !daemon_fault(bw->err_code))) {
             bw->err_code = rc;
-            snprintf(bw->err_msg, sizeof(bw->err_msg), "dataset %.100s, shard %.120s, sample "
-                     "%llu: %.240s", s->pub->dataset, si.path ? si.path : "?",
-                     (unsigned long long)t->id, err.msg);
+            if (s->win) /* the message names the shard and block */
+                snprintf(bw->err_msg, sizeof(bw->err_msg), "dataset %.100s, window %llu: "
+                         "%.360s", tp__windows_source(s->win, t->id), (unsigned long long)t->id,
+                         err.msg);
+            else
+                snprintf(bw->err_msg, sizeof(bw->err_msg), "dataset %.100s, shard %.120s, "
+                         "sample %llu: %.240s", s->pub->dataset, si.path ? si.path : "?",
+                         (unsigned long long)t->id, err.msg);
         }
         pthread_mutex_unlock(&s->lock);
         atomic_fetch_add(&s->pub->st.errors, 1);
@@ -277,30 +288,50 @@ static void *session_calloc(size_t n, size_t size)
 static int open_session(session *s, const tp_msg_open *m, tp_error *err)
 {
     TP_TRY(tp__msg_check_open(m, err));
-    TP_TRY(tp__server_dataset(s->srv, m->dataset, &s->ds, err));
-    uint64_t n = tp_dataset_sample_count(s->ds->ds);
-    if (tp_sampler_init(&s->sampler, n, m->batch_size, m->rank, m->world,
-                        m->flags & TP_OPEN_SHUFFLE, m->flags & TP_OPEN_DROP_LAST, m->seed) < 0)
-        return tp__error_set(err, TP_EUSAGE, "dataset %s has %llu samples: too few for %u "
-                             "ranks with drop_last", m->dataset, (unsigned long long)n, m->world);
-    if (s->sampler.batches == 0)
-        return tp__error_set(err, TP_EUSAGE, "with drop_last, a batch of %llu is more than "
-                             "this rank's %llu samples", (unsigned long long)m->batch_size,
-                             (unsigned long long)s->sampler.per_rank);
-    if (m->batch >= s->sampler.batches)
-        return tp__error_set(err, TP_EUSAGE, "resume batch %llu is past the epoch's %llu "
-                             "batches", (unsigned long long)m->batch,
-                             (unsigned long long)s->sampler.batches);
-    s->epoch = m->epoch;
-    s->batch = m->batch;
-    s->limit = m->limit;
+    if (!m->nsources)
+        TP_TRY(tp__server_dataset(s->srv, m->dataset, &s->ds, err));
     if (!(s->out = calloc(1, sizeof(*s->out))))
         return tp__error_set(err, -ENOMEM, "out of memory for a session");
-    TP_TRY(tp__outputs_pick(s->out, s->ds->ds, m->dataset, m, err));
+    bool shuffle = m->flags & TP_OPEN_SHUFFLE;
+    const char *what = "samples";
+    if (m->nsources || s->ds->tok || m->seq_len) {
+        TP_TRY(tp__windows_open(&s->win, s->srv, s->ds, m, s->out, &s->positions, &shuffle,
+                                err));
+        if (m->nsources) /* messages name the first source's shards */
+            TP_TRY(tp__server_dataset(s->srv, m->sources[0].dataset, &s->ds, err));
+        what = m->nsources ? "positions" : "windows";
+    } else {
+        s->positions = tp_dataset_sample_count(s->ds->ds);
+    }
+    uint64_t n = s->positions;
+    if (tp_sampler_init(&s->sampler, n, m->batch_size, m->rank, m->world, shuffle,
+                        m->flags & TP_OPEN_DROP_LAST, m->seed) < 0)
+        return tp__error_set(err, TP_EUSAGE, "dataset %s has %llu %s: too few for %u "
+                             "ranks with drop_last", m->dataset, (unsigned long long)n, what,
+                             m->world);
+    if (s->sampler.batches == 0)
+        return tp__error_set(err, TP_EUSAGE, "with drop_last, a batch of %llu is more than "
+                             "this rank's %llu %s", (unsigned long long)m->batch_size,
+                             (unsigned long long)s->sampler.per_rank, what);
+    if (m->consumed > n)
+        return tp__error_set(err, TP_EUSAGE, "resume position %llu is past the epoch's %llu "
+                             "%s", (unsigned long long)m->consumed, (unsigned long long)n, what);
+    /* The resumed epoch starts part-way; one with nothing left is over. */
+    tp_sampler_resume(&s->sampler, m->epoch, m->consumed);
+    s->epoch = m->epoch;
+    s->batch = 0;
+    if (tp_sampler_epoch_batches(&s->sampler, s->epoch) == 0)
+        s->epoch++;
+    s->limit = m->limit;
+    if (!s->win)
+        TP_TRY(tp__outputs_pick(s->out, s->ds->ds, m->dataset, m, err));
     s->f = s->out->f;
     s->nf = s->out->nf;
     TP_TRY(layout(s, err));
-    plan_direct(s);
+    if (!s->win)
+        plan_direct(s);
+    else
+        s->direct = -1;
     s->nslots = 1; /* the ring needs a power of two */
     while (s->nslots < m->prefetch)
         s->nslots *= 2;
@@ -333,7 +364,13 @@ static void describe(session *s, batch_work *bw, tp_batch_desc *d)
     memset(d, 0, sizeof(*d));
     d->magic = TP_BATCH_MAGIC;
     d->epoch = bw->epoch;
-    d->batch = bw->batch;
+    /* Counted from the epoch's start: a resumed epoch's first batch is the one that many
+     * positions would be under this world size (exact when the world is unchanged). */
+    uint64_t per_batch = s->sampler.batch_size * s->sampler.world;
+    d->batch = tp_sampler_start(&s->sampler, bw->epoch) / per_batch + bw->batch;
+    uint64_t after = tp_sampler_consumed_after(&s->sampler, bw->epoch, bw->batch);
+    d->resume_epoch = after >= s->sampler.n ? bw->epoch + 1 : bw->epoch;
+    d->resume_consumed = after >= s->sampler.n ? 0 : after;
     d->samples = bw->n;
     d->nfields = s->nf;
     d->ids_offset = s->ids_offset;
@@ -370,7 +407,7 @@ static int start_batch(session *s, uint32_t seq, tp_error *err)
     bw->seq = seq;
     bw->epoch = s->epoch;
     bw->batch = s->batch;
-    bw->n = (uint32_t)tp_sampler_batch_len(&s->sampler, s->batch);
+    bw->n = (uint32_t)tp_sampler_epoch_batch_len(&s->sampler, s->epoch, s->batch);
     bw->slot = tp_ring_slot(s->ring, seq);
     bw->err_code = 0;
     memset(bw->bad, 0, bw->n);
@@ -378,7 +415,15 @@ static int start_batch(session *s, uint32_t seq, tp_error *err)
     for (uint32_t j = 0; j < bw->n; j++) {
         tp_task *t = &bw->tasks[j];
         ids[j] = tp_sampler_sample(&s->sampler, bw->epoch, bw->batch, j);
-        *t = (tp_task){.id = ids[j], .index = j, .ctx = bw, .run = run_sample};
+        *t = (tp_task){.index = j, .ctx = bw, .run = run_sample};
+        if (s->win) {
+            ids[j] = tp__windows_id(s->win, s->positions, bw->epoch, ids[j]);
+            t->id = ids[j];
+            tp__windows_task(s->win, ids[j], t);
+            bw->ptrs[j] = t;
+            continue;
+        }
+        t->id = ids[j];
         TP_TRY(tp_dataset_locate(s->ds->ds, ids[j], &t->loc, err));
         t->file = s->ds->files[t->loc.shard];
         if (s->direct >= 0 && t->loc.length == s->direct_total)
@@ -386,7 +431,7 @@ static int start_batch(session *s, uint32_t seq, tp_error *err)
         bw->ptrs[j] = t;
     }
     describe(s, bw, (tp_batch_desc *)bw->slot);
-    if (++s->batch == s->sampler.batches) {
+    if (++s->batch == tp_sampler_epoch_batches(&s->sampler, s->epoch)) {
         s->batch = 0;
         s->epoch++;
     }
@@ -616,6 +661,7 @@ static void cleanup(session *s)
     }
     free(s->work);
     free(s->out);
+    tp__windows_close(s->win);
     tp_ring_destroy(s->ring);
     if (s->pub->ring_bytes)
         tp__server_memory(s->srv, -(int64_t)s->pub->ring_bytes, NULL);

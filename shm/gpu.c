@@ -381,6 +381,8 @@ static int issue_locked(tp_gpu *g, gpu_slot *s, const tp_batch *host, bool *stag
     CU(g, o->event_record(s->ready, g->stream), "cudaEventRecord");
     memcpy(s->ids, host->ids, host->samples * sizeof(*s->ids));
     b->epoch = host->epoch;
+    b->resume_epoch = host->resume_epoch;
+    b->resume_consumed = host->resume_consumed;
     b->index = host->index;
     b->samples = host->samples;
     b->ids = s->ids;

@@ -34,7 +34,7 @@
 #include <turbopump/dataset.h>
 
 #define TP_RING_MAGIC 0x47525054u  /* "TPRG" */
-#define TP_RING_VERSION 2u
+#define TP_RING_VERSION 3u
 #define TP_RING_HEADER_BYTES 4096u
 #define TP_RING_MAX_SLOTS 256u
 #define TP_RING_MAX_SLOT_BYTES (UINT64_C(1) << 34) /* 16 GiB */
@@ -74,6 +74,8 @@ typedef struct tp_batch_desc {
     uint32_t nfields;              /* 0..TP_RING_MAX_FIELDS */
     uint64_t ids_offset;           /* uint64 sample ids[samples], 8-byte aligned */
     uint64_t skipped;              /* samples left out of this batch (--on-error skip) */
+    uint64_t resume_epoch;         /* the resume state once the job has read this batch */
+    uint64_t resume_consumed;      /* (epoch, positions consumed: the sampler's terms) */
     tp_ring_field fields[TP_RING_MAX_FIELDS];
     char error[512];               /* NUL-terminated; set when status < 0 */
 } tp_batch_desc;

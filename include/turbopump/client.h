@@ -9,7 +9,14 @@
  *
  * Order: rank r of W receives, for each epoch, the batches the sampler gives it (see
  * docs/PROTOCOL.md and DESIGN): the same for any thread count and any daemon, so resuming
- * from (epoch, batch) continues exactly where a previous run stopped.
+ * from (epoch, batch) continues exactly where a previous run stopped. The position
+ * (epoch, consumed) — global positions of the epoch the whole job has read — means the
+ * same under any world size: resumed under W' ranks, the rest of the epoch is split over
+ * them, every remaining sample or window exactly once (elastic resume).
+ *
+ * Token datasets (include/turbopump/tokens.h) are read as windows of seq_len ids:
+ * input_ids and labels [B, seq_len], and on request position_ids and cu_seqlens; or a
+ * mixture of several by weight.
  *
  * Thread-safety: a tp_client is used by one thread at a time. Separate clients are
  * independent. All functions return 0 or a negative code (tp_strerror explains it) and
@@ -43,6 +50,19 @@ typedef struct tp_client_view {
     const char *transform;      /* a description or a name; NULL: options.transform */
 } tp_client_view;
 
+enum { /* token_outputs: what windows deliver besides int64 input_ids and labels */
+    TP_CLIENT_TOKENS_INT32 = 1 << 0,      /* int32 arrays instead of int64 */
+    TP_CLIENT_TOKENS_POSITIONS = 1 << 1,  /* position_ids [B, L]: restart at each document */
+    TP_CLIENT_TOKENS_CU_SEQLENS = 1 << 2  /* cu_seqlens int32 [B, L + 1]: 0, document starts
+                                             in the window, L, then L repeated */
+};
+
+/* One dataset of a mixture. */
+typedef struct tp_client_source {
+    const char *dataset;        /* a token dataset, named as `dataset` is */
+    double weight;              /* > 0; normalised over the sources */
+} tp_client_source;
+
 /* Zero-initialised options are valid apart from `dataset`: defaults are given per field. */
 typedef struct tp_client_options {
     const char *socket;         /* NULL: $TURBOPUMP_SOCKET, else $XDG_RUNTIME_DIR/turbopump.sock,
@@ -63,6 +83,14 @@ typedef struct tp_client_options {
     uint64_t seed;
     uint32_t rank, world_size;  /* world_size 0: 1 */
     uint64_t epoch, batch;      /* resume: the first batch to deliver */
+    uint64_t consumed;          /* elastic resume: instead of batch, the global positions of
+                                   `epoch` already consumed (tp_client_position), under any
+                                   world size; 0: batch * batch_size * world_size */
+    uint32_t seq_len;           /* token datasets: windows of seq_len ids (required) */
+    uint32_t token_outputs;     /* TP_CLIENT_TOKENS_* */
+    const tp_client_source *sources; /* a mixture of token datasets (dataset NULL), <= 16 */
+    size_t nsources;
+    uint64_t mixture_epoch;     /* positions per mixture epoch; 0: all sources' windows */
     uint32_t prefetch;          /* batches the daemon prepares ahead (ring slots); 0: 4 */
     uint64_t max_batches;       /* the most batches the caller will read (the daemon then
                                    prepares no more); 0: no limit */
@@ -92,6 +120,8 @@ typedef struct tp_batch {
     uint32_t samples;
     const uint64_t *ids;        /* sample ids, `samples` of them */
     uint64_t skipped;           /* samples the daemon left out (--on-error skip) */
+    uint64_t resume_epoch;      /* the position once the job has read this batch */
+    uint64_t resume_consumed;
     uint32_t nfields;
     tp_batch_field fields[TP_CLIENT_MAX_FIELDS];
     uint32_t seq;               /* the ring position (for tp_client_release) */
@@ -123,6 +153,11 @@ TP_API int tp_client_release(tp_client *c, const tp_batch *b);
 /* The resume state: the epoch and batch index of the next batch tp_client_next delivers.
  * Saving it with the seed and passing it as options.epoch/batch resumes exactly. */
 TP_API void tp_client_state(const tp_client *c, uint64_t *epoch, uint64_t *batch);
+
+/* The elastic resume state: the epoch of the next batch and the global positions of it
+ * the whole job has consumed once every rank has read what this one has. Passing it as
+ * options.epoch/consumed resumes under any world size. */
+TP_API void tp_client_position(const tp_client *c, uint64_t *epoch, uint64_t *consumed);
 
 TP_API uint64_t tp_client_batches_per_epoch(const tp_client *c);
 TP_API uint64_t tp_client_samples_per_epoch(const tp_client *c); /* for this rank */
@@ -163,6 +198,7 @@ typedef struct tp_device_batch {
     uint32_t samples;
     const uint64_t *ids;        /* host memory, valid until the batch is released */
     uint64_t skipped;
+    uint64_t resume_epoch, resume_consumed;
     uint32_t nfields;
     tp_batch_field fields[TP_CLIENT_MAX_FIELDS]; /* data: device pointers */
     void *stream;               /* the client's copy stream */

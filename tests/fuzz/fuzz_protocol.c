@@ -1,7 +1,7 @@
 /* libFuzzer target: control messages as the daemon receives them. Every input goes
  * through the header and length check; one that passes as an OPEN also goes through the
- * check of its fields, after which its strings (views' included) must be terminated
- * within their arrays and its numbers within their documented bounds. */
+ * check of its fields, after which its strings (views' and mixture sources' included) must
+ * be terminated within their arrays and its numbers within their documented bounds. */
 #include "protocol.h"
 
 #include <stdlib.h>
@@ -34,6 +34,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         m->nfields > TP_OPEN_MAX_FIELDS || (m->flags & ~TP_OPEN_FLAGS) ||
         m->output > TP_OUTPUT_FLOAT16 || m->nviews > TP_OPEN_MAX_VIEWS || m->reserved)
         abort();
+    if (m->nsources > TP_OPEN_MAX_SOURCES || m->reserved2 || (m->tokens & ~TP_TOKENS_FLAGS) ||
+        m->seq_len > TP_MAX_SEQ_LEN || ((m->nsources || m->tokens) && !m->seq_len))
+        abort();
+    for (uint32_t i = 0; i < m->nsources; i++)
+        if (!memchr(m->sources[i].dataset, 0, sizeof(m->sources[i].dataset)) ||
+            !(m->sources[i].weight > 0))
+            abort();
     for (uint32_t i = 0; i < m->nviews; i++) {
         const tp_msg_view *v = &m->views[i];
         if (!memchr(v->name, 0, sizeof(v->name)) || !memchr(v->field, 0, sizeof(v->field)) ||

@@ -656,7 +656,7 @@ static void corrupt_desc(tp_batch_desc *d, int which)
     case DC_SHAPE_OVERFLOW: f->shape[1] = INT64_C(1) << 31, f->shape[2] = INT64_C(1) << 31; break;
     case DC_BYTES: f->bytes += 1; break;
     case DC_MISALIGNED: f->offset += 8; break;
-    case DC_OVER_DESC: f->offset = sizeof(tp_batch_desc) & ~(uint64_t)63; break;
+    case DC_OVER_DESC: f->offset = (sizeof(tp_batch_desc) - 1) & ~(uint64_t)63; break;
     case DC_PAST_END: f->offset = SLOT - 704; break;
     case DC_OFFSET_OVERFLOW: f->offset = UINT64_MAX - 63; break;
     case DC_SECOND_FIELD: d->fields[1].dtype = 0; break;

@@ -435,6 +435,74 @@ START_TEST(test_avalanche)
 }
 END_TEST
 
+/* Elastic resume, exhaustively over small cases: after k batches of every rank under W,
+ * the position is k * B * W; resumed under W2 (any batch size B2), the rest of the epoch
+ * holds every remaining position once, plus padding from the epoch's start (none with
+ * drop_last, which may drop a tail); resumed under W itself, the batches are exactly those
+ * of the uninterrupted run. */
+START_TEST(test_elastic)
+{
+    const bool drop = _i;
+    uint64_t cases = 0;
+    for (uint64_t n = 1; n <= 41; n += 4)
+        for (uint32_t w = 1; w <= 5; w++)
+            for (uint32_t w2 = 1; w2 <= 5; w2++)
+                for (uint64_t bs = 1; bs <= 4; bs++) {
+                    tp_sampler a, b;
+                    if (tp_sampler_init(&a, n, bs, 0, w, true, drop, 9) < 0 || a.batches < 2)
+                        continue;
+                    const uint64_t k = a.batches / 2, consumed = k * bs * w;
+                    ck_assert_uint_eq(tp_sampler_consumed_after(&a, 3, k - 1), consumed);
+                    unsigned count[41] = {0};
+                    for (uint32_t r = 0; r < w; r++) {
+                        ck_assert_int_eq(tp_sampler_init(&a, n, bs, r, w, true, drop, 9), 0);
+                        for (uint64_t q = 0; q < k; q++)
+                            for (uint64_t j = 0; j < tp_sampler_batch_len(&a, q); j++)
+                                count[tp_sampler_sample(&a, 3, q, j)]++;
+                    }
+                    const uint64_t bs2 = 1 + (n + w2) % 3;
+                    uint64_t extra = 0, total = consumed;
+                    for (uint32_t r = 0; r < w2; r++) {
+                        if (tp_sampler_init(&b, n, bs2, r, w2, true, drop, 9) < 0)
+                            goto next; /* drop_last with fewer samples than ranks */
+                        tp_sampler_resume(&b, 3, consumed);
+                        ck_assert_uint_eq(tp_sampler_start(&b, 3), consumed);
+                        ck_assert_uint_eq(tp_sampler_start(&b, 4), 0);
+                        const uint64_t nb = tp_sampler_epoch_batches(&b, 3);
+                        for (uint64_t q = 0; q < nb; q++) {
+                            uint64_t len = tp_sampler_epoch_batch_len(&b, 3, q);
+                            for (uint64_t j = 0; j < len; j++)
+                                count[tp_sampler_sample(&b, 3, q, j)]++;
+                            total += len;
+                        }
+                        if (nb)
+                            ck_assert_uint_eq(tp_sampler_consumed_after(&b, 3, nb - 1), n);
+                        /* under the same world and batch size: the same batches */
+                        if (w2 == w && bs2 == bs) {
+                            ck_assert_int_eq(tp_sampler_init(&a, n, bs, r, w, true, drop, 9), 0);
+                            ck_assert_uint_eq(nb, a.batches - k);
+                            for (uint64_t q = 0; q < nb; q++)
+                                for (uint64_t j = 0; j < tp_sampler_epoch_batch_len(&b, 3, q); j++)
+                                    ck_assert_uint_eq(tp_sampler_sample(&b, 3, q, j),
+                                                      tp_sampler_sample(&a, 3, q + k, j));
+                        }
+                    }
+                    for (uint64_t id = 0; id < n; id++) {
+                        if (!drop)
+                            ck_assert_msg(count[id] >= 1, "n %llu w %u w2 %u: %llu missing",
+                                          (unsigned long long)n, w, w2, (unsigned long long)id);
+                        ck_assert_uint_le(count[id], drop ? 1 : 2);
+                        extra += count[id] > 1 ? count[id] - 1 : 0;
+                    }
+                    if (!drop)
+                        ck_assert_uint_eq(total - extra, n);
+                    cases++;
+                next:;
+                }
+    ck_assert_uint_gt(cases, 100);
+}
+END_TEST
+
 #ifndef NDEBUG
 /* Positions and batches out of range are the caller's bug and stop the process. */
 START_TEST(test_contract)
@@ -467,6 +535,7 @@ static Suite *sampler_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("resume");
     tcase_add_loop_test(tc, test_resume, 0, 2);
+    tcase_add_loop_test(tc, test_elastic, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("range");
     tcase_add_loop_test(tc, test_large_n, 0, 2);

@@ -382,19 +382,43 @@ static int Client_init(Client *self, PyObject *args, PyObject *kw)
     static char *names[] = {"dataset", "socket", "fields", "transform", "output",
                             "batch_size", "shuffle", "drop_last", "seed", "rank",
                             "world_size", "epoch", "batch", "prefetch", "hold",
-                            "timeout_ms", "autostart", "daemon_path", "max_batches", "views", NULL};
+                            "timeout_ms", "autostart", "daemon_path", "max_batches", "views",
+                            "consumed", "seq_len", "token_outputs", "sources", "mixture_epoch",
+                            NULL};
     const char *dataset, *socket = NULL, *transform = NULL, *output = "uint8",
                *daemon_path = NULL;
-    PyObject *fields = Py_None, *views = Py_None;
+    PyObject *fields = Py_None, *views = Py_None, *sources = Py_None;
     unsigned long long batch_size = 256, seed = 0, epoch = 0, batch = 0, max_batches = 0;
+    unsigned long long consumed = 0, mixture_epoch = 0;
     int shuffle = 1, drop_last = 0, autostart = 1, timeout_ms = 60000;
-    unsigned int rank = 0, world = 1, prefetch = 4, hold = 3;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zOzsKppKIIKKIIipzKO", names, &dataset, &socket,
-                                     &fields, &transform, &output, &batch_size, &shuffle,
-                                     &drop_last, &seed, &rank, &world, &epoch, &batch,
+    unsigned int rank = 0, world = 1, prefetch = 4, hold = 3, seq_len = 0, token_outputs = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "z|zOzsKppKIIKKIIipzKOKIIOK", names, &dataset,
+                                     &socket, &fields, &transform, &output, &batch_size,
+                                     &shuffle, &drop_last, &seed, &rank, &world, &epoch, &batch,
                                      &prefetch, &hold, &timeout_ms, &autostart, &daemon_path,
-                                     &max_batches, &views))
+                                     &max_batches, &views, &consumed, &seq_len, &token_outputs,
+                                     &sources, &mixture_epoch))
         return -1;
+    tp_client_source src_c[16];
+    size_t nsources = 0;
+    if (sources != Py_None) { /* [(name, weight), ...]: the tuples outlive the open */
+        Py_ssize_t n = PySequence_Size(sources);
+        if (n < 1 || n > 16) {
+            PyErr_SetString(PyExc_ValueError, "a mixture has 1..16 sources");
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *item = PySequence_GetItem(sources, i);
+            const char *name = NULL;
+            double weight = 0;
+            int ok = item && PyArg_ParseTuple(item, "sd", &name, &weight);
+            Py_XDECREF(item); /* the strings live in `sources`, which the caller holds */
+            if (!ok)
+                return -1;
+            src_c[i] = (tp_client_source){.dataset = name, .weight = weight};
+        }
+        nsources = (size_t)n;
+    }
     if (self->live || self->busy) {
         PyErr_SetString(PyExc_RuntimeError, "this client has batches in use; make a new one");
         return -1;
@@ -446,7 +470,10 @@ static int Client_init(Client *self, PyObject *args, PyObject *kw)
                            .rank = rank, .world_size = world, .epoch = epoch, .batch = batch,
                            .prefetch = prefetch, .hold = hold, .timeout_ms = timeout_ms,
                            .no_autostart = !autostart, .daemon_path = daemon_path,
-                           .max_batches = max_batches};
+                           .max_batches = max_batches, .consumed = consumed,
+                           .seq_len = seq_len, .token_outputs = token_outputs,
+                           .sources = nsources ? src_c : NULL, .nsources = nsources,
+                           .mixture_epoch = mixture_epoch};
     tp_error err = {0};
     int rc;
     tp_client *c = NULL;
@@ -588,8 +615,13 @@ static PyObject *Client_next(Client *self, PyObject *unused)
     PyObject *fields = ids ? batch_dict(lease) : NULL;
     unsigned long long epoch = self->device ? lease->dbatch.epoch : lease->batch.epoch,
                        index = self->device ? lease->dbatch.index : lease->batch.index,
-                       skipped = self->device ? lease->dbatch.skipped : lease->batch.skipped;
-    PyObject *r = fields ? Py_BuildValue("(KKKOO)", epoch, index, skipped, ids, fields) : NULL;
+                       skipped = self->device ? lease->dbatch.skipped : lease->batch.skipped,
+                       r_epoch = self->device ? lease->dbatch.resume_epoch
+                                              : lease->batch.resume_epoch,
+                       r_consumed = self->device ? lease->dbatch.resume_consumed
+                                                 : lease->batch.resume_consumed;
+    PyObject *r = fields ? Py_BuildValue("(KKKOOKK)", epoch, index, skipped, ids, fields,
+                                         r_epoch, r_consumed) : NULL;
     Py_XDECREF(ids);
     Py_XDECREF(fields);
     Py_DECREF(lease);
@@ -689,6 +721,15 @@ static PyObject *Client_state(Client *self, PyObject *unused)
     return Py_BuildValue("(KK)", (unsigned long long)e, (unsigned long long)b);
 }
 
+static PyObject *Client_position(Client *self, PyObject *unused)
+{
+    if (!self->c)
+        return closed_error();
+    uint64_t e, c;
+    tp_client_position(self->c, &e, &c);
+    return Py_BuildValue("(KK)", (unsigned long long)e, (unsigned long long)c);
+}
+
 static PyObject *Client_sizes(Client *self, PyObject *unused)
 {
     if (!self->c)
@@ -715,7 +756,10 @@ static PyObject *Client_close(Client *self, PyObject *unused)
 
 static PyMethodDef Client_methods[] = {
     {"next", (PyCFunction)Client_next, METH_NOARGS,
-     "next() -> (epoch, index, skipped, ids, {field: Array}); waits for the next batch."},
+     "next() -> (epoch, index, skipped, ids, {field: Array}, resume_epoch, resume_consumed);"
+     " waits for the next batch."},
+    {"position", (PyCFunction)Client_position, METH_NOARGS,
+     "position() -> (epoch, consumed): the elastic resume state before the next batch."},
     {"device", (PyCFunction)(void (*)(void))Client_device, METH_VARARGS | METH_KEYWORDS,
      "device(device=0, depth=3, output='uint8', mean=None, std=None) -> info; batches go to "
      "GPU memory from now on (fields become DeviceArrays)."},

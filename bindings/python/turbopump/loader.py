@@ -28,6 +28,19 @@ def _env_int(names, default):
 class Loader:
     """Batches of a turbopump dataset for one rank of a training job.
 
+    A token dataset (turbopump pack --tokens, turbopump.pack_tokens) is read as windows:
+    give seq_len=L and each batch holds "input_ids" and "labels" [B, L] (the window's
+    first L ids and its last L: the same shifted by one), int64 or int32 (token_dtype),
+    and with position_ids=True "position_ids" [B, L] (restarting at every document start
+    in the window) and with cu_seqlens=True "cu_seqlens" int32 [B, L + 1] (0, each
+    document start, L, then L repeated; flatten a batch's into flash-attention's form with
+    torch.unique(cu + L * torch.arange(B)[:, None])). The windows are the stream's
+    non-overlapping spans of L + 1 ids, shuffled per epoch and split over ranks as samples
+    are. dataset={"web": 0.7, "code": 0.3} (names or paths of token datasets) reads a
+    mixture: exact proportions over every period of positions (see docs), each source
+    shuffling through its own epochs; mixture_epoch sets the positions of an epoch
+    (default: all sources' windows).
+
     Iterating yields one epoch: dicts mapping each field to a torch.Tensor (when PyTorch
     is importable, else a numpy.ndarray), plus "__id__" (int64 sample ids) and
     "__epoch__". The next iteration continues with the next epoch; set_epoch() picks one.
@@ -66,6 +79,11 @@ class Loader:
     daemon_path the executable to start as that daemon (default: $TURBOPUMP_BIN, else the
                 one bundled in this package)
 
+    state_dict() records (epoch, positions consumed by the whole job); loaded into a Loader
+    with another world_size or batch_size, the rest of that epoch is re-split over the new
+    ranks, each remaining sample or window exactly once, with the same augmentation
+    randomness (elastic resume).
+
     Zero-copy views are read-only and keep their batch's slot in the ring until the last
     view of the batch is gone: keep at most prefetch - 1 batches alive (or use copy=True).
 
@@ -77,7 +95,8 @@ class Loader:
                  seed=0, drop_last=False, rank=None, world_size=None, device="cpu",
                  socket=None, copy=False, output="uint8", prefetch=4, timeout=60.0,
                  autostart=True, daemon_path=None, device_depth=3, transforms=None,
-                 views=None):
+                 views=None, seq_len=None, token_dtype="int64", position_ids=False,
+                 cu_seqlens=False, mixture_epoch=None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if prefetch < 2:
@@ -103,23 +122,58 @@ class Loader:
             prefetch = max(int(prefetch), int(device_depth) + 1)
         self._pipelines = _pipelines(transform, transforms, views)
         self._pending = None  # set_transforms() waiting for the next epoch edge
+        sources = None
+        if isinstance(dataset, dict):
+            if not dataset:
+                raise ValueError("a mixture needs at least one dataset")
+            sources = [(os.fspath(k), float(v)) for k, v in dataset.items()]
+            if any(not w > 0 for _, w in sources):
+                raise ValueError("mixture weights must be above 0")
+            if seq_len is None:
+                raise ValueError("a mixture of token datasets needs seq_len")
+            dataset = None
+        else:
+            dataset = os.fspath(dataset)
+        token_outputs = 0
+        if seq_len is not None:
+            if int(seq_len) < 1:
+                raise ValueError("seq_len must be at least 1")
+            if token_dtype not in ("int64", "int32"):
+                raise ValueError("token_dtype must be 'int64' or 'int32'")
+            token_outputs = (1 if token_dtype == "int32" else 0) | \
+                (2 if position_ids else 0) | (4 if cu_seqlens else 0)
+        elif position_ids or cu_seqlens or token_dtype != "int64":
+            raise ValueError("position_ids, cu_seqlens and token_dtype need seq_len")
+        self._tokens = seq_len is not None
         self._options = dict(
-            dataset=os.fspath(dataset), socket=socket, fields=list(fields) if fields else None,
+            dataset=dataset, sources=sources, seq_len=int(seq_len or 0),
+            token_outputs=token_outputs, mixture_epoch=int(mixture_epoch or 0),
+            socket=socket, fields=list(fields) if fields else None,
             output=output, batch_size=int(batch_size),
             shuffle=bool(shuffle), drop_last=bool(drop_last), seed=int(seed), rank=self.rank,
             world_size=self.world_size, prefetch=int(prefetch), hold=int(prefetch) - 1,
             timeout_ms=int(timeout * 1000), autostart=bool(autostart),
             daemon_path=daemon_path or daemon_executable())
         self.seed = int(seed)
-        self._epoch, self._batch = 0, 0      # where the next batch comes from
+        self.batch_size = int(batch_size)
+        # where the next batch comes from: the epoch, and its global positions the whole
+        # job has consumed (batches * batch_size * world_size while nothing changes)
+        self._epoch, self._consumed = 0, 0
         self._client = self._open(0, 0)
         self._client_pipelines = _copy_pipelines(self._pipelines)
         self._batches, self._per_rank, self._samples = self._client.sizes()
 
-    def _open(self, epoch, batch):
+    @property
+    def _batch(self):
+        """Batches of this epoch read so far, as this world size counts them."""
+        return self._consumed // (self.batch_size * self.world_size)
+
+    def _open(self, epoch, consumed):
         p = self._pipelines
-        client = _turbopump.Client(epoch=epoch, batch=batch, transform=p["transform"],
-                                   views=_view_tuples(p), **self._options)
+        views = [] if self._tokens else _view_tuples(p)
+        client = _turbopump.Client(epoch=epoch, consumed=consumed,
+                                   transform=None if self._tokens else p["transform"],
+                                   views=views, **self._options)
         if self._gpu is not None:
             try:
                 client.device(**self._gpu)
@@ -129,17 +183,19 @@ class Loader:
         return client
 
     def __len__(self):
-        """Batches per epoch for this rank (the same for every rank)."""
+        """Batches per epoch for this rank (the same for every rank); an epoch resumed
+        part-way has fewer left."""
         return self._batches
 
     @property
     def num_samples(self):
-        """Samples in the dataset."""
+        """Samples in the dataset (windows of a token dataset, positions of a mixture's
+        epoch)."""
         return self._samples
 
     def set_epoch(self, epoch):
         """The epoch the next iteration reads (from its first batch)."""
-        self._epoch, self._batch = int(epoch), 0
+        self._epoch, self._consumed = int(epoch), 0
 
     @property
     def pipelines(self):
@@ -157,15 +213,19 @@ class Loader:
         new = _copy_pipelines(self._pending or self._pipelines)
         given = _pipelines(transform, transforms, views, partial=True)
         new.update({k: v for k, v in given.items() if v is not None})
-        if self._batch == 0:  # at an epoch edge: now
+        if self._consumed == 0:  # at an epoch edge: now
             self._pipelines, self._pending = new, None
         else:
             self._pending = new
 
     def state_dict(self):
         """Where the next batch comes from, and the pipelines it and later epochs use: load
-        it into a new Loader to resume exactly."""
-        state = {"seed": self.seed, "epoch": self._epoch, "batch": self._batch,
+        it into a new Loader to resume exactly, with the same or another world size and
+        batch size. "consumed" counts the epoch's global positions the whole job has read
+        (as every rank of it has, at the same batch); "batch" is that in batches of this
+        world and batch size."""
+        state = {"seed": self.seed, "epoch": self._epoch, "consumed": self._consumed,
+                 "batch": self._batch, "batch_size": self.batch_size,
                  "rank": self.rank, "world_size": self.world_size,
                  "pipelines": _copy_pipelines(self._pipelines)}
         if self._pending is not None:
@@ -184,7 +244,22 @@ class Loader:
         if state.get("pending_pipelines") is not None:
             pending = _checked_pipelines(state["pending_pipelines"])
         self._pipelines, self._pending = pipelines, pending
-        self._epoch, self._batch = int(state["epoch"]), int(state["batch"])
+        if "consumed" in state:
+            consumed = int(state["consumed"])
+        else:  # an older state: batches of its own world size and (unrecorded) batch size
+            consumed = int(state["batch"]) * self.batch_size * \
+                int(state.get("world_size", self.world_size))
+        if consumed > self._samples:
+            raise ValueError("state has consumed %d positions of an epoch of %d"
+                             % (consumed, self._samples))
+        self._epoch, self._consumed = int(state["epoch"]), consumed
+
+    def _batches_left(self):
+        """The sampler's count of this rank's batches in the rest of the epoch."""
+        left, w, b = self._samples - self._consumed, self.world_size, self.batch_size
+        drop = self._options["drop_last"]
+        per_rank = left // w + (0 if drop or left % w == 0 else 1)
+        return per_rank // b + (0 if drop or per_rank % b == 0 else 1)
 
     def close(self):
         """Ends the session (once the last zero-copy view is gone)."""
@@ -198,15 +273,15 @@ class Loader:
     def __exit__(self, *exc):
         self.close()
 
-    def _session_at(self, epoch, batch):
+    def _session_at(self, epoch, consumed):
         """The session, reopened if it is not where the next batch must come from or its
         pipelines are not the ones asked for."""
-        if self._client is None or self._client.state() != (epoch, batch) or \
+        if self._client is None or self._client.position() != (epoch, consumed) or \
                 self._client_pipelines != self._pipelines:
             if self._client is not None:
                 self._client.close()
                 self._client = None
-            self._client = self._open(epoch, batch)
+            self._client = self._open(epoch, consumed)
             self._client_pipelines = _copy_pipelines(self._pipelines)
         return self._client
 
@@ -231,15 +306,16 @@ class Loader:
         return t.to(self.device, non_blocking=True)
 
     def __iter__(self):
-        if self._batch == 0 and self._pending is not None:  # the epoch edge
+        if self._consumed == 0 and self._pending is not None:  # the epoch edge
             self._pipelines, self._pending = self._pending, None
         epoch = self._epoch
-        if self._batch >= self._batches:
-            raise ValueError("batch %d is past the epoch's %d" % (self._batch, self._batches))
-        client = self._session_at(epoch, self._batch)
-        while self._batch < self._batches:
-            got_epoch, index, skipped, ids, fields = client.next()
-            assert (got_epoch, index) == (epoch, self._batch), (got_epoch, index)
+        if self._batches_left() == 0:  # a resume left no batch of this world in the epoch
+            self._epoch, self._consumed = epoch + 1, 0
+            return
+        client = self._session_at(epoch, self._consumed)
+        while True:
+            got_epoch, index, skipped, ids, fields, next_epoch, consumed = client.next()
+            assert got_epoch == epoch, (got_epoch, epoch)
             batch = {name: self._convert(a) for name, a in fields.items()}
             if self._gpu is not None:  # host ids: a copy, so they hold no GPU buffer
                 ids = np.array(ids)
@@ -248,9 +324,10 @@ class Loader:
             if skipped:
                 batch["__skipped__"] = skipped
             fields = ids = None  # only the batch holds its buffers now
-            self._batch += 1
+            self._epoch, self._consumed = next_epoch, consumed
             yield batch
-        self._epoch, self._batch = epoch + 1, 0
+            if next_epoch != epoch:
+                return
 
 
 def _pipelines(transform, transforms, views, partial=False):
