@@ -48,4 +48,19 @@ int tp__outputs_fill_image(const tp_outputs *o, uint32_t lead, tp_worker *w,
                            uint64_t len, uint64_t seed, uint64_t epoch, uint64_t id,
                            tp_error *err);
 
+/* Slot layout: descriptor (desc_bytes), ids, then one array per output, each 4 KiB
+ * aligned; sets each output's offset. @return : 0 or TP_ETOOBIG. */
+int tp__outputs_layout(tp_outputs *o, uint64_t batch, uint64_t desc_bytes, uint64_t *ids_offset,
+                       uint64_t *slot_bytes, tp_error *err);
+
+#define TP_DIRECT_EDGE 512 /* the most record bytes before or after a direct payload */
+
+/* Predicts the record layout when every field of the schema has a fixed size (int64,
+ * tensors; stored uncompressed, as pack stores data that does not compress) and picks the
+ * largest selected tensor to read straight into the slot: its record offset and the
+ * record's length. Records that turn out otherwise are read again whole.
+ * @return : the output index, or -1 when none qualifies. */
+int tp__outputs_plan_direct(const tp_outputs *o, const tp_dataset *ds, uint64_t *at,
+                            uint64_t *total);
+
 #endif

@@ -30,7 +30,7 @@ typedef struct batch_work {
     tp_task *tasks;
     tp_task **ptrs;
     unsigned char *bad;        /* per sample: failed (skip policy) */
-    unsigned char *edges;      /* per sample: 2 x EDGE bytes around a direct payload */
+    unsigned char *edges;      /* per sample: 2 x TP_DIRECT_EDGE bytes around a direct payload */
     int err_code;              /* the first failure, under the session lock; the first */
     char err_msg[512];         /* one the daemon caused if any (out of memory) */
 } batch_work;
@@ -60,8 +60,6 @@ typedef struct session {
     pthread_cond_t cv;
     bool failed;
 } session;
-
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* ---- filling one sample (decode threads) */
 
@@ -202,82 +200,17 @@ static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint
 
 _Static_assert(TP_MAX_PREFETCH == TP_RING_MAX_SLOTS, "prefetch is bounded by the ring");
 
-#define EDGE 512          /* the most record bytes before or after a direct payload */
-#define DIRECT_MIN 16384  /* smaller payloads are cheaper to copy than to split a read */
-
-static uint64_t pad8(uint64_t x)
-{
-    return (x + TP_RECORD_PAD - 1) & ~(uint64_t)(TP_RECORD_PAD - 1);
-}
-
-/* Bytes of every value of a fixed-size field (int64, tensor); 0 for the others, or when
- * the size does not fit 64 bits. */
-static uint64_t fixed_bytes(const tp_field_info *fi)
-{
-    if (fi->kind != TP_FIELD_INT64 && fi->kind != TP_FIELD_TENSOR)
-        return 0;
-    uint64_t n = tp_dtype_size(fi->kind == TP_FIELD_INT64 ? TP_DTYPE_INT64 : fi->dtype);
-    for (uint32_t d = 0; fi->kind == TP_FIELD_TENSOR && d < fi->ndim; d++)
-        if (__builtin_mul_overflow(n, (uint64_t)fi->shape[d], &n))
-            return 0;
-    return n;
-}
-
-/* Predicts the record layout when every field of the schema has a fixed size (int64,
- * tensors; stored uncompressed, as pack stores data that does not compress) and picks
- * the largest selected tensor to read directly. Records that turn out otherwise are read
- * again whole (fill_sample). */
 static void plan_direct(session *s)
 {
-    const tp_dataset *ds = s->ds->ds;
-    size_t n = tp_dataset_field_count(ds);
-    uint64_t off = TP_RECORD_HEADER + n * TP_RECORD_ENTRY;
-    uint64_t at[TP_MAX_FIELDS], size[TP_MAX_FIELDS];
-    s->direct = -1;
-    if (s->srv->o.direct) /* O_DIRECT reads need the engine's aligned buffers */
-        return;
-    for (size_t i = 0; i < n; i++) {
-        if (!(size[i] = fixed_bytes(tp_dataset_field(ds, i))))
-            return;
-        at[i] = off;
-        off += pad8(size[i]);
-    }
-    for (uint32_t i = 0; i < s->nf; i++) {
-        const tp_out_field *f = &s->f[i];
-        if (f->kind == TP_FIELD_TENSOR && f->sample_bytes >= DIRECT_MIN &&
-            (s->direct < 0 || f->sample_bytes > s->f[s->direct].sample_bytes))
-            s->direct = (int)i;
-    }
-    if (s->direct < 0)
-        return;
-    uint32_t k = s->f[s->direct].index;
-    s->direct_at = at[k];
-    s->direct_total = off;
-    if (at[k] > EDGE || off - at[k] - size[k] > EDGE)
-        s->direct = -1;
+    s->direct = s->srv->o.direct /* O_DIRECT reads need the engine's aligned buffers */
+                    ? -1 : tp__outputs_plan_direct(s->out, s->ds->ds, &s->direct_at,
+                                                   &s->direct_total);
 }
 
-/* Slot layout: descriptor, ids, then one array per field, each 4 KiB aligned. */
 static int layout(session *s, tp_error *err)
 {
-    uint64_t b = s->sampler.batch_size, off = align_up(sizeof(tp_batch_desc), 4096);
-    s->ids_offset = off;
-    off = align_up(off + 8 * b, 4096);
-    for (uint32_t i = 0; i < s->nf; i++) {
-        uint64_t bytes;
-        if (__builtin_mul_overflow(s->f[i].sample_bytes, b, &bytes) ||
-            bytes > TP_RING_MAX_SLOT_BYTES)
-            return tp__error_set(err, TP_ETOOBIG, "a batch of field '%s' exceeds %llu bytes",
-                                 s->f[i].name, (unsigned long long)TP_RING_MAX_SLOT_BYTES);
-        s->f[i].offset = off;
-        off = align_up(off + bytes, 4096);
-    }
-    if (off > TP_RING_MAX_SLOT_BYTES)
-        return tp__error_set(err, TP_ETOOBIG, "a batch of %llu bytes exceeds the %llu-byte "
-                             "slot limit", (unsigned long long)off,
-                             (unsigned long long)TP_RING_MAX_SLOT_BYTES);
-    s->slot_bytes = off;
-    return 0;
+    return tp__outputs_layout(s->out, s->sampler.batch_size, sizeof(tp_batch_desc),
+                              &s->ids_offset, &s->slot_bytes, err);
 }
 
 static void *session_calloc(size_t n, size_t size)
@@ -348,7 +281,7 @@ static int open_session(session *s, const tp_msg_open *m, tp_error *err)
         bw->tasks = session_calloc(m->batch_size, sizeof(tp_task));
         bw->ptrs = session_calloc(m->batch_size, sizeof(tp_task *));
         bw->bad = session_calloc(m->batch_size, 1);
-        bw->edges = s->direct >= 0 ? session_calloc(m->batch_size * 2, EDGE) : NULL;
+        bw->edges = s->direct >= 0 ? session_calloc(m->batch_size * 2, TP_DIRECT_EDGE) : NULL;
         if (!bw->tasks || !bw->ptrs || !bw->bad || (s->direct >= 0 && !bw->edges))
             rc = tp__error_set(err, -ENOMEM, "out of memory for a session");
     }
@@ -392,12 +325,12 @@ static void describe(session *s, batch_work *bw, tp_batch_desc *d)
 static void direct_pieces(const session *s, batch_work *bw, tp_task *t)
 {
     const tp_out_field *f = &s->f[s->direct];
-    unsigned char *edge = bw->edges + (size_t)t->index * 2 * EDGE;
+    unsigned char *edge = bw->edges + (size_t)t->index * 2 * TP_DIRECT_EDGE;
     uint64_t after = s->direct_total - s->direct_at - f->sample_bytes;
     t->iov[0] = (struct iovec){edge, s->direct_at};
     t->iov[1] = (struct iovec){bw->slot + f->offset + (uint64_t)t->index * f->sample_bytes,
                                f->sample_bytes};
-    t->iov[2] = (struct iovec){edge + EDGE, after};
+    t->iov[2] = (struct iovec){edge + TP_DIRECT_EDGE, after};
     t->iovcnt = after ? 3 : 2;
 }
 
@@ -683,6 +616,11 @@ void *tp__session_main(void *arg)
     if (rc == 0) {
         pthread_mutex_lock(&s.srv->lock); /* STAT reads these */
         snprintf(pub->dataset, sizeof(pub->dataset), "%s", open.dataset);
+        for (uint32_t i = 0; i < open.nsources; i++) { /* a mixture: its sources' names */
+            size_t at = i ? strlen(pub->dataset) : 0;
+            snprintf(pub->dataset + at, sizeof(pub->dataset) - at, "%s%s", i ? "+" : "",
+                     open.sources[i].dataset);
+        }
         size_t n = strnlen(open.transform, sizeof(pub->transform) - 1); /* cut short */
         memcpy(pub->transform, open.transform, n);
         pub->transform[n] = '\0';
