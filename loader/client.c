@@ -231,6 +231,8 @@ static int fill_open(tp_msg_open *m, const tp_client_options *o, const char *dat
     }
     m->nsources = (uint32_t)o->nsources;
     m->mixture_epoch = o->mixture_epoch;
+    m->align = o->align_documents;
+    m->pad_id = o->pad_id;
     m->prefetch = o->prefetch ? o->prefetch : 4;
     m->output = (uint32_t)o->output;
     m->limit = o->max_batches;

@@ -196,14 +196,16 @@ int tp__msg_check_open(const tp_msg_open *m, tp_error *err)
                              (unsigned long long)m->batch_size, TP_MAX_BATCH);
     if (m->world < 1 || m->world > TP_MAX_WORLD || m->rank >= m->world)
         return tp__error_set(err, TP_EUSAGE, "rank %u of world size %u", m->rank, m->world);
-    if (m->nsources > TP_OPEN_MAX_SOURCES || m->reserved2 || (m->tokens & ~TP_TOKENS_FLAGS))
-        return tp__error_set(err, TP_EPROTOCOL, "OPEN: bad source count or token flags");
+    if (m->nsources > TP_OPEN_MAX_SOURCES || m->align > TP_ALIGN_PACK ||
+        (m->tokens & ~TP_TOKENS_FLAGS))
+        return tp__error_set(err, TP_EPROTOCOL, "OPEN: bad source count, alignment or token "
+                             "flags");
     for (uint32_t i = 0; i < m->nsources; i++)
         if (!tp__msg_str_ok(m->sources[i].dataset, sizeof(m->sources[i].dataset)) ||
             !(m->sources[i].weight > 0 && m->sources[i].weight < 1e12))
             return tp__error_set(err, TP_EUSAGE, "mixture source %u: a dataset name and a "
                                  "weight above 0", i);
-    if ((m->nsources || m->tokens) && !m->seq_len)
+    if ((m->nsources || m->tokens || m->align || m->pad_id) && !m->seq_len)
         return tp__error_set(err, TP_EUSAGE, "mixtures and token options need seq_len");
     if (m->seq_len > TP_MAX_SEQ_LEN)
         return tp__error_set(err, TP_EUSAGE, "seq_len %u is not in 1..%u", m->seq_len,

@@ -77,6 +77,12 @@ enum { /* what windows of token datasets deliver, besides input_ids and labels *
     TP_TOKENS_FLAGS = 7u
 };
 
+enum tp_align { /* windows of token datasets */
+    TP_ALIGN_NONE = 0,  /* the stream's spans of seq_len + 1 ids, across documents */
+    TP_ALIGN_PAD = 1,   /* each starts a document (or continues a long one), padded */
+    TP_ALIGN_PACK = 2   /* whole consecutive documents while they fit, then padded */
+};
+
 /* One source of a mixture: a token dataset and its weight. */
 typedef struct tp_msg_source {
     char dataset[TP_NAME_MAX];
@@ -119,7 +125,8 @@ typedef struct tp_msg_open {
     uint32_t seq_len;            /* 1..TP_MAX_SEQ_LEN */
     uint32_t tokens;             /* TP_TOKENS_* */
     uint32_t nsources;           /* a mixture of token datasets instead of `dataset` */
-    uint32_t reserved2;          /* 0 */
+    uint32_t align;              /* enum tp_align */
+    int64_t pad_id;              /* input_ids past an aligned window's ids */
     uint64_t mixture_epoch;      /* positions per mixture epoch; 0: the sources' windows */
     tp_msg_source sources[TP_OPEN_MAX_SOURCES];
 } tp_msg_open;

@@ -13,6 +13,7 @@ typedef struct wsource {
     const tp_tokens *tok;
     unsigned token_bytes;
     uint64_t windows, first_id;
+    uint64_t *starts;            /* aligned windows: windows + 1 stream positions */
 } wsource;
 
 enum { OUT_INPUT, OUT_LABELS, OUT_POSITIONS, OUT_CU, OUT_KINDS };
@@ -21,6 +22,8 @@ static const char *const out_names[OUT_KINDS] = {"input_ids", "labels", "positio
 
 struct tp_windows {
     uint32_t L;
+    uint32_t align;              /* enum tp_align */
+    int64_t pad_id;
     tp_dtype dtype;              /* of input_ids, labels and position_ids */
     uint32_t k;
     wsource src[TP_OPEN_MAX_SOURCES];
@@ -74,6 +77,33 @@ static int pick_outputs(tp_windows *w, const tp_msg_open *m, tp_outputs *o, tp_e
     return 0;
 }
 
+/* Aligned windows tile the stream: window i is [starts[i], starts[i + 1]), at most L + 1
+ * ids, never starting inside a document unless that document is longer than L + 1 (it is
+ * cut into pieces of L + 1). PAD: one document (piece) per window. PACK: as many whole
+ * consecutive documents as fit. O(documents) once per session. */
+static int aligned_starts(const tp_windows *w, wsource *s, tp_error *err)
+{
+    const uint64_t *doc = tp__tokens_starts(s->tok), ndocs = tp_tokens_document_count(s->tok);
+    const uint64_t T = tp_tokens_count(s->tok), span = (uint64_t)w->L + 1;
+    size_t cap = 0, n = 0;
+    uint64_t pos = 0, d = 0; /* doc[d] <= pos < doc[d + 1] */
+    while (pos < T) {
+        if (tp__grow((void **)&s->starts, &cap, (n + 2) * sizeof(uint64_t)) < 0)
+            return tp__error_set(err, -ENOMEM, "out of memory for aligned windows");
+        s->starts[n++] = pos;
+        uint64_t end = TP_MIN(doc[d + 1], pos + span); /* the rest of this document */
+        if (w->align == TP_ALIGN_PACK && end == doc[d + 1])
+            while (d + 1 < ndocs && doc[d + 2] - pos <= span) /* whole next documents */
+                end = doc[++d + 1];
+        if (end == doc[d + 1])
+            d++;
+        pos = end;
+    }
+    s->starts[n] = T;
+    s->windows = n;
+    return 0;
+}
+
 static int add_source(tp_windows *w, tp_served *ds, const char *name, tp_error *err)
 {
     if (!ds->tok)
@@ -84,6 +114,8 @@ static int add_source(tp_windows *w, tp_served *ds, const char *name, tp_error *
     s->tok = ds->tok;
     s->token_bytes = (unsigned)tp_dtype_size(tp_tokens_dtype(ds->tok));
     s->windows = tp_tokens_count(ds->tok) / ((uint64_t)w->L + 1);
+    if (w->align != TP_ALIGN_NONE)
+        TP_TRY(aligned_starts(w, s, err));
     s->first_id = w->k ? w->src[w->k - 1].first_id + w->src[w->k - 1].windows : 0;
     if (s->windows == 0)
         return tp__error_set(err, TP_EUSAGE, "dataset %.200s has %" PRIu64 " tokens: not one "
@@ -103,7 +135,12 @@ int tp__windows_open(tp_windows **out, tp_server *srv, tp_served *ds, const tp_m
         return tp__error_set(err, -ENOMEM, "out of memory for a session");
     *out = w;
     w->L = m->seq_len;
+    w->align = m->align;
+    w->pad_id = m->pad_id;
     w->dtype = m->tokens & TP_TOKENS_INT32 ? TP_DTYPE_INT32 : TP_DTYPE_INT64;
+    if (w->dtype == TP_DTYPE_INT32 && (w->pad_id < INT32_MIN || w->pad_id > INT32_MAX))
+        return tp__error_set(err, TP_EUSAGE, "pad id %lld does not fit int32",
+                             (long long)w->pad_id);
     if (w->L == 0)
         return tp__error_set(err, TP_EUSAGE, "dataset %.200s holds tokens: give seq_len to "
                              "read it as windows", m->dataset);
@@ -134,6 +171,8 @@ int tp__windows_open(tp_windows **out, tp_server *srv, tp_served *ds, const tp_m
 
 void tp__windows_close(tp_windows *w)
 {
+    for (uint32_t i = 0; w && i < w->k; i++)
+        free(w->src[i].starts);
     free(w);
 }
 
@@ -160,12 +199,27 @@ const char *tp__windows_source(const tp_windows *w, uint64_t id)
     return source_of(w, id)->ds->name;
 }
 
+/* Window `local` of a source: its first id and how many it has (L + 1 but for aligned
+ * windows, which may have fewer). */
+static void range_of(const tp_windows *w, const wsource *s, uint64_t local, uint64_t *first,
+                     uint64_t *n)
+{
+    if (s->starts) {
+        *first = s->starts[local];
+        *n = s->starts[local + 1] - s->starts[local];
+    } else {
+        *first = local * ((uint64_t)w->L + 1);
+        *n = (uint64_t)w->L + 1;
+    }
+}
+
 void tp__windows_task(const tp_windows *w, uint64_t id, tp_task *t)
 {
     const wsource *s = source_of(w, id);
+    uint64_t first, n;
+    range_of(w, s, id - s->first_id, &first, &n);
     tp__tokens_span sp;
-    tp__tokens_span_of(s->tok, (id - s->first_id) * ((uint64_t)w->L + 1), (uint64_t)w->L + 1,
-                       &sp);
+    tp__tokens_span_of(s->tok, first, n, &sp);
     tp_tokens_shard si;
     tp_tokens_shard_info(s->tok, sp.shard, &si);
     t->loc = (tp_sample_location){.shard = sp.shard, .fd = si.fd, .offset = sp.offset,
@@ -173,9 +227,10 @@ void tp__windows_task(const tp_windows *w, uint64_t id, tp_task *t)
     t->file = s->ds->files[sp.shard];
 }
 
-/* position_ids and cu_seqlens of the window starting at id `first`. */
-static void documents(const tp_windows *w, const wsource *s, uint64_t first, void *pos,
-                      int32_t *cu)
+/* position_ids and cu_seqlens of the window starting at id `first` whose first `real`
+ * inputs are ids (the rest padding: its positions 0, one more boundary before it). */
+static void documents(const tp_windows *w, const wsource *s, uint64_t first, uint32_t real,
+                      void *pos, int32_t *cu)
 {
     const uint64_t *starts = tp__tokens_starts(s->tok);
     uint64_t d = tp_tokens_document_of(s->tok, first) + 1, ndocs = tp_tokens_document_count(s->tok);
@@ -183,7 +238,20 @@ static void documents(const tp_windows *w, const wsource *s, uint64_t first, voi
     if (cu)
         cu[k++] = 0;
     for (;;) {
-        uint32_t to = d < ndocs && starts[d] < first + w->L ? (uint32_t)(starts[d] - first) : w->L;
+        uint32_t to = d < ndocs && starts[d] < first + real ? (uint32_t)(starts[d] - first) : real;
+        if (to == real && real < w->L) { /* the padding, a segment of its own */
+            for (uint32_t j = from; pos && j < w->L; j++) {
+                if (w->dtype == TP_DTYPE_INT64)
+                    ((int64_t *)pos)[j] = j < real ? j - from : 0;
+                else
+                    ((int32_t *)pos)[j] = j < real ? (int32_t)(j - from) : 0;
+            }
+            if (cu && real > 0)
+                cu[k++] = (int32_t)real;
+            if (cu)
+                cu[k++] = (int32_t)w->L;
+            break;
+        }
         for (uint32_t j = from; pos && j < to; j++) {
             if (w->dtype == TP_DTYPE_INT64)
                 ((int64_t *)pos)[j] = j - from;
@@ -201,12 +269,23 @@ static void documents(const tp_windows *w, const wsource *s, uint64_t first, voi
         cu[k] = (int32_t)w->L;
 }
 
+static void pad(void *dst, tp_dtype dtype, uint32_t from, uint32_t to, int64_t v)
+{
+    for (uint32_t j = from; j < to; j++) {
+        if (dtype == TP_DTYPE_INT64)
+            ((int64_t *)dst)[j] = v;
+        else
+            ((int32_t *)dst)[j] = (int32_t)v;
+    }
+}
+
 int tp__windows_fill(const tp_windows *w, const tp_outputs *o, tp_worker *wk,
                      unsigned char *slot, uint32_t index, uint64_t id,
                      const unsigned char *data, uint64_t len, tp_error *err)
 {
     const wsource *s = source_of(w, id);
-    const uint64_t n = (uint64_t)w->L + 1, first = (id - s->first_id) * n;
+    uint64_t first, n;
+    range_of(w, s, id - s->first_id, &first, &n);
     const unsigned tb = s->token_bytes;
     unsigned char *dst[OUT_KINDS] = {NULL};
     for (int i = 0; i < OUT_KINDS; i++)
@@ -241,11 +320,18 @@ int tp__windows_fill(const tp_windows *w, const tp_outputs *o, tp_worker *wk,
         }
         ids = gather;
     }
-    if (dst[OUT_INPUT])
-        tp__tokens_convert(ids, tb, w->L, dst[OUT_INPUT], w->dtype);
-    if (dst[OUT_LABELS])
-        tp__tokens_convert(ids + tb, tb, w->L, dst[OUT_LABELS], w->dtype);
+    /* An aligned window of n <= L + 1 ids: n (at most L) inputs, n - 1 labels; inputs
+     * past them are pad_id and labels -100, the index losses ignore. */
+    const uint32_t inputs = (uint32_t)TP_MIN(n, w->L), labels = (uint32_t)(n - 1);
+    if (dst[OUT_INPUT]) {
+        tp__tokens_convert(ids, tb, inputs, dst[OUT_INPUT], w->dtype);
+        pad(dst[OUT_INPUT], w->dtype, inputs, w->L, w->pad_id);
+    }
+    if (dst[OUT_LABELS]) {
+        tp__tokens_convert(ids + tb, tb, labels, dst[OUT_LABELS], w->dtype);
+        pad(dst[OUT_LABELS], w->dtype, labels, w->L, -100);
+    }
     if (dst[OUT_POSITIONS] || dst[OUT_CU])
-        documents(w, s, first, dst[OUT_POSITIONS], (int32_t *)(void *)dst[OUT_CU]);
+        documents(w, s, first, inputs, dst[OUT_POSITIONS], (int32_t *)(void *)dst[OUT_CU]);
     return 0;
 }

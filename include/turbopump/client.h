@@ -88,6 +88,13 @@ typedef struct tp_client_options {
                                    world size; 0: batch * batch_size * world_size */
     uint32_t seq_len;           /* token datasets: windows of seq_len ids (required) */
     uint32_t token_outputs;     /* TP_CLIENT_TOKENS_* */
+    uint32_t align_documents;   /* 0: windows are the stream's spans of seq_len + 1 ids;
+                                   1 (pad): each window starts a document (a document
+                                   longer than seq_len + 1 continues in the next), its rest
+                                   padded; 2 (pack): whole consecutive documents while they
+                                   fit, then padded. Padding: input_ids pad_id, labels -100,
+                                   position_ids 0, a cu_seqlens segment of its own */
+    int64_t pad_id;
     const tp_client_source *sources; /* a mixture of token datasets (dataset NULL), <= 16 */
     size_t nsources;
     uint64_t mixture_epoch;     /* positions per mixture epoch; 0: all sources' windows */

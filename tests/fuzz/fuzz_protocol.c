@@ -34,8 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         m->nfields > TP_OPEN_MAX_FIELDS || (m->flags & ~TP_OPEN_FLAGS) ||
         m->output > TP_OUTPUT_FLOAT16 || m->nviews > TP_OPEN_MAX_VIEWS || m->reserved)
         abort();
-    if (m->nsources > TP_OPEN_MAX_SOURCES || m->reserved2 || (m->tokens & ~TP_TOKENS_FLAGS) ||
-        m->seq_len > TP_MAX_SEQ_LEN || ((m->nsources || m->tokens) && !m->seq_len))
+    if (m->nsources > TP_OPEN_MAX_SOURCES || m->align > TP_ALIGN_PACK ||
+        (m->tokens & ~TP_TOKENS_FLAGS) || m->seq_len > TP_MAX_SEQ_LEN ||
+        ((m->nsources || m->tokens || m->align || m->pad_id) && !m->seq_len))
         abort();
     for (uint32_t i = 0; i < m->nsources; i++)
         if (!memchr(m->sources[i].dataset, 0, sizeof(m->sources[i].dataset)) ||

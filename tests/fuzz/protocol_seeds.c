@@ -77,6 +77,8 @@ int main(int argc, char **argv)
     m.consumed = 123456;
     put(&m, sizeof(m));
     m.tokens = TP_TOKENS_INT32;
+    m.align = TP_ALIGN_PACK;
+    m.pad_id = 50256;
     m.nfields = 2;
     strcpy(m.fields[0], "input_ids");
     strcpy(m.fields[1], "position_ids");
@@ -97,7 +99,7 @@ int main(int argc, char **argv)
 
     /* each refused by one check */
     tp_msg_open bad = m;
-    bad.reserved2 = 1;
+    bad.align = 3;
     put(&bad, sizeof(bad));
     bad = m;
     bad.sources[1].weight = 0;

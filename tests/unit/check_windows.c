@@ -374,6 +374,82 @@ START_TEST(test_mixture_batches)
 }
 END_TEST
 
+/* ---- document-aligned windows */
+
+/* Both modes, in dataset order: the windows' ids tile the stream in order; each starts a
+ * document or continues one longer than L + 1 by L + 1 ids; PAD holds one document's
+ * piece, PACK whole documents while the next would not fit; padding is pad_id / -100 /
+ * position 0, with a boundary before it. */
+START_TEST(test_aligned)
+{
+    const uint32_t mode = _i ? 2 : 1; /* pad, pack */
+    enum { L = 40, PAD = 77 };
+    daemon_fx f;
+    fx_init(&f);
+    write_tokens_ds(f.root, "tok", 150, 6, TP_DTYPE_UINT16);
+    fx_start(&f, false, 0);
+    tp_tokens *t = open_tokens(f.root, "tok");
+    tp_client_options o = client_options(&f, "tok");
+    o.seq_len = L;
+    o.align_documents = mode;
+    o.pad_id = PAD;
+    o.token_outputs = TP_CLIENT_TOKENS_POSITIONS | TP_CLIENT_TOKENS_CU_SEQLENS;
+    tp_client *c = client_open(&o);
+    uint64_t T = tp_tokens_count(t), at = 0, expect_id = 0;
+    uint64_t batches = tp_client_batches_per_epoch(c);
+    int64_t *ids = malloc((T + 1) * sizeof(int64_t));
+    tp_error err = {0};
+    ck_assert_int_eq(tp_tokens_read(t, 0, T, ids, TP_DTYPE_INT64, &err), 0);
+    for (uint64_t k = 0; k < batches; k++) {
+        tp_batch b;
+        ck_assert_msg(tp_client_next(c, &b, &err) == 0, "%s", err.msg);
+        const tp_batch_field *in = field_of(&b, "input_ids"), *lab = field_of(&b, "labels"),
+                             *pos = field_of(&b, "position_ids"), *cu = field_of(&b, "cu_seqlens");
+        for (uint32_t j = 0; j < b.samples; j++, expect_id++) {
+            ck_assert_uint_eq(b.ids[j], expect_id);
+            uint64_t d = tp_tokens_document_of(t, at), d0 = tp_tokens_document_start(t, d);
+            ck_assert_msg((at - d0) % (L + 1) == 0, "window %llu starts inside a document",
+                          (unsigned long long)expect_id);
+            /* the window's ids: up to L + 1, ending at a document end or L + 1 in */
+            uint64_t end = TP_MIN(tp_tokens_document_start(t, d + 1), at + L + 1);
+            while (mode == 2 && end == tp_tokens_document_start(t, d + 1) &&
+                   d + 1 < tp_tokens_document_count(t) &&
+                   tp_tokens_document_start(t, d + 2) - at <= L + 1)
+                end = tp_tokens_document_start(t, ++d + 1);
+            uint64_t n = end - at;
+            uint32_t real = (uint32_t)TP_MIN(n, L);
+            const int32_t *cj = (const int32_t *)cu->data + (uint64_t)j * (L + 1);
+            uint32_t kb = 0, run = 0;
+            ck_assert_int_eq(cj[kb++], 0);
+            for (uint32_t i = 0; i < L; i++) {
+                bool is_real = i < real;
+                ck_assert_int_eq(value(in, (uint64_t)j * L + i), is_real ? ids[at + i] : PAD);
+                ck_assert_int_eq(value(lab, (uint64_t)j * L + i),
+                                 i + 1 < n ? ids[at + i + 1] : -100);
+                if (is_real && i > 0 &&
+                    tp_tokens_document_start(t, tp_tokens_document_of(t, at + i)) == at + i) {
+                    ck_assert_int_eq(cj[kb++], (int32_t)i);
+                    run = 0;
+                }
+                ck_assert_int_eq(value(pos, (uint64_t)j * L + i), is_real ? run : 0);
+                run++;
+            }
+            if (real < L)
+                ck_assert_int_eq(cj[kb++], (int32_t)real);
+            for (; kb <= L; kb++)
+                ck_assert_int_eq(cj[kb], L);
+            at = end;
+        }
+    }
+    ck_assert_uint_eq(at, T); /* the windows tiled the whole stream */
+    ck_assert_uint_eq(expect_id, tp_client_dataset_samples(c));
+    free(ids);
+    tp_client_close(c);
+    tp_tokens_close(t);
+    fx_done(&f);
+}
+END_TEST
+
 /* ---- bad input */
 
 START_TEST(test_corrupt_block)
@@ -441,6 +517,7 @@ static Suite *windows_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_window_values, 0, TP_ARRAY_LEN(wconfigs));
     tcase_add_loop_test(tc, test_elastic, 0, TP_ARRAY_LEN(elastic_cases));
+    tcase_add_loop_test(tc, test_aligned, 0, 2);
     tcase_add_test(tc, test_mixture_schedule);
     tcase_add_test(tc, test_mixture_batches);
     tcase_add_test(tc, test_corrupt_block);

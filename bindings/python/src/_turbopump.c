@@ -384,20 +384,22 @@ static int Client_init(Client *self, PyObject *args, PyObject *kw)
                             "world_size", "epoch", "batch", "prefetch", "hold",
                             "timeout_ms", "autostart", "daemon_path", "max_batches", "views",
                             "consumed", "seq_len", "token_outputs", "sources", "mixture_epoch",
-                            NULL};
+                            "align_documents", "pad_id", NULL};
     const char *dataset, *socket = NULL, *transform = NULL, *output = "uint8",
                *daemon_path = NULL;
     PyObject *fields = Py_None, *views = Py_None, *sources = Py_None;
     unsigned long long batch_size = 256, seed = 0, epoch = 0, batch = 0, max_batches = 0;
     unsigned long long consumed = 0, mixture_epoch = 0;
+    unsigned int align = 0;
+    long long pad_id = 0;
     int shuffle = 1, drop_last = 0, autostart = 1, timeout_ms = 60000;
     unsigned int rank = 0, world = 1, prefetch = 4, hold = 3, seq_len = 0, token_outputs = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "z|zOzsKppKIIKKIIipzKOKIIOK", names, &dataset,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "z|zOzsKppKIIKKIIipzKOKIIOKIL", names, &dataset,
                                      &socket, &fields, &transform, &output, &batch_size,
                                      &shuffle, &drop_last, &seed, &rank, &world, &epoch, &batch,
                                      &prefetch, &hold, &timeout_ms, &autostart, &daemon_path,
                                      &max_batches, &views, &consumed, &seq_len, &token_outputs,
-                                     &sources, &mixture_epoch))
+                                     &sources, &mixture_epoch, &align, &pad_id))
         return -1;
     tp_client_source src_c[16];
     size_t nsources = 0;
@@ -473,7 +475,8 @@ static int Client_init(Client *self, PyObject *args, PyObject *kw)
                            .max_batches = max_batches, .consumed = consumed,
                            .seq_len = seq_len, .token_outputs = token_outputs,
                            .sources = nsources ? src_c : NULL, .nsources = nsources,
-                           .mixture_epoch = mixture_epoch};
+                           .mixture_epoch = mixture_epoch, .align_documents = align,
+                           .pad_id = pad_id};
     tp_error err = {0};
     int rc;
     tp_client *c = NULL;

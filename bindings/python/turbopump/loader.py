@@ -36,7 +36,10 @@ class Loader:
     document start, L, then L repeated; flatten a batch's into flash-attention's form with
     torch.unique(cu + L * torch.arange(B)[:, None])). The windows are the stream's
     non-overlapping spans of L + 1 ids, shuffled per epoch and split over ranks as samples
-    are. dataset={"web": 0.7, "code": 0.3} (names or paths of token datasets) reads a
+    are; with align_documents="pad" each window starts a document (one longer than L + 1
+    goes on in the next window) and is padded, with "pack" it holds as many whole
+    consecutive documents as fit, then padding: input_ids pad_id, labels -100 (what
+    cross-entropy's ignore_index skips), position_ids 0, a cu_seqlens segment of its own. dataset={"web": 0.7, "code": 0.3} (names or paths of token datasets) reads a
     mixture: exact proportions over every period of positions (see docs), each source
     shuffling through its own epochs; mixture_epoch sets the positions of an epoch
     (default: all sources' windows).
@@ -96,7 +99,7 @@ class Loader:
                  socket=None, copy=False, output="uint8", prefetch=4, timeout=60.0,
                  autostart=True, daemon_path=None, device_depth=3, transforms=None,
                  views=None, seq_len=None, token_dtype="int64", position_ids=False,
-                 cu_seqlens=False, mixture_epoch=None):
+                 cu_seqlens=False, mixture_epoch=None, align_documents=None, pad_id=0):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if prefetch < 2:
@@ -142,12 +145,17 @@ class Loader:
                 raise ValueError("token_dtype must be 'int64' or 'int32'")
             token_outputs = (1 if token_dtype == "int32" else 0) | \
                 (2 if position_ids else 0) | (4 if cu_seqlens else 0)
-        elif position_ids or cu_seqlens or token_dtype != "int64":
-            raise ValueError("position_ids, cu_seqlens and token_dtype need seq_len")
+        elif position_ids or cu_seqlens or token_dtype != "int64" or align_documents:
+            raise ValueError("position_ids, cu_seqlens, token_dtype and align_documents "
+                             "need seq_len")
+        aligns = {None: 0, False: 0, "pad": 1, "pack": 2}
+        if align_documents not in aligns:
+            raise ValueError("align_documents must be None, 'pad' or 'pack'")
         self._tokens = seq_len is not None
         self._options = dict(
             dataset=dataset, sources=sources, seq_len=int(seq_len or 0),
             token_outputs=token_outputs, mixture_epoch=int(mixture_epoch or 0),
+            align_documents=aligns[align_documents], pad_id=int(pad_id),
             socket=socket, fields=list(fields) if fields else None,
             output=output, batch_size=int(batch_size),
             shuffle=bool(shuffle), drop_last=bool(drop_last), seed=int(seed), rank=self.rank,
