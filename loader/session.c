@@ -42,6 +42,7 @@ typedef struct session {
     tp_sampler sampler;
     tp_windows *win;           /* a token dataset or mixture: its windows; NULL: samples */
     uint64_t positions;        /* of an epoch: samples, or windows */
+    uint64_t raw_offset, raw_bytes; /* windows: where each one's blocks are read to */
     tp_outputs *out;           /* the batch's arrays and their pipelines */
     tp_out_field *f;           /* = out->f */
     uint32_t nf;
@@ -164,7 +165,9 @@ static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint
     if (rc < 0)
         tp__error_set(&err, rc, "read failed: %s", tp_strerror(rc));
     else if (s->win)
-        rc = tp__windows_fill(s->win, s->out, w, bw->slot, t->index, t->id, data, len, &err);
+        rc = tp__windows_fill(s->win, s->out, w, bw->slot, t->index, t->id,
+                              t->iovcnt ? t->iov[0].iov_base : data,
+                              t->iovcnt ? t->iov[0].iov_len : len, &err);
     else
         rc = fill_sample(s, w, bw, t, data, len, &err);
     atomic_fetch_add(&s->pub->st.bytes_read, rc < 0 ? 0 : len);
@@ -261,6 +264,17 @@ static int open_session(session *s, const tp_msg_open *m, tp_error *err)
     s->f = s->out->f;
     s->nf = s->out->nf;
     TP_TRY(layout(s, err));
+    if (s->win) { /* the raw area after the arrays: every window's blocks */
+        s->raw_bytes = tp__windows_raw_bytes(s->win);
+        s->raw_offset = s->slot_bytes;
+        uint64_t raw;
+        if (__builtin_mul_overflow(s->raw_bytes, m->batch_size, &raw) ||
+            raw > TP_RING_MAX_SLOT_BYTES - s->slot_bytes)
+            return tp__error_set(err, TP_ETOOBIG, "a batch of %llu windows of %u ids exceeds "
+                                 "the slot limit", (unsigned long long)m->batch_size,
+                                 m->seq_len);
+        s->slot_bytes += (raw + 4095) & ~(uint64_t)4095;
+    }
     if (!s->win)
         plan_direct(s);
     else
@@ -352,7 +366,8 @@ static int start_batch(session *s, uint32_t seq, tp_error *err)
         if (s->win) {
             ids[j] = tp__windows_id(s->win, s->positions, bw->epoch, ids[j]);
             t->id = ids[j];
-            tp__windows_task(s->win, ids[j], t);
+            tp__windows_task(s->win, ids[j], t,
+                             bw->slot + s->raw_offset + (uint64_t)j * s->raw_bytes);
             bw->ptrs[j] = t;
             continue;
         }

@@ -213,7 +213,18 @@ static void range_of(const tp_windows *w, const wsource *s, uint64_t local, uint
     }
 }
 
-void tp__windows_task(const tp_windows *w, uint64_t id, tp_task *t)
+uint64_t tp__windows_raw_bytes(const tp_windows *w)
+{
+    /* L + 1 ids touch at most ceil((L + 1) / block) + 1 blocks */
+    uint64_t most = 0;
+    for (uint32_t i = 0; i < w->k; i++) {
+        uint64_t bt = tp_tokens_block(w->src[i].tok), span = (uint64_t)w->L + 1;
+        most = TP_MAX(most, ((span + bt - 1) / bt + 1) * bt * w->src[i].token_bytes);
+    }
+    return (most + 63) & ~(uint64_t)63;
+}
+
+void tp__windows_task(const tp_windows *w, uint64_t id, tp_task *t, unsigned char *raw)
 {
     const wsource *s = source_of(w, id);
     uint64_t first, n;
@@ -225,6 +236,8 @@ void tp__windows_task(const tp_windows *w, uint64_t id, tp_task *t)
     t->loc = (tp_sample_location){.shard = sp.shard, .fd = si.fd, .offset = sp.offset,
                                   .length = sp.length};
     t->file = s->ds->files[sp.shard];
+    t->iov[0] = (struct iovec){raw, sp.length};
+    t->iovcnt = 1;
 }
 
 /* position_ids and cu_seqlens of the window starting at id `first` whose first `real`

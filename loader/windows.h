@@ -12,9 +12,11 @@
  * shuffles its own). A batch's ids are window numbers; in a mixture, source i's windows are
  * numbered after those of sources 0..i-1.
  *
- * Each window is one task: its first piece (the whole blocks holding its ids in one shard)
- * is read by the IO stage; the rare window that crosses into later shards reads the rest
- * with pread on the decode thread. Every block is checked against its checksum. */
+ * Each window is one task: the IO engine reads its first piece (the whole blocks holding
+ * its ids in one shard) straight into the window's place in a raw area at the end of the
+ * ring slot, and the decode thread checks those blocks and widens the ids into the slot's
+ * arrays; the rare window that crosses into later shards reads the rest with pread on
+ * the decode thread. Every block is checked against its checksum. */
 #ifndef TP_WINDOWS_H
 #define TP_WINDOWS_H
 
@@ -35,8 +37,12 @@ void tp__windows_close(tp_windows *w); /* NULL allowed */
 /* The window id at the sampler's output `p` of `epoch` (p itself for one dataset). */
 uint64_t tp__windows_id(const tp_windows *w, uint64_t positions, uint64_t epoch, uint64_t p);
 
-/* Fills a task's read of window `id`: location and engine file. */
-void tp__windows_task(const tp_windows *w, uint64_t id, tp_task *t);
+/* Bytes of a window's first piece at most: its place in the slot's raw area. */
+uint64_t tp__windows_raw_bytes(const tp_windows *w);
+
+/* Fills a task's read of window `id`: location and engine file, into `raw` (its place in
+ * the raw area, tp__windows_raw_bytes long). */
+void tp__windows_task(const tp_windows *w, uint64_t id, tp_task *t, unsigned char *raw);
 
 /* Writes window `id`'s arrays for batch position `index` into `slot` from the task's
  * first piece (`data`, `len` bytes). @return : 0, or TP_ECORRUPT / -errno naming the
