@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define TP_TOKENS_BLOCK_DEFAULT 8192u
+#define TP_TOKENS_BLOCK_DEFAULT 2048u
 #define TP_TOKENS_BLOCK_MIN 256u
 #define TP_TOKENS_BLOCK_MAX (1u << 20)
 
@@ -48,6 +48,14 @@ TP_API int tp_tokens_writer_create(tp_tokens_writer **out, const char *path,
  * INT32 or INT64). Every id must fit the dataset's dtype. @return : 0, TP_EUSAGE (an
  * empty document, an id out of range: the message gives its position), -errno. */
 TP_API int tp_tokens_writer_append(tp_tokens_writer *w, const void *ids, tp_dtype src,
+                                   uint64_t n, tp_error *err);
+
+/* Appends `n` >= 1 more ids to the document appended last, for documents that come in
+ * pieces (a token stream too long to hold at once). The document stays in the shard it
+ * began in, however long it grows. Checks as tp_tokens_writer_append; a refused piece
+ * leaves no trace, earlier pieces stay. @return : 0, TP_EUSAGE (no document yet, an empty
+ * piece, an id out of range), -errno. */
+TP_API int tp_tokens_writer_extend(tp_tokens_writer *w, const void *ids, tp_dtype src,
                                    uint64_t n, tp_error *err);
 
 TP_API uint64_t tp_tokens_writer_tokens(const tp_tokens_writer *w);
