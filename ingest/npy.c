@@ -4,7 +4,8 @@
  * padded with spaces to an alignment and ended by a newline; the array follows. The
  * header is parsed strictly: exactly those keys, each once, a little-endian (or
  * single-byte) dtype of a kind datasets store, C order, at most TP_MAX_DIMS dimensions,
- * and a payload of exactly shape x itemsize bytes. */
+ * and a payload of exactly shape x itemsize bytes. Token arrays (TP_NPY_TOKENS) may also be
+ * uint32, empty, and as large as a file goes. */
 #include "source.h"
 
 #include <stdlib.h>
@@ -82,8 +83,10 @@ static bool shape(cursor *c, tp_npy *out)
     }
 }
 
-static tp_dtype dtype_of(const char *d)
+static tp_dtype dtype_of(const char *d, unsigned flags)
 {
+    if ((flags & TP_NPY_TOKENS) && !strcmp(d, "<u4"))
+        return TP_DTYPE_UINT32;
     static const struct {
         const char *descr;
         tp_dtype t;
@@ -98,6 +101,12 @@ static tp_dtype dtype_of(const char *d)
 }
 
 int tp__npy_parse(const void *data, size_t len, size_t total, tp_npy *out, tp_error *err)
+{
+    return tp__npy_parse_as(data, len, total, TP_SOURCE_MAX_VALUE, 0, out, err);
+}
+
+int tp__npy_parse_as(const void *data, size_t len, uint64_t total, uint64_t max_bytes,
+                     unsigned flags, tp_npy *out, tp_error *err)
 {
     const unsigned char *b = data;
     if (len < 10 || memcmp(b, "\x93NUMPY", 6))
@@ -152,7 +161,7 @@ int tp__npy_parse(const void *data, size_t len, size_t total, tp_npy *out, tp_er
     if (fortran)
         return tp__error_set(err, TP_EBADIMAGE, ".npy: Fortran-order arrays are not "
                              "supported (save with np.ascontiguousarray)");
-    if ((out->dtype = dtype_of(descr)) == TP_DTYPE_NONE)
+    if ((out->dtype = dtype_of(descr, flags)) == TP_DTYPE_NONE)
         return tp__error_set(err, TP_EBADIMAGE, ".npy: dtype '%s' is not supported "
                              "(little-endian integers and floats only)", descr);
     if (out->ndim == 0) { /* a scalar: one element */
@@ -161,7 +170,8 @@ int tp__npy_parse(const void *data, size_t len, size_t total, tp_npy *out, tp_er
     }
     uint64_t n = tp_dtype_size(out->dtype);
     for (uint32_t d = 0; d < out->ndim; d++) {
-        if (out->shape[d] == 0 || (uint64_t)out->shape[d] > TP_SOURCE_MAX_VALUE / n)
+        bool empty = out->shape[d] == 0, empty_ok = (flags & TP_NPY_TOKENS) != 0;
+        if ((empty && !empty_ok) || (n && (uint64_t)out->shape[d] > max_bytes / n))
             return tp__error_set(err, TP_EBADIMAGE, ".npy: dimension %u of %lld is empty or "
                                  "too large", d, (long long)out->shape[d]);
         n *= (uint64_t)out->shape[d];

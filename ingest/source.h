@@ -11,7 +11,10 @@
  *   tfrecord.c     TFRecord files of tf.train.Example (protobuf-c, CRC-32C checked)
  *   listing.c      a CSV (libcsv) or JSON Lines listing of paths, labels and other
  *                  columns
- *   npy.c          .npy headers, for tensor fields */
+ *   npy.c          .npy headers, for tensor fields
+ *
+ * The pre-tokenized inputs of `pack --tokens` are documents of ids, not samples: they
+ * have an interface of their own, tokens_source.h. */
 #ifndef TP_INGEST_SOURCE_H
 #define TP_INGEST_SOURCE_H
 
@@ -161,6 +164,11 @@ typedef struct tp_npy {
  * it, or at least the header) and checks that the array fills the rest exactly.
  * @return : 0, or TP_EBADIMAGE with the cause in `err`. */
 int tp__npy_parse(const void *data, size_t len, size_t total, tp_npy *out, tp_error *err);
+/* The same with a limit of `max_bytes` on the array; TP_NPY_TOKENS also admits uint32 and
+ * empty arrays (token files). */
+#define TP_NPY_TOKENS 1u
+int tp__npy_parse_as(const void *data, size_t len, uint64_t total, uint64_t max_bytes,
+                     unsigned flags, tp_npy *out, tp_error *err);
 
 int tp__imagefolder_open(const char *root, const tp_source_options *o, tp_source **out,
                          tp_error *err);

@@ -16,6 +16,14 @@ typedef struct tp_cli_command {
 
 int tp_cmd_gen(int argc, char **argv);
 int tp_cmd_pack(int argc, char **argv);
+/* pack --tokens (cmd_pack_tokens.c): whether argv asks for it, the command, its help. */
+bool tp_pack_wants_tokens(int argc, char **argv);
+int tp_cmd_pack_tokens(int argc, char **argv);
+void tp_usage_pack_tokens(FILE *out);
+/* inspect and verify of token datasets (inspect_tokens.c); `range` is --tokens' FIRST:COUNT
+ * or NULL. @return : an exit status. */
+int tp_inspect_tokens(const char *path, bool json, const char *range);
+int tp_verify_tokens(const char *path);
 int tp_cmd_merge(int argc, char **argv);
 int tp_cmd_inspect(int argc, char **argv);
 int tp_cmd_verify(int argc, char **argv);

@@ -1,10 +1,11 @@
 /* `turbopump inspect`: what a dataset holds (samples, shards, fields, bytes, classes), as
  * text for people or as one JSON object for scripts; with --sample, one sample's values
- * (a summary, or one field's bytes as stored before compression). */
+ * (a summary, or one field's bytes as stored before compression). Token datasets are
+ * described by inspect_tokens.c. */
 #include "cli.h"
 #include "codecs.h"
 
-#include <turbopump/dataset.h>
+#include <turbopump/tokens.h>
 
 #include <getopt.h>
 #include <jansson.h>
@@ -15,15 +16,22 @@
 void tp_usage_inspect(FILE *out)
 {
     fprintf(out, "Usage: turbopump inspect DS [--json]\n"
-                 "       turbopump inspect DS --sample ID [--field NAME]\n\n"
+                 "       turbopump inspect DS --sample ID [--field NAME]\n"
+                 "       turbopump inspect TOKENS_DS --tokens FIRST:COUNT [--json]\n\n"
                  "Describe the dataset at DS: samples, shards, fields, bytes and classes.\n"
                  "With --sample, describe sample ID instead as JSON (int64 values, and the\n"
                  "size and xxh3-64 of every other field); with --field too, write that\n"
-                 "field's bytes (decompressed) to standard output, an int64 as decimal text.\n\n"
+                 "field's bytes (decompressed) to standard output, an int64 as decimal text.\n"
+                 "A token dataset is described by its dtype, tokens, documents, largest id,\n"
+                 "shards and block size; --tokens prints COUNT ids from id FIRST, one line\n"
+                 "per document they touch ('DOCUMENT FIRST_ID: ids'), or with --json the\n"
+                 "ids and each document's start and end.\n\n"
                  "Options:\n"
                  "  --json         print one JSON object instead of text\n"
                  "  --sample ID    one sample (ids count from 0 in dataset order)\n"
                  "  --field NAME   with --sample: that field's bytes only\n"
+                 "  --tokens FIRST:COUNT\n"
+                 "                 of a token dataset: COUNT ids from id FIRST\n"
                  "  -h, --help     show this help\n");
 }
 
@@ -207,10 +215,11 @@ int tp_cmd_inspect(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"json", no_argument, 0, 'j'}, {"sample", required_argument, 0, 's'},
-        {"field", required_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"field", required_argument, 0, 'f'}, {"tokens", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     bool json = false, one = false;
     uint64_t id = 0;
-    const char *field = NULL;
+    const char *field = NULL, *range = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == 'j')
@@ -221,6 +230,8 @@ int tp_cmd_inspect(int argc, char **argv)
             one = true;
         } else if (c == 'f')
             field = optarg;
+        else if (c == 't')
+            range = optarg;
         else if (c == 'h') {
             tp_usage_inspect(stdout);
             return TP_EXIT_OK;
@@ -231,6 +242,14 @@ int tp_cmd_inspect(int argc, char **argv)
         return tp_cli_usage_error(CMD, "needs exactly one dataset path");
     if (field && !one)
         return tp_cli_usage_error(CMD, "--field needs --sample ID");
+    bool tokens = tp_tokens_is(argv[optind]);
+    if (tokens && one)
+        return tp_cli_usage_error(CMD, "%s is a token dataset: --tokens FIRST:COUNT shows "
+                                  "its ids", argv[optind]);
+    if (range && !tokens)
+        return tp_cli_usage_error(CMD, "--tokens: %s is not a token dataset", argv[optind]);
+    if (tokens)
+        return tp_inspect_tokens(argv[optind], json, range);
     tp_dataset *ds;
     tp_error err;
     if (tp_dataset_open(&ds, argv[optind], &err) < 0) {

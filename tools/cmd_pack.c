@@ -23,7 +23,8 @@ static void on_signal(int sig) { interrupted = sig; }
 void tp_usage_pack(FILE *out)
 {
     fprintf(out,
-            "Usage: turbopump pack SRC DST [OPTIONS]\n\n"
+            "Usage: turbopump pack SRC DST [OPTIONS]\n"
+            "       turbopump pack --tokens INPUT... DST [OPTIONS]\n\n"
             "Convert SRC into a dataset at DST. SRC is one of:\n"
             "  an ImageFolder tree   SRC/<class>/**/*.{jpg,jpeg,png}: fields 'jpg' (or 'png',\n"
             "                        or 'image' for a tree of both) with the file's bytes and\n"
@@ -73,7 +74,8 @@ void tp_usage_pack(FILE *out)
             "names, symlink loops, empty classes; tar members without a key, samples missing\n"
             "a field or holding one twice, damaged shards, labels that are not integers) are\n"
             "skipped with one warning each and counted. The dataset appears at DST only when\n"
-            "complete; output is byte-identical for any --jobs.\n");
+            "complete; output is byte-identical for any --jobs.\n\n");
+    tp_usage_pack_tokens(out);
 }
 
 static int parse_fields(pack_options *o, const char *arg)
@@ -491,6 +493,8 @@ static int pack(const pack_options *o, tp_source *src, pack_totals *t)
 
 int tp_cmd_pack(int argc, char **argv)
 {
+    if (tp_pack_wants_tokens(argc, argv))
+        return tp_cmd_pack_tokens(argc, argv);
     pack_options o;
     int rc = parse_options(argc, argv, &o);
     if (rc) {

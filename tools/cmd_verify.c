@@ -2,11 +2,12 @@
  * structure (opening the dataset already checks the manifest, shard headers, footers and
  * indexes); --decode also decodes every image. Records are read in large sequential spans,
  * so verifying runs at the speed of reading the files. Each problem is reported with the
- * shard, sample id and cause; the exit status is 1 if there was any. */
+ * shard, sample id and cause; the exit status is 1 if there was any. Token datasets are
+ * checked block by block by inspect_tokens.c. */
 #include "cli.h"
 #include "codecs.h"
 
-#include <turbopump/dataset.h>
+#include <turbopump/tokens.h>
 
 #include <getopt.h>
 #include <pthread.h>
@@ -34,7 +35,8 @@ void tp_usage_verify(FILE *out)
     fprintf(out, "Usage: turbopump verify DS [--decode] [--jobs N]\n\n"
                  "Check every checksum of the dataset at DS: manifest, shard headers,\n"
                  "footers, indexes and records. Exits 1 naming the shard, sample id and\n"
-                 "cause of each problem.\n\n"
+                 "cause of each problem. A token dataset's shards are checked block by\n"
+                 "block; the first bad block is named and all are counted.\n\n"
                  "Options:\n"
                  "  --decode    also decode every image field (JPEG or PNG)\n"
                  "  --jobs N    shards verified in parallel (default 1)\n"
@@ -228,6 +230,8 @@ int tp_cmd_verify(int argc, char **argv)
     if (argc - optind != 1)
         return tp_cli_usage_error(CMD, "needs exactly one dataset path");
     const char *path = argv[optind];
+    if (tp_tokens_is(path))
+        return tp_verify_tokens(path);
     double start = tp_cli_now();
     tp_dataset *ds;
     tp_error err;

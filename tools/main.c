@@ -8,7 +8,7 @@
 static const tp_cli_command commands[] = {
     {"gen", "generate synthetic datasets (ImageFolder JPEGs, raw tensors)", tp_cmd_gen,
      tp_usage_gen},
-    {"pack", "convert an ImageFolder or WebDataset shards into a sharded dataset", tp_cmd_pack,
+    {"pack", "convert images, shards, listings or token files into a dataset", tp_cmd_pack,
      tp_usage_pack},
     {"merge", "publish the parts of a pack --part run as one dataset", tp_cmd_merge,
      tp_usage_merge},

@@ -147,7 +147,7 @@ setup(
     entry_points={"console_scripts": ["turbopump = turbopump.__main__:main"]},
     ext_modules=[Extension(
         "turbopump._turbopump",
-        sources=["src/_turbopump.c", "src/writer.c"],
+        sources=["src/_turbopump.c", "src/writer.c", "src/tokens_writer.c"],
         include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "shm")],
         define_macros=[("_GNU_SOURCE", None)],
         extra_compile_args=["-std=c11", "-fvisibility=hidden"],

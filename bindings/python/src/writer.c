@@ -258,5 +258,7 @@ int tp_py_writer_add(PyObject *module, PyObject *error)
     if (PyType_Ready(&WriterType) < 0)
         return -1;
     Py_INCREF(&WriterType);
-    return PyModule_AddObject(module, "DatasetWriter", (PyObject *)&WriterType);
+    if (PyModule_AddObject(module, "DatasetWriter", (PyObject *)&WriterType) < 0)
+        return -1;
+    return tp_py_tokens_writer_add(module, error);
 }

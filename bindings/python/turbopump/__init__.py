@@ -23,11 +23,15 @@ keeping many batches alive stalls the stream (an error says so), copy=True gives
 arrays instead.
 
 turbopump.Writer writes datasets from Python samples (dicts of bytes, numbers, NumPy
-arrays, PIL images), published atomically like `turbopump pack`'s.
+arrays, PIL images), published atomically like `turbopump pack`'s; turbopump.pack_tokens
+writes token datasets from tokenized documents (any tokenizer's ids):
+
+    turbopump.pack_tokens((tok.encode(t).ids for t in texts), "corpus", vocab_size=50257)
 """
 from ._turbopump import Error, version as __version__
 from .loader import Loader
 from .writer import Writer
+from .tokens import pack_tokens
 from . import transforms
 
-__all__ = ["Loader", "Writer", "Error", "transforms", "__version__"]
+__all__ = ["Loader", "Writer", "pack_tokens", "Error", "transforms", "__version__"]
