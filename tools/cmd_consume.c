@@ -22,7 +22,9 @@ void tp_usage_consume(FILE *out)
             "                         [--drop-last] [--no-shuffle] [--transform T]\n"
             "                         [--fields A,B] [--output uint8|float32|float16]\n"
             "                         [--start-epoch E --start-batch K] [--batches N]\n"
-            "                         [--prefetch N] [--step-ms MS] [--print-ids] [--json]\n\n"
+            "                         [--start-consumed C] [--prefetch N] [--step-ms MS]\n"
+            "                         [--seq-len L [--position-ids] [--cu-seqlens]\n"
+            "                          [--int32] [--align pad|pack]] [--print-ids] [--json]\n\n"
             "Reads batches from the daemon at the socket as a training process would and\n"
             "throws them away. With no daemon there, starts a private one serving NAME's\n"
             "directory (NAME is then a path). With --step-ms it emulates an accelerator:\n"
@@ -42,6 +44,12 @@ void tp_usage_consume(FILE *out)
             "  --fields A,B        the fields to receive (default: all that batch)\n"
             "  --output O          images as uint8 (default), float32 or float16 (normalised)\n"
             "  --start-epoch E, --start-batch K   resume at batch K of epoch E\n"
+            "  --start-consumed C  resume epoch E after C of its positions, read by the whole\n"
+            "                      job under any world size (elastic resume)\n"
+            "  --seq-len L         a token dataset: windows of L ids (input_ids, labels)\n"
+            "  --position-ids, --cu-seqlens   the windows' document positions and boundaries\n"
+            "  --int32             int32 token arrays instead of int64\n"
+            "  --align pad|pack    document-aligned windows, padded\n"
             "  --batches N         stop after N batches\n"
             "  --prefetch N        batches the daemon prepares ahead (default 4)\n"
             "  --step-ms MS        emulated compute per batch, in milliseconds\n"
@@ -80,10 +88,11 @@ static int number(int c, const char *arg, consume_options *o)
                                         ['w'] = "--world-size", ['E'] = "--epochs",
                                         ['S'] = "--seed", ['e'] = "--start-epoch",
                                         ['k'] = "--start-batch", ['n'] = "--batches",
-                                        ['P'] = "--prefetch", ['t'] = "--step-ms"};
+                                        ['P'] = "--prefetch", ['t'] = "--step-ms",
+                                        ['C'] = "--start-consumed", ['q'] = "--seq-len"};
     uint64_t max = c == 'b' ? 65536 : c == 'r' || c == 'w' ? 65535 : c == 'P' ? 256
-                 : c == 't' ? 3600000 : UINT64_MAX;
-    uint64_t min = c == 'b' || c == 'w' || c == 'E' || c == 'P' || c == 'n' ? 1 : 0;
+                 : c == 't' ? 3600000 : c == 'q' ? 1u << 20 : UINT64_MAX;
+    uint64_t min = c == 'b' || c == 'w' || c == 'E' || c == 'P' || c == 'n' || c == 'q' ? 1 : 0;
     if (tp_cli_u64(CMD, names[c], arg, min, max, &v) < 0)
         return -1;
     switch (c) {
@@ -96,6 +105,8 @@ static int number(int c, const char *arg, consume_options *o)
     case 'k': o->c.batch = v; break;
     case 'n': o->batches = v; break;
     case 't': o->step_ms = v; break;
+    case 'C': o->c.consumed = v; break;
+    case 'q': o->c.seq_len = (uint32_t)v; break;
     default: o->c.prefetch = (uint32_t)v; break;
     }
     return 0;
@@ -114,13 +125,16 @@ static int parse(int argc, char **argv, consume_options *o)
         {"batches", required_argument, 0, 'n'}, {"prefetch", required_argument, 0, 'P'},
         {"step-ms", required_argument, 0, 't'},
         {"no-autostart", no_argument, 0, 'A'}, {"print-ids", no_argument, 0, 'I'},
-        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
+        {"start-consumed", required_argument, 0, 'C'}, {"seq-len", required_argument, 0, 'q'},
+        {"position-ids", no_argument, 0, 'p'}, {"cu-seqlens", no_argument, 0, 'c'},
+        {"int32", no_argument, 0, 'i'}, {"align", required_argument, 0, 'a'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof(*o));
     o->c.shuffle = true;
     o->epochs = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (strchr("brwESeknPt", c) && c) {
+        if (strchr("brwESeknPtCq", c) && c) {
             if (number(c, optarg, o) < 0)
                 return TP_EXIT_USAGE;
         } else if (c == 'D') {
@@ -130,6 +144,11 @@ static int parse(int argc, char **argv, consume_options *o)
         } else if (c == 'L' || c == 'N' || c == 'A' || c == 'I' || c == 'j') {
             *(c == 'L' ? &o->c.drop_last : c == 'A' ? &o->c.no_autostart
               : c == 'I' ? &o->print_ids : c == 'j' ? &o->json : &o->c.shuffle) = c != 'N';
+        } else if (c == 'p' || c == 'c' || c == 'i') {
+            o->c.token_outputs |= c == 'p' ? TP_CLIENT_TOKENS_POSITIONS
+                                  : c == 'c' ? TP_CLIENT_TOKENS_CU_SEQLENS : TP_CLIENT_TOKENS_INT32;
+        } else if (c == 'a' && (!strcmp(optarg, "pad") || !strcmp(optarg, "pack"))) {
+            o->c.align_documents = optarg[1] == 'a' && optarg[2] == 'd' ? 1 : 2;
         } else if (c == 'T') {
             o->c.transform = optarg;
         } else if (c == 'F') {
@@ -192,14 +211,16 @@ int tp_cmd_consume(int argc, char **argv)
         }
     }
     double secs = tp_cli_now() - t0;
-    uint64_t epoch, batch;
+    uint64_t epoch, batch, consumed;
     tp_client_state(c, &epoch, &batch);
+    tp_client_position(c, &epoch, &consumed);
     tp_client_close(c);
     if (rc < 0) {
         fflush(stdout);
         tp_cli_error(CMD, "after %llu batches: %s; resume with --start-epoch %llu "
-                     "--start-batch %llu", (unsigned long long)got, err.msg,
-                     (unsigned long long)epoch, (unsigned long long)batch);
+                     "--start-batch %llu (under another world size: --start-consumed %llu)",
+                     (unsigned long long)got, err.msg, (unsigned long long)epoch,
+                     (unsigned long long)batch, (unsigned long long)consumed);
         return TP_EXIT_FAIL;
     }
     double run = TP_MAX(secs - first, 1e-9), compute = (double)got * o.step_ms / 1e3;
@@ -207,16 +228,18 @@ int tp_cmd_consume(int argc, char **argv)
         printf("{\"samples\": %llu, \"batches\": %llu, \"skipped\": %llu, \"seconds\": %.3f, "
                "\"samples_per_s\": %.1f, \"first_batch_ms\": %.1f, \"bytes\": %llu, "
                "\"gb_per_s\": %.3f, \"next_epoch\": %llu, \"next_batch\": %llu, "
-               "\"compute_s\": %.3f, \"au\": %.4f}\n",
+               "\"next_consumed\": %llu, \"compute_s\": %.3f, \"au\": %.4f}\n",
                (unsigned long long)samples, (unsigned long long)got,
                (unsigned long long)skipped, secs, samples / TP_MAX(secs, 1e-9), first * 1e3,
                (unsigned long long)bytes, bytes / run / 1e9, (unsigned long long)epoch,
-               (unsigned long long)batch, compute, compute / TP_MAX(secs, 1e-9));
+               (unsigned long long)batch, (unsigned long long)consumed, compute,
+               compute / TP_MAX(secs, 1e-9));
     else if (!o.print_ids)
         printf("%llu samples in %llu batches, %.1f s: %.0f samples/s, first batch after "
-               "%.1f ms; resume at epoch %llu batch %llu\n", (unsigned long long)samples,
-               (unsigned long long)got, secs, samples / TP_MAX(secs, 1e-9), first * 1e3,
-               (unsigned long long)epoch, (unsigned long long)batch);
+               "%.1f ms; resume at epoch %llu batch %llu (consumed %llu)\n",
+               (unsigned long long)samples, (unsigned long long)got, secs,
+               samples / TP_MAX(secs, 1e-9), first * 1e3, (unsigned long long)epoch,
+               (unsigned long long)batch, (unsigned long long)consumed);
     if (!o.json && !o.print_ids && o.step_ms)
         printf("accelerator utilisation %.1f%% (%.1f s of steps in %.1f s)\n",
                100 * compute / TP_MAX(secs, 1e-9), compute, secs);

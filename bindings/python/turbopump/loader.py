@@ -385,11 +385,20 @@ def _view_tuples(p):
     return views
 
 
+_quiet = False  # the first conversion has run with the warning silenced
+
+
 def _readonly_tensor(a):
     """A tensor over a read-only NumPy view without a copy (PyTorch warns that it cannot
     guarantee read-only-ness; the ring bytes stay valid, and writing to them is the
-    caller's mistake)."""
+    caller's mistake). PyTorch gives that warning once per process, so only the first
+    conversion pays for silencing it."""
+    global _quiet
+    if _quiet:
+        return torch.from_numpy(a)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(a)
+        t = torch.from_numpy(a)
+    _quiet = True
+    return t
