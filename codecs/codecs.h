@@ -73,6 +73,58 @@ void tp_jpeg_decoder_destroy(tp_jpeg_decoder *d);
 int tp_jpeg_decode(tp_jpeg_decoder *d, const void *data, size_t len, const tp_jpeg_request *rq,
                    tp_image *img, tp_error *err);
 
+/* Counters of a decoder's seekable-JPEG path (jpeg_seek.c): regions decoded from only the
+ * segments they touch, and seekable files whose restart markers did not hold up (missing,
+ * out of order, or a segment libjpeg rejected), decoded in full instead. */
+typedef struct tp_jpeg_stats {
+    uint64_t seek_decodes, seek_fallbacks;
+} tp_jpeg_stats;
+void tp_jpeg_decoder_stats(const tp_jpeg_decoder *d, tp_jpeg_stats *out);
+
+/* Turns the seekable path off (on by default), for comparisons. */
+void tp_jpeg_decoder_set_seek(tp_jpeg_decoder *d, bool on);
+
+/* Re-encodes a JPEG losslessly for region decoding: the same DCT coefficients (so the
+ * same pixels) as a baseline JPEG with optimised Huffman tables, a restart marker every K
+ * MCUs (K the largest divisor of the MCUs in a row up to `columns`) and the original's
+ * metadata. Takes 8-bit Huffman-coded YCbCr and grey JPEGs, baseline or complete
+ * progressive. @return : 1 with a malloc'd copy in *out (the caller frees it), 0 when
+ *           the file is not of a kind it takes (nothing allocated), TP_EBADIMAGE for
+ *           corrupt data, TP_EUSAGE or -ENOMEM. Thread-safe. */
+int tp_jpeg_make_seekable(const void *data, size_t len, int columns, unsigned char **out,
+                          size_t *out_len, tp_error *err);
+
+/* The layout of a seekable JPEG, as the decoder reads it (exposed for the tests and the
+ * fuzz target): a baseline frame of 1 or 3 components, one scan of all of them, a
+ * restart interval dividing the MCUs of a row. seg holds (start, end) byte offsets of
+ * the entropy-coded segments found so far. */
+#define TP_JPEG_SEEK_MAX_HEADERS 64
+typedef struct tp_jpeg_seek {
+    int width, height, ncomp;
+    int mcu_w, mcu_h, mcus_x, mcus_y;
+    int interval, groups;        /* MCUs per segment; segments per MCU row */
+    uint32_t sof, sos, scan;     /* offsets: frame header, scan header, entropy data */
+    uint32_t keep[TP_JPEG_SEEK_MAX_HEADERS][2]; /* header segments to copy: offset, size */
+    int nkeep;
+    uint32_t *seg;               /* 2 per segment; grows, owned (free it) */
+    size_t nseg, seg_cap;
+    uint32_t next, pos;          /* scanning state */
+    bool ended;
+} tp_jpeg_seek;
+
+/* Reads the headers. @return : 1 when the file is seekable, else 0 (never an error: a
+ * file that is not seekable is decoded the usual way). Keeps s->seg's buffer. */
+int tp_jpeg_seek_parse(const void *data, size_t len, tp_jpeg_seek *s);
+
+/* Finds the first `want` segments (resuming where the last call stopped).
+ * @return : 0, TP_EBADIMAGE when the markers do not match the layout, -ENOMEM. */
+int tp_jpeg_seek_scan(tp_jpeg_seek *s, const void *data, size_t len, size_t want);
+
+/* Writes into *buf (grown as needed) the JPEG of column groups g0..g1-1 of MCU rows
+ * r0..r1-1, whose segments must have been scanned. @return : 0 or -ENOMEM. */
+int tp_jpeg_seek_build(const tp_jpeg_seek *s, const void *data, int g0, int g1, int r0,
+                       int r1, unsigned char **buf, size_t *cap, size_t *out_len);
+
 /* Decodes a whole PNG to 8-bit RGB into `img` (alpha dropped, palette/gray/16-bit
  * converted). @return : 0, TP_EBADIMAGE (corrupt, truncated, CRC error), TP_ETOOBIG
  *           (more than max_pixels, 0 meaning the default limit) or -ENOMEM. */

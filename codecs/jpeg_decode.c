@@ -32,6 +32,11 @@ struct tp_jpeg_decoder {
     error_mgr jerr;
     unsigned char *row;     /* one scanline of CMYK before conversion */
     size_t row_cap;
+    tp_jpeg_seek seek;      /* the seekable path: layout of the last file */
+    unsigned char *sub;     /* the region's own JPEG */
+    size_t sub_cap;
+    tp_jpeg_stats stats;
+    bool no_seek;
 };
 
 static void on_error(j_common_ptr cinfo)
@@ -70,6 +75,8 @@ void tp_jpeg_decoder_destroy(tp_jpeg_decoder *d)
         return;
     jpeg_destroy_decompress(&d->cinfo);
     free(d->row);
+    free(d->seek.seg);
+    free(d->sub);
     free(d);
 }
 
@@ -198,12 +205,10 @@ static int decode(tp_jpeg_decoder *d, const tp_jpeg_request *req, tp_image *img,
     return 0;
 }
 
-int tp_jpeg_decode(tp_jpeg_decoder *d, const void *data, size_t len, const tp_jpeg_request *rq,
-                   tp_image *img, tp_error *err)
+static int decode_mem(tp_jpeg_decoder *d, const void *data, size_t len,
+                      const tp_jpeg_request *rq, tp_image *img, tp_error *err)
 {
     struct jpeg_decompress_struct *c = &d->cinfo;
-    if (len < 2 || len > ULONG_MAX)
-        return tp__error_set(err, TP_EBADIMAGE, "JPEG of %zu bytes", len);
     volatile int rc = 0;
     if (setjmp(d->jerr.jump)) {
         jpeg_abort_decompress(c);
@@ -217,3 +222,88 @@ int tp_jpeg_decode(tp_jpeg_decoder *d, const void *data, size_t len, const tp_jp
     jpeg_abort_decompress(c);
     return rc;
 }
+
+#define DECLINED 1
+
+/* The seekable path (jpeg_seek.c): the region's MCUs, with a margin of one MCU where the
+ * image goes on, widened to whole column groups, decoded from a JPEG of their own.
+ * @return : as tp_jpeg_decode, or DECLINED with *planned the request to decode the usual
+ *           way (the plan, if any, has been applied: it may draw random numbers, so it
+ *           must run once). */
+static int seek_decode(tp_jpeg_decoder *d, const void *data, size_t len,
+                       const tp_jpeg_request *rq, tp_jpeg_request *planned, tp_image *img,
+                       tp_error *err)
+{
+    tp_jpeg_seek *s = &d->seek;
+    *planned = *rq;
+    uint64_t limit = rq->max_pixels ? rq->max_pixels : TP_JPEG_DEFAULT_MAX_PIXELS;
+    if (tp_jpeg_seek_parse(data, len, s) != 1 || (uint64_t)s->width * s->height > limit)
+        return DECLINED;
+    if (rq->plan) {
+        rq->plan(rq->plan_ctx, s->width, s->height, planned);
+        planned->plan = NULL;
+    }
+    int rx = planned->width ? planned->x : 0, ry = planned->height ? planned->y : 0;
+    int rw = planned->width ? planned->width : s->width;
+    int rh = planned->height ? planned->height : s->height;
+    if (rx < 0 || ry < 0 || rw < 1 || rh < 1 || rx > s->width - rw || ry > s->height - rh)
+        return DECLINED; /* the usual path names the error */
+    int m = planned->scale_num >= 1 && planned->scale_num <= 8
+                ? planned->scale_num
+                : tp_jpeg_pick_scale(planned->scales, rw, rh, planned->out_width,
+                                     planned->out_height);
+    /* Fancy upsampling makes a pixel from the chroma samples beside it: two output
+     * pixels of margin where the image goes on keep the region's pixels as a full
+     * decode has them (a chroma sample spans two pixels, its neighbour is next). */
+    int k = s->interval, pad = (16 + m - 1) / m;
+    int mx0 = TP_MAX(0, rx - pad) / s->mcu_w;
+    int mx1 = TP_MIN(s->mcus_x, (rx + rw + pad + s->mcu_w - 1) / s->mcu_w);
+    int g0 = mx0 / k, g1 = (mx1 + k - 1) / k;
+    int r0 = TP_MAX(0, ry - pad) / s->mcu_h;
+    int r1 = TP_MIN(s->mcus_y, (ry + rh + pad + s->mcu_h - 1) / s->mcu_h);
+    if (g0 == 0 && g1 == s->groups && r0 == 0)
+        return DECLINED; /* the usual path decodes no more than this */
+    size_t sub_len;
+    int rc = tp_jpeg_seek_scan(s, data, len, (size_t)(r1 - 1) * s->groups + (size_t)g1);
+    if (rc == -ENOMEM ||
+        (!rc && (rc = tp_jpeg_seek_build(s, data, g0, g1, r0, r1, &d->sub, &d->sub_cap,
+                                         &sub_len)) < 0))
+        return tp__error_set(err, -ENOMEM, "out of memory for a seekable JPEG's region");
+    if (!rc) {
+        tp_jpeg_request sub = {.x = rx - g0 * k * s->mcu_w, .y = ry - r0 * s->mcu_h,
+                               .width = rw, .height = rh, .scale_num = m,
+                               .max_pixels = planned->max_pixels};
+        rc = decode_mem(d, d->sub, sub_len, &sub, img, err);
+        if (rc < 0 && rc != TP_EBADIMAGE)
+            return rc;
+    }
+    if (rc < 0) { /* markers that do not match the layout, or a segment libjpeg refused */
+        d->stats.seek_fallbacks++;
+        return DECLINED;
+    }
+    img->x0 += g0 * k * (s->mcu_w / 8) * m;
+    img->y0 += r0 * (s->mcu_h / 8) * m;
+    img->src_width = s->width;
+    img->src_height = s->height;
+    d->stats.seek_decodes++;
+    return 0;
+}
+
+int tp_jpeg_decode(tp_jpeg_decoder *d, const void *data, size_t len, const tp_jpeg_request *rq,
+                   tp_image *img, tp_error *err)
+{
+    if (len < 2 || len > ULONG_MAX)
+        return tp__error_set(err, TP_EBADIMAGE, "JPEG of %zu bytes", len);
+    tp_jpeg_request planned;
+    if (!d->no_seek && (rq->plan || rq->width || rq->height)) {
+        int rc = seek_decode(d, data, len, rq, &planned, img, err);
+        if (rc != DECLINED)
+            return rc;
+        rq = &planned;
+    }
+    return decode_mem(d, data, len, rq, img, err);
+}
+
+void tp_jpeg_decoder_stats(const tp_jpeg_decoder *d, tp_jpeg_stats *out) { *out = d->stats; }
+
+void tp_jpeg_decoder_set_seek(tp_jpeg_decoder *d, bool on) { d->no_seek = !on; }

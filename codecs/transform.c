@@ -309,3 +309,5 @@ int tp_transform_image(tp_transformer *tr, const void *data, size_t len, const t
 }
 
 const tp_image *tp_transformer_image(const tp_transformer *tr) { return &tr->img; }
+
+tp_jpeg_decoder *tp_transformer_decoder(tp_transformer *tr) { return tr->dec; }

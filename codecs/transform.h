@@ -135,4 +135,7 @@ int tp_transform_image_views(tp_transformer *tr, const void *data, size_t len,
 /* The last decoded image (after tp_transform_image with TP_TRANSFORM_NONE). */
 const tp_image *tp_transformer_image(const tp_transformer *tr);
 
+/* The transformer's JPEG decoder (its counters, the seekable path's switch). */
+tp_jpeg_decoder *tp_transformer_decoder(tp_transformer *tr);
+
 #endif

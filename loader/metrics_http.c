@@ -135,6 +135,11 @@ static void daemon_metrics(text *t, const tp_server_figures *f, const tp_metrics
          (double)ps->tasks_done},
         {"turbopump_decode_seconds_total", "counter", "Time decode threads spent on "
          "samples, summed over threads.", (double)ps->decode_ns / 1e9},
+        {"turbopump_jpeg_seek_decodes_total", "counter", "JPEG regions decoded from only "
+         "the restart segments they touch (pack --jpeg-seek).", (double)ps->jpeg_seeks},
+        {"turbopump_jpeg_seek_fallbacks_total", "counter", "Seekable JPEGs whose restart "
+         "markers did not match their layout, decoded in full instead.",
+         (double)ps->jpeg_seek_fallbacks},
         {"turbopump_decode_threads", "gauge", "Threads in the decode pool.",
          (double)ps->threads},
         {"turbopump_ring_memory_used_bytes", "gauge", "Shared memory the sessions' rings "

@@ -274,6 +274,10 @@ static void *worker_main(void *arg)
         uint64_t t0 = now_ns();
         t->run(t, w, t->rc == 0 ? t->data : NULL, t->rc == 0 ? t->len : 0, t->rc);
         atomic_fetch_add(&p->decode_ns, now_ns() - t0);
+        tp_jpeg_stats js;
+        tp_jpeg_decoder_stats(tp_transformer_decoder(w->tr), &js);
+        atomic_store_explicit(&w->seeks, js.seek_decodes, memory_order_relaxed);
+        atomic_store_explicit(&w->seek_fallbacks, js.seek_fallbacks, memory_order_relaxed);
         give_back(p, &held);
         atomic_fetch_add(&p->done, 1);
     }
@@ -404,6 +408,11 @@ void tp_stages_stats_get(tp_stages *p, tp_stages_stats *out)
     out->io_in_flight = atomic_load(&p->in_flight);
     out->tasks_done = atomic_load(&p->done);
     out->decode_ns = atomic_load(&p->decode_ns);
+    for (unsigned i = 0; i < p->o.threads; i++) {
+        out->jpeg_seeks += atomic_load_explicit(&p->wstate[i].seeks, memory_order_relaxed);
+        out->jpeg_seek_fallbacks +=
+            atomic_load_explicit(&p->wstate[i].seek_fallbacks, memory_order_relaxed);
+    }
     out->threads = p->o.threads;
     out->backend = tp_io_backend(p->io);
 }

@@ -26,6 +26,7 @@ typedef struct tp_worker {
     size_t record_cap;
     unsigned index;
     struct tp_stages *owner;
+    _Atomic uint64_t seeks, seek_fallbacks; /* its decoder's seekable-JPEG counters */
 } tp_worker;
 
 /* Make sure the worker's scratch or record buffer holds `bytes`. @return : 0, -ENOMEM. */
@@ -62,6 +63,7 @@ typedef struct tp_stages_options {
 typedef struct tp_stages_stats {
     uint64_t reads, bytes_read, io_queued, io_in_flight, decode_queued, tasks_done;
     uint64_t decode_ns;        /* time decode threads spent running tasks, summed */
+    uint64_t jpeg_seeks, jpeg_seek_fallbacks; /* codecs.h tp_jpeg_stats, summed */
     unsigned threads;
     const char *backend;
 } tp_stages_stats;

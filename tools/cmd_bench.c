@@ -36,7 +36,7 @@ void tp_usage_bench(FILE *out)
             "  -h, --help          show this help\n\n"
             "Usage: turbopump bench decode DS [--threads T] [--transform PIPELINE]\n"
             "                      [--view PIPELINE ... [--separate]] [--samples N]\n"
-            "                      [--seconds S] [--exact | --scales SET]\n"
+            "                      [--seconds S] [--exact | --scales SET] [--no-seek]\n"
             "                      [--normalize f32|f16] [--json]\n\n"
             "decode: loads the 'jpg' field of the first N samples (default 500) into memory,\n"
             "then decodes and transforms them on T threads (default 1) for S seconds\n"
@@ -48,7 +48,9 @@ void tp_usage_bench(FILE *out)
             "--exact decodes at full scale (Pillow-identical pixels) instead of the\n"
             "smallest DCT scale that covers the output; --scales pow2 (default: 1/8, 1/4,\n"
             "1/2, 1) or all (every M/8) sets the scales to choose from; --normalize\n"
-            "f32|f16 adds ImageNet's normalize and to(float32|float16, chw).\n");
+            "f32|f16 adds ImageNet's normalize and to(float32|float16, chw); --no-seek\n"
+            "decodes seekable JPEGs (pack --jpeg-seek) the usual way. Also prints how\n"
+            "many decodes read only the segments their crop needs (seek_decodes).\n");
 }
 
 typedef struct bench_options {
@@ -56,7 +58,7 @@ typedef struct bench_options {
     const char *views[TP_MAX_VIEWS];
     unsigned nviews;
     uint64_t qd, threads, seconds, samples;
-    bool direct, sequential, json, exact, separate;
+    bool direct, sequential, json, exact, separate, no_seek;
     unsigned scales;
     tp_io_kind kind;
 } bench_options;
@@ -71,7 +73,7 @@ static int parse_bench(int argc, char **argv, bench_options *o)
         {"transform", required_argument, 0, 'T'}, {"samples", required_argument, 0, 'n'},
         {"exact", no_argument, 0, 'x'}, {"normalize", required_argument, 0, 'N'},
         {"scales", required_argument, 0, 'S'}, {"view", required_argument, 0, 'V'},
-        {"separate", no_argument, 0, 'P'},
+        {"separate", no_argument, 0, 'P'}, {"no-seek", no_argument, 0, 'K'},
         {0, 0, 0, 0}};
     *o = (bench_options){.qd = 64, .seconds = 0, .transform = "rrc224", .samples = 500};
     int c, rc = 0;
@@ -92,6 +94,8 @@ static int parse_bench(int argc, char **argv, bench_options *o)
             o->exact = true;
         else if (c == 'P')
             o->separate = true;
+        else if (c == 'K')
+            o->no_seek = true;
         else if (c == 'V' && o->nviews < TP_MAX_VIEWS)
             o->views[o->nviews++] = optarg;
         else if (c == 'S' && (!strcmp(optarg, "pow2") || !strcmp(optarg, "all")))
@@ -291,7 +295,7 @@ typedef struct decode_run {
     blob *images;
     size_t n;
     double deadline;
-    atomic_uint_fast64_t next, done, failed;
+    atomic_uint_fast64_t next, done, failed, seeks, seek_fallbacks;
 } decode_run;
 
 /* One zstd context, and the dataset's dictionary digested once, for the whole load. */
@@ -358,6 +362,7 @@ static void *decode_worker(void *arg)
         return NULL;
     }
     bool views = d->o->nviews > 0;
+    tp_jpeg_decoder_set_seek(tp_transformer_decoder(tr), !d->o->no_seek);
     for (unsigned mine = 0;; mine++) {
         uint64_t k = atomic_fetch_add(&d->next, 1);
         /* Every image at least once, then until the deadline (checked every 16 of this
@@ -381,6 +386,10 @@ static void *decode_worker(void *arg)
             atomic_fetch_add(&d->failed, 1);
         atomic_fetch_add(&d->done, 1);
     }
+    tp_jpeg_stats st;
+    tp_jpeg_decoder_stats(tp_transformer_decoder(tr), &st);
+    atomic_fetch_add(&d->seeks, st.seek_decodes);
+    atomic_fetch_add(&d->seek_fallbacks, st.seek_fallbacks);
     tp_transformer_destroy(tr);
     free(out);
     return NULL;
@@ -462,18 +471,23 @@ static int bench_decode(const bench_options *o)
         printf("{\"transform\": \"%s\", \"views\": %u, \"separate\": %s, \"exact\": %s, "
                "\"scales\": \"%s\", \"threads\": %llu, "
                "\"images\": %llu, \"errors\": %llu, \"seconds\": %.3f, \"images_per_s\": %.1f, "
-               "\"images_per_s_per_thread\": %.1f, \"distinct_images\": %zu}\n", json_what,
+               "\"images_per_s_per_thread\": %.1f, \"distinct_images\": %zu, "
+               "\"seek_decodes\": %llu, \"seek_fallbacks\": %llu}\n", json_what,
                d.nt, o->separate ? "true" : "false",
                o->exact ? "true" : "false", o->scales == TP_JPEG_SCALES_ALL ? "all" : "pow2",
                (unsigned long long)o->threads, (unsigned long long)done,
                (unsigned long long)failed, secs, (double)done / secs,
-               (double)done / secs / (double)o->threads, d.n);
+               (double)done / secs / (double)o->threads, d.n,
+               (unsigned long long)atomic_load(&d.seeks),
+               (unsigned long long)atomic_load(&d.seek_fallbacks));
     else
         printf("%s: %s on %llu thread%s: %.0f images/s (%.0f per thread) over %llu images "
-               "(%zu distinct) in %.1f s, %llu errors\n", o->path, what,
-               (unsigned long long)o->threads, o->threads == 1 ? "" : "s",
+               "(%zu distinct) in %.1f s, %llu errors; %llu seekable decodes (%llu fell back)\n",
+               o->path, what, (unsigned long long)o->threads, o->threads == 1 ? "" : "s",
                (double)done / secs, (double)done / secs / (double)o->threads,
-               (unsigned long long)done, d.n, secs, (unsigned long long)failed);
+               (unsigned long long)done, d.n, secs, (unsigned long long)failed,
+               (unsigned long long)atomic_load(&d.seeks),
+               (unsigned long long)atomic_load(&d.seek_fallbacks));
     for (size_t i = 0; d.images && i < d.n; i++)
         free(d.images[i].data);
     free(d.images);

@@ -62,6 +62,11 @@ void tp_usage_pack(FILE *out)
             "  --shard-size SIZE     start a new shard past SIZE bytes (default 256M)\n"
             "  --align N             record alignment in record shards, a power of two\n"
             "                        up to 65536: 4096 (default, O_DIRECT-ready) or 1\n"
+            "  --jpeg-seek[=COLUMNS] store JPEGs seekable, so that a crop decodes only the\n"
+            "                        MCUs it covers: a lossless re-encode (same pixels) with\n"
+            "                        a restart marker every COLUMNS MCUs of a row (default\n"
+            "                        %d, or the nearest divisor of the row below it);\n"
+            "                        CMYK, 12-bit and arithmetic-coded JPEGs stay as they are\n"
             "  --zstd LEVEL          store fields zstd-compressed at LEVEL 1-22 when smaller\n"
             "  --zstd-dict           train a zstd dictionary on a sample of the inputs and\n"
             "                        compress with it (for datasets of small records)\n"
@@ -74,7 +79,8 @@ void tp_usage_pack(FILE *out)
             "names, symlink loops, empty classes; tar members without a key, samples missing\n"
             "a field or holding one twice, damaged shards, labels that are not integers) are\n"
             "skipped with one warning each and counted. The dataset appears at DST only when\n"
-            "complete; output is byte-identical for any --jobs.\n\n");
+            "complete; output is byte-identical for any --jobs.\n\n",
+            TP_PACK_SEEK_COLUMNS);
     tp_usage_pack_tokens(out);
 }
 
@@ -123,7 +129,7 @@ static int parse_options(int argc, char **argv, pack_options *o)
         {"zstd-dict", no_argument, 0, 'D'}, {"zstd-dict-size", required_argument, 0, 'Z'},
         {"force", no_argument, 0, 'F'}, {"quiet", no_argument, 0, 'q'},
         {"input", required_argument, 0, 'i'}, {"fields", required_argument, 0, 'e'},
-        {"part", required_argument, 0, 'p'},
+        {"part", required_argument, 0, 'p'}, {"jpeg-seek", optional_argument, 0, 'J'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (pack_options){.format = TP_SHARD_RECORD, .jobs = tp_cli_cpus(),
                         .shard_bytes = 256ull << 20, .align = 4096, .dict_size = 112640};
@@ -155,6 +161,9 @@ static int parse_options(int argc, char **argv, pack_options *o)
             rc = tp_cli_u64(CMD, "--align", optarg, 1, 65536, &o->align);
         else if (c == 'z')
             rc = tp_cli_u64(CMD, "--zstd", optarg, 1, 22, &o->zstd);
+        else if (c == 'J')
+            rc = optarg ? tp_cli_u64(CMD, "--jpeg-seek", optarg, 1, 4096, &o->jpeg_seek)
+                        : (o->jpeg_seek = TP_PACK_SEEK_COLUMNS, 0);
         else if (c == 'Z')
             rc = tp_cli_size(CMD, "--zstd-dict-size", optarg, 1024, &o->dict_size);
         else if (c == 'S' || c == 'F' || c == 'q' || c == 'D')
@@ -210,7 +219,8 @@ static void *worker(void *arg)
         j->next_claim++;
         pthread_mutex_unlock(&j->mu);
         s->rec = NULL; /* `ready` is only touched under the lock */
-        s->len = s->checksum = s->src_bytes = 0;
+        s->len = s->checksum = s->src_bytes = s->seek_in = s->seek_out = 0;
+        s->seek_done = s->seek_kept = 0;
         s->why[0] = '\0';
         tp__pack_process(j, z, s);
         pthread_mutex_lock(&j->mu);
@@ -393,6 +403,7 @@ static int open_writer(const pack_options *o, const pack_job *j, tp_dataset_writ
 
 typedef struct pack_totals {
     uint64_t samples, src_bytes, skipped;
+    uint64_t seek_in, seek_out, seek_done, seek_kept;
 } pack_totals;
 
 /* Appends every sample in order. @return : 0, or -1 after printing why it stopped. */
@@ -417,6 +428,10 @@ static int write_all(pack_job *j, tp_dataset_writer *w, pack_totals *t)
         } else {
             t->samples++;
             t->src_bytes += s->src_bytes;
+            t->seek_in += s->seek_in;
+            t->seek_out += s->seek_out;
+            t->seek_done += s->seek_done;
+            t->seek_kept += s->seek_kept;
         }
         release_slot(j, s);
         if (!j->o->quiet)
@@ -524,6 +539,13 @@ int tp_cmd_pack(int argc, char **argv)
                (unsigned long long)t.samples, (double)t.src_bytes / 1e6, from, o.dst, secs,
                (double)t.samples / secs, (double)t.src_bytes / secs / 1e6,
                (unsigned long long)skipped, skipped == 1 ? "" : "s");
+        if (o.jpeg_seek)
+            printf("jpeg-seek: %llu JPEGs re-encoded with restart markers (%.1f MB -> %.1f MB, "
+                   "%.4f of their size), %llu kept as they were\n",
+                   (unsigned long long)t.seek_done, (double)t.seek_in / 1e6,
+                   (double)t.seek_out / 1e6,
+                   t.seek_in ? (double)t.seek_out / (double)t.seek_in : 1.0,
+                   (unsigned long long)t.seek_kept);
     }
     tp_source_close(src);
     free(o.fields_arg);

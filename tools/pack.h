@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #define MAX_INPUT TP_SOURCE_MAX_VALUE
+#define TP_PACK_SEEK_COLUMNS 4 /* --jpeg-seek's default MCUs per restart segment */
 
 typedef struct pack_options {
     const char *src, *dst, *input;
@@ -20,6 +21,7 @@ typedef struct pack_options {
     tp_shard_format format;
     uint64_t jobs, shard_bytes, align, zstd, dict_size;
     uint64_t part, parts;    /* --part I/N; parts 0: the whole input */
+    uint64_t jpeg_seek;      /* --jpeg-seek: MCUs per restart segment; 0: off */
     bool strict, force, quiet, dict;
 } pack_options;
 
@@ -29,6 +31,8 @@ typedef struct slot {
     tp_source_sample sample;
     unsigned char *rec;  /* encoded record, or NULL when the sample is skipped */
     uint64_t len, checksum, src_bytes;
+    uint64_t seek_in, seek_out;  /* --jpeg-seek: bytes of the JPEGs re-encoded, before/after */
+    uint32_t seek_done, seek_kept; /* JPEGs re-encoded; JPEGs kept as they were */
     char why[sizeof(((tp_error *)0)->msg)];
 } slot;
 

@@ -61,11 +61,38 @@ static shape_str shape_text(const int64_t *shape, uint32_t ndim)
     return t;
 }
 
+/* --jpeg-seek: the JPEG re-encoded with restart markers (codecs/jpeg_seek.c), or kept as
+ * it is when it is of a kind the re-encoder leaves alone (CMYK, 12-bit, arithmetic-coded,
+ * a progressive file whose scans leave coefficients out) or has corrupt data, which it
+ * never papers over. @return : 0, or -1 (out of memory, said in `why`). */
+static int make_seekable(const pack_job *j, slot *s, const unsigned char **data, size_t *len,
+                         unsigned char **owned, char *why, size_t wl)
+{
+    tp_error err;
+    size_t out_len;
+    int rc = tp_jpeg_make_seekable(*data, *len, (int)j->o->jpeg_seek, owned, &out_len, &err);
+    if (rc == -ENOMEM) {
+        snprintf(why, wl, "%s", err.msg);
+        return -1;
+    }
+    if (rc != 1) {
+        s->seek_kept++;
+        return 0;
+    }
+    s->seek_done++;
+    s->seek_in += *len;
+    s->seek_out += out_len;
+    *data = *owned;
+    *len = out_len;
+    return 0;
+}
+
 /* Reads, checks and encodes one sample into its slot (rec stays NULL when skipped). */
 void tp__pack_process(const pack_job *j, tp_zstd *z, slot *s)
 {
     const tp_source *src = j->src;
     unsigned char *owned[TP_SOURCE_MAX_FIELDS] = {0}, *packed[TP_SOURCE_MAX_FIELDS] = {0};
+    unsigned char *seekable[TP_SOURCE_MAX_FIELDS] = {0};
     unsigned char ints[TP_SOURCE_MAX_FIELDS][8];
     tp_field_value v[TP_SOURCE_MAX_FIELDS];
     size_t n = src->nfields;
@@ -103,6 +130,12 @@ void tp__pack_process(const pack_job *j, tp_zstd *z, slot *s)
             tp_image_inspect(data, len, TP_JPEG_DEFAULT_MAX_PIXELS, &err) < 0) {
             snprintf(why, wl, "%s", err.msg);
             goto fail;
+        }
+        if (fi->kind == TP_FIELD_IMAGE && j->o->jpeg_seek && !tp_png_signature(data, len)) {
+            if (make_seekable(j, s, &data, &len, &seekable[f], why, wl) < 0)
+                goto fail;
+            v[f].data = data;
+            v[f].size = v[f].raw_size = len;
         }
         if (fi->kind == TP_FIELD_TENSOR && !in->raw) { /* a .npy: its array's bytes */
             tp_npy a;
@@ -142,6 +175,7 @@ fail:
     for (size_t f = 0; f < n; f++) {
         free(owned[f]);
         free(packed[f]);
+        free(seekable[f]);
     }
 }
 

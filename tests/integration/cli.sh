@@ -293,6 +293,29 @@ PY
     expect 1 "$TP" bench io nonexistent;                     contains err "not a dataset"
 }
 
+case_jpeg_seek() { # pack --jpeg-seek: same pixels, restart markers, counted seekable decodes
+    gen_images img 30
+    expect 0 "$TP" pack img ds --jpeg-seek --jobs 2
+    contains out "jpeg-seek: 30 JPEGs re-encoded with restart markers"
+    contains out "0 kept as they were"
+    expect 0 "$TP" pack img ds1 --jpeg-seek --jobs 1 --quiet
+    same_tree ds ds1
+    expect 0 "$TP" verify ds --decode; contains out "0 problems"
+    local first; first=$(find img/class0000 -name '*.jpg' | sort | head -1)
+    "$TP" inspect ds --sample 0 --field jpg >s.jpg
+    ! cmp -s s.jpg "$first" || fail "the stored JPEG was not re-encoded"
+    djpeg -ppm "$first" >a.ppm && djpeg -ppm s.jpg >b.ppm
+    cmp a.ppm b.ppm || fail "the seekable JPEG decodes to other pixels"
+    python3 -c 'import sys; d = open("s.jpg", "rb").read(); assert b"\xff\xdd" in d and b"\xff\xd0" in d[d.index(b"\xff\xda"):], "no restart markers"'
+    expect 0 "$TP" bench decode ds --seconds 1 --json
+    python3 -c 'import json; d=json.load(open("out")); assert d["seek_decodes"] > 0 and d["seek_fallbacks"] == 0 and d["errors"] == 0, d'
+    expect 0 "$TP" bench decode ds --seconds 1 --json --no-seek
+    python3 -c 'import json; d=json.load(open("out")); assert d["seek_decodes"] == 0, d'
+    expect 0 "$TP" pack img ds8 --jpeg-seek=8 --quiet
+    expect 2 "$TP" pack img ds0 --jpeg-seek=0; contains err "--jpeg-seek"
+    expect 0 "$TP" pack --help; contains out "--jpeg-seek"
+}
+
 case_bench_decode() {
     gen_images img 20
     "$TP" pack img ds --quiet

@@ -53,6 +53,40 @@ wait_scrape() {
     fail "Prometheus scraped nothing after $1"
 }
 
+case_jpeg_seek() { # the seekable path's counters: regions from their segments, and damage
+    "$TP" gen imagefolder img --samples 24 --classes 2 --seed 3 >/dev/null
+    "$TP" pack img root/s --jpeg-seek --quiet
+    # a JPEG that claims to be seekable but has its first restart marker out of order,
+    # stored as it is (pack checks headers, not restart data), beside two sound ones
+    mkdir -p bad/c
+    "$TP" inspect root/s --sample 0 --field jpg >bad/c/0.jpg
+    "$TP" inspect root/s --sample 1 --field jpg >bad/c/1.jpg
+    "$TP" inspect root/s --sample 2 --field jpg >bad/c/2.jpg
+    "$PY" - bad/c/0.jpg <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+at = data.index(b"\xff\xd0", data.index(b"\xff\xda"))
+data[at + 1] = 0xD5
+open(sys.argv[1], "wb").write(data)
+PY
+    "$TP" pack bad root/bad --quiet
+    serve --on-error skip
+    consume --dataset s --batch-size 8 --seed 1 --json >out
+    scrape >m
+    grep -q '^turbopump_jpeg_seek_fallbacks_total 0$' m || { grep jpeg_seek m >&2; fail "fallbacks on sound data"; }
+    local n; n=$(sed -n 's/^turbopump_jpeg_seek_decodes_total //p' m)
+    [ "${n:-0}" -gt 0 ] || { grep jpeg_seek m >&2; fail "no seekable decodes counted"; }
+    # the damaged one falls back to the usual decode, which fails it (skipped here; the
+    # daemon decodes ahead of the consumer, so it may have tried more than once)
+    consume --dataset bad --batch-size 3 --transform center224 --json >out
+    "$PY" -c 'import json; d=json.load(open("out")); assert d["samples"] == 2 and d["skipped"] == 1, d'
+    scrape >m
+    n=$(sed -n 's/^turbopump_jpeg_seek_fallbacks_total //p' m)
+    local errors; errors=$(sed -n 's/^turbopump_errors_total //p' m)
+    [ "${n:-0}" -gt 0 ] && [ "$n" = "$errors" ] ||
+        { grep -E "jpeg_seek|errors" m >&2; fail "fallbacks $n against $errors errors"; }
+}
+
 case_prometheus() { # a real Prometheus sees the daemon-wide counter rise by what was read
     command -v prometheus >/dev/null || { echo "SKIP: no prometheus binary"; exit 77; }
     tensors t 103

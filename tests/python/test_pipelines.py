@@ -33,7 +33,8 @@ def env(tmp_path_factory):
                    stdout=subprocess.DEVNULL)
     socks = [str(d / "one.sock"), str(d / "two.sock")]
     daemons = [start_daemon(root, socks[0], 1), start_daemon(root, socks[1], 2)]
-    yield {"files": files, "sock": socks[1], "sock1": socks[0], "root": root}
+    yield {"files": files, "sock": socks[1], "sock1": socks[0], "root": root,
+           "img": str(d / "img")}
     for p in daemons:
         p.terminate()
         p.wait()
@@ -188,6 +189,33 @@ def test_views_are_independent_reproducible_and_decoded_once(env):
     batch = next(iter(one))
     for j, i in enumerate(ids(batch)):
         assert np.array_equal(host(batch["g"])[j], tool(env["files"][i], str(glob), 5, 0, i))
+
+
+def test_seekable_jpegs_give_the_same_batches(env):
+    """pack --jpeg-seek re-encodes the photographs with restart markers; the daemon then
+    decodes only the segments each crop touches, and every batch holds the bytes the
+    files as they were give, for random crops at every DCT scale, centre crops, views."""
+    out = subprocess.run([TP, "pack", env["img"], str(env["root"] / "photos_seek"),
+                          "--jpeg-seek=2"], check=True, stdout=subprocess.PIPE,
+                         text=True).stdout
+    assert "jpeg-seek: " in out, out
+    pipes = [{"jpg": T.describe(T.RandomResizedCrop(224) | T.RandomHorizontalFlip())},
+             {"jpg": "random_resized_crop(40, scale=0.05:0.5)"},
+             {"jpg": "resize(256) | center_crop(224)"}]
+    for transforms in pipes:
+        opts = dict(batch_size=4, seed=8, socket=env["sock"], transforms=transforms)
+        a = turbopump.Loader("photos", **opts)
+        b = turbopump.Loader("photos_seek", **opts)
+        for epoch in range(2):
+            for ba, bb in zip(a, b):
+                assert ids(ba) == ids(bb)
+                assert np.array_equal(host(ba["jpg"]), host(bb["jpg"])), (transforms, epoch)
+    views = {"g": T.RandomResizedCrop(96, scale=(0.4, 1)), "l": T.RandomResizedCrop(32, scale=(0.05, 0.3))}
+    a = turbopump.Loader("photos", 4, seed=3, views=views, socket=env["sock"])
+    b = turbopump.Loader("photos_seek", 4, seed=3, views=views, socket=env["sock"])
+    for ba, bb in zip(a, b):
+        for name in views:
+            assert np.array_equal(host(ba[name]), host(bb[name])), name
 
 
 def test_field_kept_beside_its_views(env):

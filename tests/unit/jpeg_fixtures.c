@@ -67,3 +67,33 @@ void fixture_jpeg(int kind, int w, int h, unsigned char **out, unsigned long *le
     jpeg_destroy_compress(&c);
     free(row);
 }
+
+void fixture_encode(const unsigned char *pixels, int w, int h, int comps, int hs, int vs,
+                    int quality, int progressive, unsigned restart, unsigned char **out,
+                    unsigned long *len)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    *out = NULL;
+    *len = 0;
+    jpeg_mem_dest(&c, out, len);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = comps;
+    c.in_color_space = comps == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, quality, TRUE);
+    set_sampling(&c, hs, vs);
+    if (progressive)
+        jpeg_simple_progression(&c);
+    c.restart_interval = restart;
+    jpeg_start_compress(&c, TRUE);
+    for (int y = 0; y < h; y++) {
+        JSAMPROW r = (JSAMPROW)(pixels + (size_t)y * w * comps);
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+}

@@ -16,4 +16,11 @@ enum {
 void fixture_jpeg(int kind, int w, int h, unsigned char **out, unsigned long *len,
                   unsigned char **cmyk);
 
+/* Encodes w x h pixels of `comps` (1: grey, 3: RGB) channels at `quality`, the first
+ * component sampled hs x vs (the others 1x1), progressive or not, with a restart marker
+ * every `restart` MCUs (0: none). The caller frees *out. */
+void fixture_encode(const unsigned char *pixels, int w, int h, int comps, int hs, int vs,
+                    int quality, int progressive, unsigned restart, unsigned char **out,
+                    unsigned long *len);
+
 #endif
