@@ -121,7 +121,11 @@ int tp_jpeg_seek_parse(const void *data, size_t len, tp_jpeg_seek *s);
 int tp_jpeg_seek_scan(tp_jpeg_seek *s, const void *data, size_t len, size_t want);
 
 /* Writes into *buf (grown as needed) the JPEG of column groups g0..g1-1 of MCU rows
- * r0..r1-1, whose segments must have been scanned. @return : 0 or -ENOMEM. */
+ * r0..r1-1, whose segments must have been scanned, followed by TP_JPEG_SEEK_TAIL zero
+ * bytes: handed to libjpeg-turbo with the JPEG, they keep its fast Huffman decoder on to
+ * the last MCU (it takes the slow one within 512 bytes per block of an MCU of the end of
+ * its input). @return : 0 or -ENOMEM. */
+#define TP_JPEG_SEEK_TAIL 5120
 int tp_jpeg_seek_build(const tp_jpeg_seek *s, const void *data, int g0, int g1, int r0,
                        int r1, unsigned char **buf, size_t *cap, size_t *out_len);
 

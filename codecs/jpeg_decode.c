@@ -273,7 +273,7 @@ static int seek_decode(tp_jpeg_decoder *d, const void *data, size_t len,
         tp_jpeg_request sub = {.x = rx - g0 * k * s->mcu_w, .y = ry - r0 * s->mcu_h,
                                .width = rw, .height = rh, .scale_num = m,
                                .max_pixels = planned->max_pixels};
-        rc = decode_mem(d, d->sub, sub_len, &sub, img, err);
+        rc = decode_mem(d, d->sub, sub_len + TP_JPEG_SEEK_TAIL, &sub, img, err);
         if (rc < 0 && rc != TP_EBADIMAGE)
             return rc;
     }

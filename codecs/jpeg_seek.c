@@ -198,7 +198,7 @@ int tp_jpeg_seek_build(const tp_jpeg_seek *s, const void *data, int g0, int g1, 
         const uint32_t *seg = s->seg + 2 * ((size_t)r * s->groups + (size_t)g0);
         need += seg[2 * (g1 - g0) - 1] - seg[0] + 2u * (unsigned)(g1 - g0);
     }
-    TP_TRY(tp__grow((void **)buf, cap, need));
+    TP_TRY(tp__grow((void **)buf, cap, need + TP_JPEG_SEEK_TAIL));
     unsigned char *o = *buf;
     *o++ = 0xFF;
     *o++ = 0xD8;
@@ -233,6 +233,7 @@ int tp_jpeg_seek_build(const tp_jpeg_seek *s, const void *data, int g0, int g1, 
     *o++ = 0xD9;
     *out_len = (size_t)(o - *buf);
     assert(*out_len <= need);
+    memset(o, 0, TP_JPEG_SEEK_TAIL);
     return 0;
 }
 
