@@ -194,13 +194,20 @@ static void *io_main(void *arg)
 
 /* ---- decode threads */
 
+/* Buffers handed back before the IO thread is woken for them, while the decode threads
+ * have work queued. Once every buffer is busy the IO thread sleeps until one returns;
+ * waking it for each one cost a context switch per sample on machines whose cores all
+ * decode (about 4% of rrc224 throughput on 2 cores). */
+#define RELEASE_BATCH 8
+
 static void give_back(tp_stages *p, tp_task *t)
 {
     if (!t->engine)
         return;
     pthread_mutex_lock(&p->lock);
     p->released[p->nreleased++] = t->buffer;
-    pthread_cond_signal(&p->io_wake);
+    if (p->nreleased >= RELEASE_BATCH || p->decode.len <= p->o.threads)
+        pthread_cond_signal(&p->io_wake);
     pthread_mutex_unlock(&p->lock);
 }
 
