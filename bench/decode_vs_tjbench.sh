@@ -1,53 +1,81 @@
 #!/usr/bin/env bash
 # Decode + transform throughput against libjpeg-turbo's own benchmark on the same files:
-#   bench/decode_vs_tjbench.sh [SAMPLES] [WORKDIR] [SECONDS] [RUNS]
-# Generates SAMPLES ImageNet-like JPEGs, packs them, measures tjbench's full-decode
-# frames/s on every file (the reference), then `turbopump bench decode` with rrc224,
-# center224 and none on 1 and 2 threads, then rrc224 with every DCT scale M/8 allowed and
-# at full scale only. Medians of RUNS runs; ratios in the same run.
+#   bench/decode_vs_tjbench.sh [--photos] [SAMPLES] [WORKDIR] [SECONDS] [RUNS]
+# Makes SAMPLES ImageNet-like JPEGs (generated, or with --photos cut from real photographs:
+# bench/real_photos.py on scripts/photos.sh's set, 500x375, quality 90), packs them as
+# they are and with --jpeg-seek, measures tjbench's full-decode frames/s on every file
+# (the reference), then `turbopump bench decode` with rrc224, center224 and none on 1 and
+# 2 threads, rrc224 with every DCT scale M/8 allowed and at full scale only, and rrc224 on
+# the seekable copy (and on it with the seekable path off). Prints the stored size of the
+# seekable copy against the files, and against a lossless Huffman optimisation alone
+# (jpegtran -optimize), which is what the restart markers cost. Medians of RUNS runs;
+# ratios in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+photos=0
+[ "${1:-}" = --photos ] && { photos=1; shift; }
 n=${1:-500}
 work=${2:-build/bench-decode}
 secs=${3:-5}
 runs=${4:-3}
-tp=build/tools/turbopump
-[ -x "$tp" ] || scripts/build.sh build >/dev/null
+tp=${BUILD:-build}/tools/turbopump
+[ -x "$tp" ] || scripts/build.sh "${BUILD:-build}" >/dev/null
 command -v tjbench >/dev/null || apt-get install -y -qq libjpeg-turbo-progs >/dev/null
 mkdir -p "$work"
-if [ ! -f "$work/images.$n" ]; then
-  rm -rf "$work/images" "$work"/images.*
-  "$tp" gen imagefolder "$work/images" --samples "$n" --classes 10 --seed 1 >/dev/null
-  touch "$work/images.$n"
+kind=$([ "$photos" = 1 ] && echo photos || echo images)
+if [ ! -f "$work/$kind.$n" ]; then
+  rm -rf "$work/$kind" "$work/$kind".*
+  if [ "$photos" = 1 ]; then
+    scripts/photos.sh build-photos
+    /usr/bin/python3 bench/real_photos.py "$work/$kind" --samples "$n" --source build-photos
+  else
+    "$tp" gen imagefolder "$work/$kind" --samples "$n" --classes 10 --seed 1 >/dev/null
+  fi
+  touch "$work/$kind.$n"
 fi
-"$tp" pack "$work/images" "$work/ds" --force --quiet
+"$tp" pack "$work/$kind" "$work/ds" --force --quiet
+"$tp" pack "$work/$kind" "$work/ds-seek" --force --jpeg-seek | sed -n 's/^jpeg-seek: /seekable copy: /p'
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+files=$(find "$work/$kind" -name '*.jpg' | sort)
+bytes() { xargs cat | wc -c; }
+orig=$(echo "$files" | bytes)
+opt=$(echo "$files" | while read -r f; do jpegtran -optimize -copy all "$f"; done | wc -c)
+seek=$(du -b --apparent-size "$work"/ds-seek/*.tpr | awk '{s += $1} END {print s}')
+plain=$(du -b --apparent-size "$work"/ds/*.tpr | awk '{s += $1} END {print s}')
+awk -v o="$orig" -v p="$opt" -v s="$seek" -v d="$plain" 'BEGIN {
+  printf "stored size: files %.2f MB; jpegtran -optimize %.4f of that; shards %.4f with --jpeg-seek ", o / 1e6, p / o, s / d
+  printf "(restart markers %.4f of the optimised size)\n", (s - d + o) / p }'
 
 # tjbench, one file at a time: seconds per image from its megapixels/s, summed.
-tj=$(find "$work/images" -name '*.jpg' | sort | while read -r f; do
+tj=$(echo "$files" | while read -r f; do
        tjbench "$f" -rgb -benchtime 0.1 -warmup 0.02 -quiet -nowrite 2>/dev/null | awk 'NF >= 9 && $1 == "RGB" {print $5 * $6 / ($NF * 1e6)}'
      done | awk '{s += $1; k++} END {printf "%.2f", k / s}')
 echo "tjbench full decode to RGB, 1 thread: $tj frames/s over $n files"
 
-run() { # transform threads [options] -> median images/s
-  local t=$1 th=$2
-  shift 2
+run() { # dataset transform threads [options] -> median images/s
+  local ds=$1 t=$2 th=$3
+  shift 3
   for _ in $(seq "$runs"); do
-    "$tp" bench decode "$work/ds" --samples "$n" --transform "$t" --threads "$th" \
+    "$tp" bench decode "$work/$ds" --samples "$n" --transform "$t" --threads "$th" \
       --seconds "$secs" --json "$@" | sed -n 's/.*"images_per_s": \([0-9.]*\).*/\1/p'
   done | median
 }
+row() { # label one-thread two-thread
+  awk -v l="$1" -v one="$2" -v two="$3" -v tj="$tj" 'BEGIN {
+    printf "%-24s 1 thread %7.1f images/s (%.2f x tjbench)", l, one, one / tj
+    if (two != "") printf "   2 threads %7.1f images/s (%.2fx)", two, two / one
+    printf "\n" }'
+}
 for t in rrc224 center224 none; do
-  one=$(run "$t" 1); two=$(run "$t" 2)
-  awk -v t="$t" -v one="$one" -v two="$two" -v tj="$tj" 'BEGIN {
-    printf "%-9s 1 thread %7.1f images/s (%.2f x tjbench)   2 threads %7.1f images/s (%.2fx)\n",
-           t, one, one / tj, two, two / one }'
+  row "$t" "$(run ds "$t" 1)" "$(run ds "$t" 2)"
 done
 # The scale set: the default (1/8, 1/4, 1/2, 1) against every M/8, and full scale only.
-for opt in "--scales all" "--exact"; do
-  v=$(run rrc224 1 $opt)
-  awk -v opt="$opt" -v v="$v" -v tj="$tj" 'BEGIN {
-    printf "rrc224 %-13s 1 thread %7.1f images/s (%.2f x tjbench)\n", opt, v, v / tj }'
-done
+row "rrc224 --scales all" "$(run ds rrc224 1 --scales all)" ""
+row "rrc224 --exact" "$(run ds rrc224 1 --exact)" ""
+# The seekable copy: the crop's segments only; the same bytes decoded the usual way.
+row "rrc224 --jpeg-seek" "$(run ds-seek rrc224 1)" "$(run ds-seek rrc224 2)"
+row "rrc224 --jpeg-seek --exact" "$(run ds-seek rrc224 1 --exact)" ""
+row "center224 --jpeg-seek" "$(run ds-seek center224 1)" ""
+row "rrc224 seekable, --no-seek" "$(run ds-seek rrc224 1 --no-seek)" ""

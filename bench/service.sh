@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The service's cost and limits, each against a reference measured in the same run:
-#   bench/service.sh [WORKDIR] [RUNS]
+#   bench/service.sh [--photos] [WORKDIR] [RUNS]
 # 1. RandomResizedCrop 224 end to end: two consumers (ranks 0 and 1) reading from one
 #    daemon with 2 decode threads, against `turbopump bench decode --threads 2` on the
-#    same 500 JPEGs (what decoding alone achieves on these cores).
+#    same 500 JPEGs (what decoding alone achieves on these cores); generated JPEGs, or with
+#    --photos JPEGs cut from real photographs (bench/real_photos.py), then also their
+#    --jpeg-seek copy against bench decode on that copy.
 # 2. A raw-tensor dataset (uint8 224x224x3) from the page cache: one consumer's GB/s
 #    against memcpy's GB/s.
 # 3. Time to the first batch on a 1,000,000-sample dataset, and the daemon's peak RSS.
 # Medians of RUNS runs (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+photos=0
+[ "${1:-}" = --photos ] && { photos=1; shift; }
 work=${1:-build/bench-service}
 runs=${2:-3}
-tp=$PWD/build/tools/turbopump
-[ -x "$tp" ] || scripts/build.sh build >/dev/null
+tp=$PWD/${BUILD:-build}/tools/turbopump
+[ -x "$tp" ] || scripts/build.sh "${BUILD:-build}" >/dev/null
 mkdir -p "$work/root"
 work=$(cd "$work" && pwd)
 cc -O2 -o "$work/memcpy" bench/memcpy.c
@@ -23,7 +27,19 @@ field() { sed -n "s/.*\"$1\": \\([0-9.]*\\).*/\\1/p"; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
 [ -f "$work/images.500" ] || { "$tp" gen imagefolder "$work/images" --samples 500 --seed 1 >/dev/null; touch "$work/images.500"; }
+if [ "$photos" = 1 ] && [ ! -f "$work/photos.500" ]; then
+  scripts/photos.sh build-photos
+  /usr/bin/python3 bench/real_photos.py "$work/photos" --samples 500 --source build-photos >/dev/null
+  rm -rf "$work/root/photos" "$work/root/photos-seek"
+  touch "$work/photos.500"
+fi
 [ -d "$work/root/jpeg" ] || "$tp" pack "$work/images" "$work/root/jpeg" --quiet
+jpegs=(jpeg)
+if [ "$photos" = 1 ]; then
+  [ -d "$work/root/photos" ] || "$tp" pack "$work/photos" "$work/root/photos" --quiet
+  [ -d "$work/root/photos-seek" ] || "$tp" pack "$work/photos" "$work/root/photos-seek" --jpeg-seek --quiet
+  jpegs=(photos photos-seek)
+fi
 [ -d "$work/root/raw" ] || "$tp" gen tensors "$work/root/raw" --samples 2000 --shape 224x224x3 >/dev/null
 [ -d "$work/root/million" ] || "$tp" gen tensors "$work/root/million" --samples 1000000 --record-bytes 128 --align 1 >/dev/null
 
@@ -34,26 +50,29 @@ trap 'kill $daemon 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 
 # 1: two ranks, 20 epochs of 250 samples each (10,000 images in all) per run
-e2e() {
+e2e() { # dataset seed
   local t0 t1
   local pids=()
   t0=$(date +%s.%N)
   for r in 0 1; do
-    "$tp" consume --socket "$sock" --dataset jpeg --rank $r --world-size 2 --epochs 20 \
-      --batch-size 50 --seed "$1" --json >"$work/e2e.$r" &
+    "$tp" consume --socket "$sock" --dataset "$1" --rank $r --world-size 2 --epochs 20 \
+      --batch-size 50 --seed "$2" --json >"$work/e2e.$r" &
     pids+=($!)
   done
   wait "${pids[@]}"
   t1=$(date +%s.%N)
   awk -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.1f\n", 10000 / (t1 - t0)}'
 }
-for i in $(seq "$runs"); do
-  e2e "$i" >>"$work/e2e.runs"
-  "$tp" bench decode "$work/root/jpeg" --threads 2 --seconds 5 --json | field images_per_s >>"$work/dec.runs"
+for ds in "${jpegs[@]}"; do
+  rm -f "$work/e2e.runs" "$work/dec.runs"
+  for i in $(seq "$runs"); do
+    e2e "$ds" "$i" >>"$work/e2e.runs"
+    "$tp" bench decode "$work/root/$ds" --threads 2 --seconds 5 --json | field images_per_s >>"$work/dec.runs"
+  done
+  s=$(median <"$work/e2e.runs"); d=$(median <"$work/dec.runs")
+  echo "rrc224 on $ds, 2 consumers through the daemon: $s samples/s; bench decode 2 threads: $d images/s; ratio $(awk -v a="$s" -v b="$d" 'BEGIN {printf "%.2f", a / b}')"
+  echo "  runs: daemon $(tr '\n' ' ' <"$work/e2e.runs")| bench decode $(tr '\n' ' ' <"$work/dec.runs")"
 done
-s=$(median <"$work/e2e.runs"); d=$(median <"$work/dec.runs")
-echo "rrc224, 2 consumers through the daemon: $s samples/s; bench decode 2 threads: $d images/s; ratio $(awk -v a="$s" -v b="$d" 'BEGIN {printf "%.2f", a / b}')"
-echo "  runs: daemon $(tr '\n' ' ' <"$work/e2e.runs")| bench decode $(tr '\n' ' ' <"$work/dec.runs")"
 
 # 2: raw tensors, warm page cache
 cat "$work/root/raw"/*.tpr >/dev/null
