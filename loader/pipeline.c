@@ -200,6 +200,11 @@ static void *io_main(void *arg)
  * decode (about 4% of rrc224 throughput on 2 cores). */
 #define RELEASE_BATCH 8
 
+/* Records read in place into a slot (iovecs) from this size on are read by the decode
+ * threads with preadv rather than by the IO thread: the kernel's copy out of the page
+ * cache is then spread over every decode thread instead of one. */
+#define SPREAD_READ ((uint64_t)64 << 10)
+
 static void give_back(tp_stages *p, tp_task *t)
 {
     if (!t->engine)
@@ -395,7 +400,8 @@ void tp_stages_submit(tp_stages *p, tp_task *const *tasks, size_t n)
         t->data = NULL;
         t->len = 0;
         bool direct = t->file < 0 || tp_io_use_map(&t->loc) ||
-                      (t->iovcnt ? p->o.io.direct : t->loc.length > p->max_read);
+                      (t->iovcnt ? p->o.io.direct || t->loc.length >= SPREAD_READ
+                                 : t->loc.length > p->max_read);
         if (direct)
             t->file = -1;
         q_push(direct ? &p->decode : &p->inbox, t);
