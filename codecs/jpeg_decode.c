@@ -225,8 +225,8 @@ static int decode_mem(tp_jpeg_decoder *d, const void *data, size_t len,
 
 #define DECLINED 1
 
-/* The seekable path (jpeg_seek.c): the region's MCUs, with a margin of one MCU where the
- * image goes on, widened to whole column groups, decoded from a JPEG of their own.
+/* The seekable path (jpeg_seek.c): the region's MCUs, with a margin where the image goes
+ * on, widened to whole column groups, decoded from a JPEG of their own.
  * @return : as tp_jpeg_decode, or DECLINED with *planned the request to decode the usual
  *           way (the plan, if any, has been applied: it may draw random numbers, so it
  *           must run once). */

@@ -5,9 +5,8 @@
  * predictors restart with it) and splits into column groups of K MCUs. The segments a
  * region needs, copied behind the file's own headers (the frame size changed, the
  * restart markers renumbered), form a smaller JPEG of just those MCUs that libjpeg-turbo
- * decodes to the same pixels a full decode gives there. One MCU of margin on each side
- * where the image goes on keeps chroma upsampling at the region's edges as in a full
- * decode. The markers are the index: they are found by scanning the entropy-coded bytes
+ * decodes to the same pixels a full decode gives there, given a margin where the image
+ * goes on for chroma upsampling (jpeg_decode.c). The markers are the index: they are found by scanning the entropy-coded bytes
  * for 0xFF, which costs microseconds against a decode's milliseconds and adds no bytes
  * to the file.
  *
@@ -113,7 +112,7 @@ int tp_jpeg_seek_parse(const void *data, size_t len, tp_jpeg_seek *s)
             s->sos = (uint32_t)i;
             s->scan = (uint32_t)(i + 2 + seglen);
             s->groups = s->mcus_x / s->interval;
-            s->pos = s->scan;
+            s->pos = s->next = s->scan;
             return 1;
         } else if (m != 0xC4 && m != 0xDB && !is_app_or_com(m)) {
             return 0; /* progressive, arithmetic, lossless, hierarchical, DNL, unknown */
@@ -149,8 +148,6 @@ int tp_jpeg_seek_scan(tp_jpeg_seek *s, const void *data, size_t len, size_t want
     if (want > total)
         return TP_EUSAGE;
     TP_TRY(grow_segments(s, want));
-    if (!s->nseg)
-        s->next = s->scan;
     size_t i = s->pos;
     while (s->nseg < want) {
         if (s->ended)
@@ -267,13 +264,11 @@ static int pick_interval(int mcus_x, int columns)
     return 1;
 }
 
-/* What the re-encoder takes: 8-bit Huffman-coded YCbCr or grey, every coefficient of a
- * progressive file complete (a file whose scans leave some out is decoded with block
+/* What the re-encoder takes once the coefficients are read (8-bit Huffman coding is
+ * checked before): YCbCr or grey, every coefficient of a progressive file complete (a file whose scans leave some out is decoded with block
  * smoothing, which a baseline copy would not get). */
 static bool can_reencode(const struct jpeg_decompress_struct *c)
 {
-    if (c->data_precision != 8 || c->arith_code)
-        return false;
     if (!(c->num_components == 3 && c->jpeg_color_space == JCS_YCbCr) &&
         !(c->num_components == 1 && c->jpeg_color_space == JCS_GRAYSCALE &&
           c->comp_info[0].h_samp_factor == 1 && c->comp_info[0].v_samp_factor == 1))
