@@ -294,9 +294,81 @@ horizontal_ssse3(const unsigned char *src, size_t sstride, int row0, int rows, c
     }
 }
 
+static inline void put4(unsigned char *d, uint32_t px) { memcpy(d, &px, 4); }
+
+/* The AVX2 sums of one output pixel over four rows: rows 0 1 | 2 3 in the lanes of a01 and
+ * a23. */
+__attribute__((target("avx2"))) static inline void
+hsum4_avx2(const unsigned char *p, size_t sstride, int np, const int16_t *k, __m256i spread,
+           __m256i *a01, __m256i *a23)
+{
+    for (int q = 0; q < np; q++, p += 6, k += 8) {
+        __m256i w = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)k));
+        __m256i v01 = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)p)),
+            _mm_loadl_epi64((const __m128i *)(p + sstride)), 1);
+        __m256i v23 = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(p + 2 * sstride))),
+            _mm_loadl_epi64((const __m128i *)(p + 3 * sstride)), 1);
+        *a01 = _mm256_add_epi32(*a01, _mm256_madd_epi16(_mm256_shuffle_epi8(v01, spread), w));
+        *a23 = _mm256_add_epi32(*a23, _mm256_madd_epi16(_mm256_shuffle_epi8(v23, spread), w));
+    }
+}
+
+/* Rows 0 1 | 2 3 -> 16-bit {0 2 | 1 3} -> bytes 0 2 1 3: the pixel of each row as the
+ * low three bytes of a 32-bit lane. */
+__attribute__((target("avx2"))) static inline __m128i hpack_avx2(__m256i a01, __m256i a23)
+{
+    __m256i w16 = _mm256_packs_epi32(_mm256_srai_epi32(a01, FAST_BITS),
+                                     _mm256_srai_epi32(a23, FAST_BITS));
+    return _mm_packus_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+}
+
+/* Stores four rows' pixels (lanes 0 2 1 3 of v8) at d, as four bytes when the byte after a
+ * pixel is the next pixel's, which is written after it. */
+__attribute__((target("avx2"))) static inline void hstore4(unsigned char *d, size_t ostride,
+                                                           __m128i v8, bool wide)
+{
+    uint32_t p0 = (uint32_t)_mm_cvtsi128_si32(v8), p2 = (uint32_t)_mm_extract_epi32(v8, 1);
+    uint32_t p1 = (uint32_t)_mm_extract_epi32(v8, 2), p3 = (uint32_t)_mm_extract_epi32(v8, 3);
+    if (wide) {
+        put4(d, p0), put4(d + ostride, p1), put4(d + 2 * ostride, p2), put4(d + 3 * ostride, p3);
+    } else {
+        put3(d, p0), put3(d + ostride, p1), put3(d + 2 * ostride, p2), put3(d + 3 * ostride, p3);
+    }
+}
+
+__attribute__((target("avx2"))) static inline void
+hpixel_avx2(const unsigned char *p, size_t sstride, int np, const int16_t *k, __m256i spread,
+            __m256i half, unsigned char *d, size_t ostride, bool wide)
+{
+    __m256i a01 = half, a23 = half;
+    hsum4_avx2(p, sstride, np, k, spread, &a01, &a23);
+    hstore4(d, ostride, hpack_avx2(a01, a23), wide);
+}
+
+/* Two neighbouring output pixels with the same number of tap pairs: their sums are
+ * independent, so interleaving them hides the multiply-add latency. */
+__attribute__((target("avx2"))) static inline void
+hpair_avx2(const unsigned char *in, size_t sstride, const int *b, const int16_t *k,
+           const int *b2, const int16_t *k2, __m256i spread, __m256i half, unsigned char *d,
+           size_t ostride)
+{
+    const unsigned char *p = in + (size_t)b[0] * 3, *p2 = in + (size_t)b2[0] * 3;
+    __m256i a01 = half, a23 = half, c01 = half, c23 = half;
+    for (int q = 0; q < b[1]; q++, p += 6, k += 8, p2 += 6, k2 += 8) {
+        hsum4_avx2(p, sstride, 1, k, spread, &a01, &a23);
+        hsum4_avx2(p2, sstride, 1, k2, spread, &c01, &c23);
+    }
+    hstore4(d, ostride, hpack_avx2(a01, a23), true);
+    hstore4(d + 3, ostride, hpack_avx2(c01, c23), true);
+}
+
 /* AVX2: two rows per register (one per 128-bit lane, the same spread and weights as the
  * SSSE3 pass), so four rows take two multiply-adds per pair of taps instead of four and
- * load each pair's weights once. The sums are the same integers. */
+ * load each pair's weights once. The sums are the same integers. Output pixels are made
+ * left to right (the source walked backwards for a mirror), so each is stored as four
+ * bytes whose fourth the next pixel overwrites; the last of a row as three. */
 __attribute__((target("avx2"))) static void
 horizontal_avx2(const unsigned char *src, size_t sstride, int row0, int rows, const fcoeffs *f,
                 int out, bool mirror, unsigned char *tmp)
@@ -309,39 +381,25 @@ horizontal_avx2(const unsigned char *src, size_t sstride, int row0, int rows, co
     int y = 0;
     for (; y + 4 <= rows; y += 4) {
         const unsigned char *in = src + (size_t)(row0 + y) * sstride;
-        unsigned char *o = tmp + (size_t)y * ostride;
-        for (int xx = 0; xx < out; xx++) {
+        unsigned char *d = tmp + (size_t)y * ostride;
+        for (int i = 0; i < out; i++, d += 3) {
+            int xx = mirror ? out - 1 - i : i;
             const int *b = f->bounds + xx * 4;
             const int16_t *k = f->k + (size_t)xx * f->pairs * 8;
-            unsigned char *d = o + (size_t)(mirror ? out - 1 - xx : xx) * 3;
             if (!b[2]) {
                 for (int r = 0; r < 4; r++)
                     hpixel_scalar(in + r * sstride, b, k, d + r * ostride);
                 continue;
             }
-            const unsigned char *p = in + (size_t)b[0] * 3;
-            __m256i a01 = half, a23 = half;
-            for (int q = 0; q < b[1]; q++, p += 6, k += 8) {
-                __m256i w = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)k));
-                __m256i v01 = _mm256_inserti128_si256(
-                    _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)p)),
-                    _mm_loadl_epi64((const __m128i *)(p + sstride)), 1);
-                __m256i v23 = _mm256_inserti128_si256(
-                    _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(p + 2 * sstride))),
-                    _mm_loadl_epi64((const __m128i *)(p + 3 * sstride)), 1);
-                a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(_mm256_shuffle_epi8(v01, spread), w));
-                a23 = _mm256_add_epi32(a23, _mm256_madd_epi16(_mm256_shuffle_epi8(v23, spread), w));
+            int x2 = mirror ? xx - 1 : xx + 1; /* the next output pixel's source */
+            if (i + 2 < out && f->bounds[x2 * 4 + 2] && f->bounds[x2 * 4 + 1] == b[1]) {
+                hpair_avx2(in, sstride, b, k, f->bounds + x2 * 4,
+                           f->k + (size_t)x2 * f->pairs * 8, spread, half, d, ostride);
+                i++, d += 3;
+                continue;
             }
-            a01 = _mm256_srai_epi32(a01, FAST_BITS);
-            a23 = _mm256_srai_epi32(a23, FAST_BITS);
-            /* rows 0 1 | 2 3 -> 16-bit {0 2 | 1 3} -> bytes 0 2 1 3 in the low lane */
-            __m256i w16 = _mm256_packs_epi32(a01, a23);
-            __m128i v8 = _mm_packus_epi16(_mm256_castsi256_si128(w16),
-                                          _mm256_extracti128_si256(w16, 1));
-            put3(d, (uint32_t)_mm_cvtsi128_si32(v8));
-            put3(d + 2 * ostride, (uint32_t)_mm_extract_epi32(v8, 1));
-            put3(d + ostride, (uint32_t)_mm_extract_epi32(v8, 2));
-            put3(d + 3 * ostride, (uint32_t)_mm_extract_epi32(v8, 3));
+            hpixel_avx2(in + (size_t)b[0] * 3, sstride, b[1], k, spread, half, d, ostride,
+                        i + 1 < out);
         }
     }
     if (y < rows)
@@ -349,59 +407,102 @@ horizontal_avx2(const unsigned char *src, size_t sstride, int row0, int rows, co
                          tmp + (size_t)y * ostride);
 }
 
-/* SSE2: rows a and b interleaved byte-wise, widened to 16 bits, one pmaddwd with
- * {wa wb} per four columns. */
+/* SSE2: one output row of the vertical pass from byte x on: rows a and b interleaved
+ * byte-wise, widened to 16 bits, one pmaddwd with {wa wb} per four columns. */
+static void vrow_sse2(const unsigned char *tmp, size_t stride, int ymin, int np,
+                      const int16_t *k, unsigned char *o, size_t x)
+{
+    size_t body = stride & ~(size_t)15;
+    const __m128i zero = _mm_setzero_si128(), half = _mm_set1_epi32(1 << (FAST_BITS - 1));
+    for (; x < body; x += 16) {
+        __m128i s0 = half, s1 = half, s2 = half, s3 = half;
+        for (int q = 0; q < np; q++) {
+            const unsigned char *ra = tmp + (size_t)(ymin + 2 * q) * stride + x;
+            const unsigned char *rb = k[q * 8 + 1] ? ra + stride : ra;
+            __m128i w = _mm_set1_epi32((int)((uint32_t)(uint16_t)k[q * 8 + 1] << 16 |
+                                             (uint16_t)k[q * 8]));
+            __m128i a = _mm_loadu_si128((const __m128i *)ra);
+            __m128i bb = _mm_loadu_si128((const __m128i *)rb);
+            __m128i lo = _mm_unpacklo_epi8(a, bb), hi = _mm_unpackhi_epi8(a, bb);
+            s0 = _mm_add_epi32(s0, _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), w));
+            s1 = _mm_add_epi32(s1, _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), w));
+            s2 = _mm_add_epi32(s2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), w));
+            s3 = _mm_add_epi32(s3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, zero), w));
+        }
+        s0 = _mm_srai_epi32(s0, FAST_BITS);
+        s1 = _mm_srai_epi32(s1, FAST_BITS);
+        s2 = _mm_srai_epi32(s2, FAST_BITS);
+        s3 = _mm_srai_epi32(s3, FAST_BITS);
+        __m128i v = _mm_packus_epi16(_mm_packs_epi32(s0, s1), _mm_packs_epi32(s2, s3));
+        _mm_storeu_si128((__m128i *)(o + x), v);
+    }
+    for (; x < stride; x++) { /* the tail, as vertical_scalar does it */
+        int32_t sum = 1 << (FAST_BITS - 1);
+        for (int q = 0; q < np; q++)
+            for (int h = 0; h < 2; h++)
+                if (k[q * 8 + h])
+                    sum += tmp[(size_t)(ymin + 2 * q + h) * stride + x] * k[q * 8 + h];
+        o[x] = clip14(sum);
+    }
+}
+
 static void vertical_sse2(const unsigned char *tmp, int width, int row0, const fcoeffs *f,
                           int out, unsigned char *dst, size_t dstride, const tp_resample_job *j)
 {
-    size_t stride = (size_t)width * 3, body = stride & ~(size_t)15;
-    const __m128i zero = _mm_setzero_si128(), half = _mm_set1_epi32(1 << (FAST_BITS - 1));
+    size_t stride = (size_t)width * 3;
+    for (int yy = 0; yy < out; yy++) {
+        unsigned char *o = j->row_out ? dst : dst + (size_t)yy * dstride;
+        vrow_sse2(tmp, stride, f->bounds[yy * 4] - row0, f->bounds[yy * 4 + 1],
+                  f->k + (size_t)yy * f->pairs * 8, o, 0);
+        if (j->row_out)
+            j->row_out(j->row_ctx, yy, o);
+    }
+}
+
+/* AVX2: the SSE2 pass on 32 bytes at a time (the unpacks and packs work within each
+ * 128-bit lane, so each lane is the SSE2 computation of its 16 bytes); the rest of a row
+ * as SSE2 does it. */
+__attribute__((target("avx2"))) static void
+vertical_avx2(const unsigned char *tmp, int width, int row0, const fcoeffs *f, int out,
+              unsigned char *dst, size_t dstride, const tp_resample_job *j)
+{
+    size_t stride = (size_t)width * 3, body = stride & ~(size_t)31;
+    const __m256i zero = _mm256_setzero_si256(), half = _mm256_set1_epi32(1 << (FAST_BITS - 1));
     for (int yy = 0; yy < out; yy++) {
         int ymin = f->bounds[yy * 4] - row0, np = f->bounds[yy * 4 + 1];
         const int16_t *k = f->k + (size_t)yy * f->pairs * 8;
         unsigned char *o = j->row_out ? dst : dst + (size_t)yy * dstride;
-        for (size_t x = 0; x < body; x += 16) {
-            __m128i s0 = half, s1 = half, s2 = half, s3 = half;
+        for (size_t x = 0; x < body; x += 32) {
+            __m256i s0 = half, s1 = half, s2 = half, s3 = half;
             for (int q = 0; q < np; q++) {
                 const unsigned char *ra = tmp + (size_t)(ymin + 2 * q) * stride + x;
                 const unsigned char *rb = k[q * 8 + 1] ? ra + stride : ra;
-                __m128i w = _mm_set1_epi32((int)((uint32_t)(uint16_t)k[q * 8 + 1] << 16 |
-                                                 (uint16_t)k[q * 8]));
-                __m128i a = _mm_loadu_si128((const __m128i *)ra);
-                __m128i bb = _mm_loadu_si128((const __m128i *)rb);
-                __m128i lo = _mm_unpacklo_epi8(a, bb), hi = _mm_unpackhi_epi8(a, bb);
-                s0 = _mm_add_epi32(s0, _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), w));
-                s1 = _mm_add_epi32(s1, _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), w));
-                s2 = _mm_add_epi32(s2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), w));
-                s3 = _mm_add_epi32(s3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, zero), w));
+                __m256i w = _mm256_set1_epi32((int)((uint32_t)(uint16_t)k[q * 8 + 1] << 16 |
+                                                    (uint16_t)k[q * 8]));
+                __m256i a = _mm256_loadu_si256((const __m256i *)ra);
+                __m256i bb = _mm256_loadu_si256((const __m256i *)rb);
+                __m256i lo = _mm256_unpacklo_epi8(a, bb), hi = _mm256_unpackhi_epi8(a, bb);
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_unpacklo_epi8(lo, zero), w));
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_unpackhi_epi8(lo, zero), w));
+                s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_unpacklo_epi8(hi, zero), w));
+                s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_unpackhi_epi8(hi, zero), w));
             }
-            s0 = _mm_srai_epi32(s0, FAST_BITS);
-            s1 = _mm_srai_epi32(s1, FAST_BITS);
-            s2 = _mm_srai_epi32(s2, FAST_BITS);
-            s3 = _mm_srai_epi32(s3, FAST_BITS);
-            __m128i v = _mm_packus_epi16(_mm_packs_epi32(s0, s1), _mm_packs_epi32(s2, s3));
-            _mm_storeu_si128((__m128i *)(o + x), v);
+            s0 = _mm256_srai_epi32(s0, FAST_BITS);
+            s1 = _mm256_srai_epi32(s1, FAST_BITS);
+            s2 = _mm256_srai_epi32(s2, FAST_BITS);
+            s3 = _mm256_srai_epi32(s3, FAST_BITS);
+            __m256i v = _mm256_packus_epi16(_mm256_packs_epi32(s0, s1),
+                                            _mm256_packs_epi32(s2, s3));
+            _mm256_storeu_si256((__m256i *)(o + x), v);
         }
-        if (body == stride) {
-            if (j->row_out)
-                j->row_out(j->row_ctx, yy, o);
-            continue;
-        }
-        for (size_t x = body; x < stride; x++) { /* the tail, as vertical_scalar does it */
-            int32_t sum = 1 << (FAST_BITS - 1);
-            for (int q = 0; q < np; q++)
-                for (int h = 0; h < 2; h++)
-                    if (k[q * 8 + h])
-                        sum += tmp[(size_t)(ymin + 2 * q + h) * stride + x] * k[q * 8 + h];
-            o[x] = clip14(sum);
-        }
+        vrow_sse2(tmp, stride, ymin, np, k, o, body);
         if (j->row_out)
             j->row_out(j->row_ctx, yy, o);
     }
 }
 #endif
 
-int tp__resample_simd = -1; /* -1: use what the CPU has; 0: plain C (tests) */
+int tp__resample_simd = -1; /* -1: what the CPU has; 0: plain C; 1: SSSE3/SSE2 (tests) */
 
 /* Read-only here (decode threads call it concurrently); only tests set the override. */
 static bool use_simd(void)
@@ -454,12 +555,14 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
     TP_TRY(tp__grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
 #if defined(__x86_64__) && defined(__GNUC__)
     if (use_simd()) {
-        if (__builtin_cpu_supports("avx2"))
+        if (tp__resample_simd < 0 && __builtin_cpu_supports("avx2")) {
             horizontal_avx2(j->src, j->src_stride, first, last - first, &fh, j->dst_w,
                             j->mirror, s->tmp);
-        else
-            horizontal_ssse3(j->src, j->src_stride, first, last - first, &fh, j->dst_w,
-                             j->mirror, s->tmp);
+            vertical_avx2(s->tmp, j->dst_w, first, &fv, j->dst_h, dst, j->dst_stride, j);
+            return 0;
+        }
+        horizontal_ssse3(j->src, j->src_stride, first, last - first, &fh, j->dst_w, j->mirror,
+                         s->tmp);
         vertical_sse2(s->tmp, j->dst_w, first, &fv, j->dst_h, dst, j->dst_stride, j);
         return 0;
     }
