@@ -5,6 +5,7 @@
  * (larger than its buffers) and small LMDB values skip the IO thread: a decode thread
  * reads or copies them itself. */
 #include "pipeline.h"
+#include "s3.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,6 +40,7 @@ static tp_task *q_pop(queue *q)
 
 typedef struct file_req {
     int fd, result;
+    const void *object;    /* instead of fd */
     bool done;
     tp_error err;
     struct file_req *next;
@@ -92,7 +94,8 @@ static void take_inbox(tp_stages *p, queue *pending, tp_io_done *rel, size_t *nr
         rel[i] = (tp_io_done){.buffer = p->released[i]};
     p->nreleased = 0;
     for (file_req *f = p->files; f; f = f->next) {
-        f->result = tp_io_add_file(p->io, f->fd, &f->err);
+        f->result = f->object ? tp_io_add_object(p->io, f->object, &f->err)
+                              : tp_io_add_file(p->io, f->fd, &f->err);
         f->done = true;
     }
     if (p->files)
@@ -225,6 +228,15 @@ static void read_pieces(tp_stages *p, tp_task *t)
             memcpy(t->iov[i].iov_base, src, t->iov[i].iov_len);
         return;
     }
+    if (t->loc.object) {
+        t->rc = tp__location_read(&t->loc, t->iov, t->iovcnt, t->loc.offset, t->loc.length,
+                                  NULL);
+        if (t->rc == 0) {
+            atomic_fetch_add(&p->reads, 1);
+            atomic_fetch_add(&p->bytes_read, t->loc.length);
+        }
+        return;
+    }
     uint64_t got = 0;
     while (got < t->loc.length) {
         struct iovec rest[TP_IO_MAX_IOV];
@@ -258,7 +270,9 @@ static void read_direct(tp_stages *p, tp_task *t, tp_worker *w)
     }
     if ((t->rc = tp__worker_record(w, t->loc.length)) < 0)
         return;
-    t->rc = tp__pread_all(t->loc.fd, w->record, t->loc.length, t->loc.offset);
+    struct iovec v = {.iov_base = w->record, .iov_len = t->loc.length};
+    t->rc = t->loc.object ? tp__location_read(&t->loc, &v, 1, t->loc.offset, t->loc.length, NULL)
+                          : tp__pread_all(t->loc.fd, w->record, t->loc.length, t->loc.offset);
     t->data = w->record;
     t->len = t->loc.length;
     if (t->rc == 0) {
@@ -375,9 +389,9 @@ void tp_stages_destroy(tp_stages *p)
     free(p);
 }
 
-int tp_stages_add_file(tp_stages *p, int fd, tp_error *err)
+static int add_file(tp_stages *p, int fd, const void *object, tp_error *err)
 {
-    file_req f = {.fd = fd};
+    file_req f = {.fd = fd, .object = object};
     pthread_mutex_lock(&p->lock);
     f.next = p->files;
     p->files = &f;
@@ -390,6 +404,13 @@ int tp_stages_add_file(tp_stages *p, int fd, tp_error *err)
     return f.result;
 }
 
+int tp_stages_add_file(tp_stages *p, int fd, tp_error *err) { return add_file(p, fd, NULL, err); }
+
+int tp_stages_add_object(tp_stages *p, const void *object, tp_error *err)
+{
+    return add_file(p, -1, object, err);
+}
+
 void tp_stages_submit(tp_stages *p, tp_task *const *tasks, size_t n)
 {
     pthread_mutex_lock(&p->lock);
@@ -399,8 +420,10 @@ void tp_stages_submit(tp_stages *p, tp_task *const *tasks, size_t n)
         t->engine = false;
         t->data = NULL;
         t->len = 0;
+        /* objects: every read through the engine, where many GETs are in flight */
         bool direct = t->file < 0 || tp_io_use_map(&t->loc) ||
-                      (t->iovcnt ? p->o.io.direct || t->loc.length >= SPREAD_READ
+                      (t->iovcnt ? !t->loc.object &&
+                                       (p->o.io.direct || t->loc.length >= SPREAD_READ)
                                  : t->loc.length > p->max_read);
         if (direct)
             t->file = -1;

@@ -75,6 +75,8 @@ void tp_stages_destroy(tp_stages *p);
 /* Registers a shard's descriptor with the IO engine. @return : the file index or a
  * negative code. */
 int tp_stages_add_file(tp_stages *p, int fd, tp_error *err);
+/* The same for a shard in object storage (tp_shard_info.object). */
+int tp_stages_add_object(tp_stages *p, const void *object, tp_error *err);
 
 /* Queues `n` tasks; each one's `run` is called exactly once, on a decode thread, with
  * the record's bytes, or with rc < 0 and no data when the read failed. */

@@ -2,6 +2,7 @@
  * open for serving, the memory budget and the figures `turbopump stat` shows. Sessions run
  * in session.c; the shared IO thread and decode pool in pipeline.c. */
 #include "server_internal.h"
+#include "s3.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -55,6 +56,8 @@ static int resolve(const tp_server *s, const char *name, char **out, tp_error *e
     char joined[PATH_MAX], real[PATH_MAX];
     if (snprintf(joined, sizeof(joined), "%s/%s", s->root, name) >= (int)sizeof(joined))
         return tp__error_set(err, TP_EUSAGE, "dataset name '%s' is too long", name);
+    if (tp_s3_is_url(s->root)) /* no links in object storage: the name is the key */
+        return (*out = strdup(joined)) ? 0 : -ENOMEM;
     if (!realpath(joined, real))
         return tp__error_set(err, errno == ENOENT ? TP_ENODATASET : -errno,
                              "dataset '%s': %s", name, strerror(errno));
@@ -75,7 +78,8 @@ static int serve_dataset(tp_server *s, tp_served *d, tp_error *err)
         tp_shard_info si = {0};
         tp_tokens_shard ti = {0};
         TP_TRY(d->tok ? tp_tokens_shard_info(d->tok, i, &ti) : tp_dataset_shard_info(d->ds, i, &si));
-        int f = tp_stages_add_file(s->pipe, d->tok ? ti.fd : si.fd, err);
+        int f = si.object ? tp_stages_add_object(s->pipe, si.object, err)
+                          : tp_stages_add_file(s->pipe, d->tok ? ti.fd : si.fd, err);
         d->files[i] = f < 0 ? -1 : f; /* -1: read with pread instead */
     }
     if (d->tok)
@@ -394,11 +398,17 @@ int tp_server_create(tp_server **out, const tp_server_options *o, tp_error *err)
     char real[PATH_MAX];
     struct stat st;
     int rc = 0;
-    if (!realpath(o->root, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
+    if (tp_s3_is_url(o->root)) { /* datasets under a prefix in object storage */
+        if (!(s->root = strdup(o->root)))
+            rc = -ENOMEM;
+        for (size_t n = rc ? 0 : strlen(s->root); n > 5 && s->root[n - 1] == '/'; n--)
+            s->root[n - 1] = 0;
+    } else if (!realpath(o->root, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
         rc = tp__error_set(err, errno ? -errno : -ENOTDIR, "root %s: %s", o->root,
                            errno ? strerror(errno) : "not a directory");
-    if (rc == 0 && !(s->root = strdup(real)))
+    } else if (!(s->root = strdup(real))) {
         rc = -ENOMEM;
+    }
     if (rc == 0 && pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         rc = tp__error_set(err, -errno, "pipe: %s", strerror(errno));
     tp_stages_options po = {.threads = o->threads,

@@ -11,7 +11,7 @@ PACKAGES=(
   libjpeg-turbo-progs python3 python3-numpy python3-pil python3-pytest util-linux
   python3-dev python3-pip python3-setuptools python3-torch python3-torchvision
   libmicrohttpd-dev prometheus curl python3-venv libarchive-dev libcsv-dev
-  libprotobuf-c-dev protobuf-c-compiler
+  libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libinih-dev libexpat1-dev
 )
 
 missing=()

@@ -1,6 +1,7 @@
 /* The dataset reader: opens manifest.json and every shard, cross-checks them, and maps a
  * global sample id to its shard and record. Everything a shard says is checked against
  * the manifest before it is used; records are verified on every read. */
+#include "s3.h"
 #include "storage.h"
 
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 
 struct tp_dataset {
     char *path;
+    bool remote;               /* s3://: shards read through object storage */
     tp__manifest m;
     char *dict;
     size_t dict_len;
@@ -39,6 +41,12 @@ static int open_shard(const tp_dataset *ds, size_t i, tp__shard_reader **out, tp
         want.first_sample = sh->origin_first;
         memcpy(want.id, sh->origin_id, sizeof(want.id));
     }
+    if (ds->remote)
+        return m->format == TP_SHARD_LMDB
+                   ? tp__error_set(err, TP_EUSAGE, "%s: LMDB shards cannot be read from "
+                                   "object storage (pack it with --format tpr)", ds->path)
+                   : tp__tpr_reader_open_s3(out, ds->path, sh->file, &want, sh->samples,
+                                            sh->bytes, err);
     char *path = tp__path_join(ds->path, sh->file);
     if (!path)
         return tp__error_set(err, -ENOMEM, "out of memory");
@@ -190,8 +198,13 @@ static int load_manifest(tp_dataset *ds, tp_error *err)
 {
     char *file = tp__path_join(ds->path, "manifest.json"), *text = NULL;
     size_t len = 0;
-    int rc = file ? tp__read_file(file, MAX_MANIFEST, &text, &len) : -ENOMEM;
-    if (rc == -ENOENT)
+    tp_error rerr = {0};
+    int rc = !file ? -ENOMEM : ds->remote ? tp_s3_get_named(ds->path, "manifest.json",
+                                                            MAX_MANIFEST, &text, &len, &rerr)
+                                          : tp__read_file(file, MAX_MANIFEST, &text, &len);
+    if (rc < 0 && rc != -ENOENT && ds->remote)
+        rc = err ? (*err = rerr).code : rc;
+    else if (rc == -ENOENT)
         rc = tp__error_set(err, TP_ENODATASET, "%s: not a dataset (no manifest.json)",
                            ds->path);
     else if (rc < 0)
@@ -217,8 +230,14 @@ static int load_dict(tp_dataset *ds, tp_error *err)
     if (!ds->m.has_dict)
         return 0;
     char *file = tp__path_join(ds->path, TP_DICT_FILE);
-    int rc = file ? tp__read_file(file, TP_DICT_MAX, &ds->dict, &ds->dict_len) : -ENOMEM;
-    if (rc < 0)
+    tp_error rerr = {0};
+    int rc = !file ? -ENOMEM
+             : ds->remote ? tp_s3_get_named(ds->path, TP_DICT_FILE, TP_DICT_MAX, &ds->dict,
+                                            &ds->dict_len, &rerr)
+                          : tp__read_file(file, TP_DICT_MAX, &ds->dict, &ds->dict_len);
+    if (rc < 0 && ds->remote)
+        rc = err ? (*err = rerr).code : rc;
+    else if (rc < 0)
         rc = tp__error_set(err, rc, "%s: %s", file ? file : TP_DICT_FILE, tp_strerror(rc));
     else if (ds->dict_len != ds->m.dict_bytes ||
              tp__hash64(ds->dict, ds->dict_len) != ds->m.dict_checksum)
@@ -241,10 +260,13 @@ TP_API int tp_dataset_open(tp_dataset **out, const char *path, tp_error *err)
         free(ds);
         return tp__error_set(err, -ENOMEM, "out of memory");
     }
+    ds->remote = tp_s3_is_url(path);
+    for (size_t n = strlen(ds->path); ds->remote && n > 5 && ds->path[n - 1] == '/'; n--)
+        ds->path[n - 1] = 0;
     int rc = load_manifest(ds, err);
     if (rc == 0)
         rc = load_dict(ds, err);
-    if (rc == 0 && ds->m.format == TP_SHARD_LMDB)
+    if (rc == 0 && ds->m.format == TP_SHARD_LMDB && !ds->remote)
         rc = check_lmdb(ds, err);
     if (rc == 0)
         rc = open_shards(ds, err);
@@ -304,7 +326,8 @@ TP_API int tp_dataset_shard_info(const tp_dataset *ds, size_t i, tp_shard_info *
 {
     TP_RETURN_IF(i >= ds->m.nshards, TP_EUSAGE);
     const tp__shard_reader *r = ds->shards[i];
-    *out = (tp_shard_info){.path = r->path, .fd = r->fd, .format = ds->m.format,
+    *out = (tp_shard_info){.path = r->path, .fd = r->fd, .object = r->obj,
+                           .format = ds->m.format,
                            .align = ds->m.align,
                            .first_sample = ds->m.shards[i].first_sample,
                            .samples = r->records, .bytes = r->bytes};

@@ -109,9 +109,12 @@ void tp_io_destroy(tp_io *io)
             tp_io_release(io, &done[i]);
     if (io->backend)
         io->backend->fini(io);
+    tp__io_s3_fini(io);
     for (unsigned i = 0; i < io->nfiles; i++)
-        close(io->fds[i]);
+        if (io->fds[i] >= 0)
+            close(io->fds[i]);
     free(io->fds);
+    free(io->objects);
     free(io->pool);
     free(io->file_fixed);
     free(io->slots);
@@ -124,19 +127,42 @@ const char *tp_io_backend(const tp_io *io) { return io->backend->name; }
 unsigned tp_io_queue_depth(const tp_io *io) { return io->o.queue_depth; }
 unsigned tp_io_in_flight(const tp_io *io) { return io->in_flight; }
 
+static int grow_files(tp_io *io, tp_error *err)
+{
+    if (io->nfiles < io->files_cap)
+        return 0;
+    unsigned cap = io->files_cap ? 2 * io->files_cap : 16;
+    int *grown = realloc(io->fds, cap * sizeof(int));
+    if (grown)
+        io->fds = grown;
+    bool *fixed = grown ? realloc(io->file_fixed, cap * sizeof(bool)) : NULL;
+    if (fixed)
+        io->file_fixed = fixed;
+    const struct tp_s3_object **objs =
+        fixed ? realloc(io->objects, cap * sizeof(*io->objects)) : NULL;
+    if (!objs)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    io->objects = objs;
+    io->files_cap = cap;
+    return 0;
+}
+
+int tp_io_add_object(tp_io *io, const void *object, tp_error *err)
+{
+    if (io->o.direct)
+        return tp__error_set(err, TP_EUSAGE, "io: objects cannot be read with O_DIRECT");
+    TP_TRY(grow_files(io, err));
+    if (!io->s3)
+        TP_TRY(tp__io_s3_init(io, err));
+    io->fds[io->nfiles] = -1;
+    io->file_fixed[io->nfiles] = false;
+    io->objects[io->nfiles] = object;
+    return (int)io->nfiles++;
+}
+
 int tp_io_add_file(tp_io *io, int fd, tp_error *err)
 {
-    if (io->nfiles == io->files_cap) {
-        unsigned cap = io->files_cap ? 2 * io->files_cap : 16;
-        int *grown = realloc(io->fds, cap * sizeof(int));
-        if (grown)
-            io->fds = grown;
-        bool *fixed = grown ? realloc(io->file_fixed, cap * sizeof(bool)) : NULL;
-        if (!fixed)
-            return tp__error_set(err, -ENOMEM, "out of memory");
-        io->file_fixed = fixed;
-        io->files_cap = cap;
-    }
+    TP_TRY(grow_files(io, err));
     /* Our own open file, so what we set on it leaves the caller's alone: O_DIRECT, or for
      * buffered reads no readahead. The engine reads whole records, and in a shuffled
      * order the kernel's readahead past them is wasted disk time (with a cold page
@@ -154,6 +180,7 @@ int tp_io_add_file(tp_io *io, int fd, tp_error *err)
         posix_fadvise(own, 0, 0, POSIX_FADV_RANDOM);
     io->fds[io->nfiles] = own;
     io->file_fixed[io->nfiles] = false;
+    io->objects[io->nfiles] = NULL;
     if (io->backend->add_file)
         io->backend->add_file(io, io->nfiles);
     return (int)io->nfiles++;
@@ -163,6 +190,7 @@ static int prepare(tp_io *io, const tp_io_read *r, unsigned s, tp_error *err)
 {
     tp__io_slot *slot = &io->slots[s];
     slot->req = *r;
+    slot->remote = r->file < io->nfiles && io->objects[r->file];
     if (r->iovcnt) {
         uint64_t sum = 0;
         for (unsigned i = 0; i < r->iovcnt && i < TP_IO_MAX_IOV; i++)
@@ -190,6 +218,34 @@ static int prepare(tp_io *io, const tp_io_read *r, unsigned s, tp_error *err)
     return 0;
 }
 
+static int start(tp_io *io, unsigned s)
+{
+    return io->slots[s].remote ? tp__io_s3_start(io, s) : io->backend->start(io, s);
+}
+
+static int flush(tp_io *io)
+{
+    int rc = io->in_flight > io->s3_in_flight ? io->backend->flush(io) : 0;
+    int rc2 = io->s3_in_flight ? tp__io_s3_flush(io) : 0;
+    return rc < 0 ? rc : rc2;
+}
+
+/* Raw results from whichever backends have reads in flight: with both busy, each is
+ * polled in turn (objects for up to a millisecond) until something comes back. */
+static int wait_any(tp_io *io, unsigned *slots, int64_t *results, unsigned max, unsigned min)
+{
+    unsigned remote = io->s3_in_flight, local = io->in_flight - remote;
+    if (!remote)
+        return io->backend->wait(io, slots, results, max, min);
+    if (!local)
+        return tp__io_s3_wait(io, slots, results, max, min, -1);
+    int n = io->backend->wait(io, slots, results, max, 0);
+    if (n < 0 || (unsigned)n >= TP_MAX(min, 1u) || (unsigned)n == max)
+        return n;
+    int m = tp__io_s3_wait(io, slots + n, results + n, max - (unsigned)n, 0, min ? 1 : 0);
+    return m < 0 ? m : n + m;
+}
+
 int tp_io_submit(tp_io *io, const tp_io_read *reads, unsigned n, tp_error *err)
 {
     io->started = true;
@@ -199,13 +255,14 @@ int tp_io_submit(tp_io *io, const tp_io_read *reads, unsigned n, tp_error *err)
         unsigned s = io->free_slots[io->nfree - 1];
         if ((rc = prepare(io, &reads[done], s, err)) < 0)
             break;
-        if ((rc = io->backend->start(io, s)) < 0)
+        if ((rc = start(io, s)) < 0)
             break;
         io->nfree--;
         io->slots[s].busy = true;
         io->in_flight++;
+        io->s3_in_flight += io->slots[s].remote;
     }
-    int frc = done ? io->backend->flush(io) : 0;
+    int frc = done ? flush(io) : 0;
     if (rc < 0 && done == 0)
         return rc;
     return frc < 0 ? tp__error_set(err, frc, "io: submit: %s", tp_strerror(frc)) : (int)done;
@@ -220,6 +277,7 @@ static void finish(tp_io *io, unsigned s, int result)
         .data = slot->req.iovcnt ? NULL : tp__io_buffer(io, s) + skip,
         .length = result == 0 ? slot->req.length : 0, .issued = slot->len, .buffer = s};
     io->in_flight--;
+    io->s3_in_flight -= slot->remote;
 }
 
 unsigned tp_io_iov_skip(const struct iovec *in, unsigned n, uint64_t skip, struct iovec *out)
@@ -275,17 +333,17 @@ int tp_io_reap(tp_io *io, tp_io_done *out, unsigned max, unsigned min)
     min = TP_MIN(min, max);
     while (io->in_flight > 0) {
         unsigned short_by = io->nready >= min ? 0 : min - io->nready;
-        int n = io->backend->wait(io, slots, results, TP_MIN(io->in_flight, 256u),
-                                  TP_MIN(TP_MIN(short_by, io->in_flight), 256u));
+        int n = wait_any(io, slots, results, TP_MIN(io->in_flight, 256u),
+                         TP_MIN(TP_MIN(short_by, io->in_flight), 256u));
         TP_TRY(n);
         bool restarted = false;
         for (int i = 0; i < n; i++)
             if (settle(io, slots[i], results[i])) {
-                TP_TRY(io->backend->start(io, slots[i]));
+                TP_TRY(start(io, slots[i]));
                 restarted = true;
             }
         if (restarted)
-            TP_TRY(io->backend->flush(io));
+            TP_TRY(flush(io));
         if (short_by == 0 || io->nready >= min)
             break; /* polled once, or have enough */
     }

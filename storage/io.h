@@ -10,6 +10,9 @@
  * continued, EINTR/EAGAIN retried; an error fails only its own read. Every completion
  * holds its buffer until tp_io_release().
  *
+ * Files may also be objects in S3-compatible storage (tp_io_add_object): their reads are
+ * ranged GETs in flight together through libcurl (io_s3.c), beside the file backend.
+ *
  * Thread-safety: one thread submits, reaps and releases (the pipeline's read stage). */
 #ifndef TP_IO_H
 #define TP_IO_H
@@ -96,6 +99,12 @@ unsigned tp_io_queue_depth(const tp_io *io);
  * opens its own, with O_DIRECT when asked). Files may be added at any time.
  * @return : the file's index, or a negative code (-EINVAL when O_DIRECT is unsupported). */
 int tp_io_add_file(tp_io *io, int fd, tp_error *err);
+
+/* Adds an object in S3-compatible storage (a shard's tp_shard_info.object, which must
+ * outlive the engine) that reads may name like a file: they become ranged GETs, all in
+ * flight at once through libcurl (io_s3.c). Not with O_DIRECT.
+ * @return : the file's index, or a negative code. */
+int tp_io_add_object(tp_io *io, const void *object, tp_error *err);
 
 /* Queues up to `n` reads. @return : how many were accepted (0 when all buffers are in
  * use: reap and release first), or TP_EUSAGE for a malformed read. */

@@ -13,6 +13,7 @@ typedef struct tp__io_slot {
     uint64_t len;      /* bytes to read: need, rounded up to the alignment with O_DIRECT */
     uint64_t got;      /* bytes read so far */
     bool busy;         /* submitted, or completed and not yet released */
+    bool remote;       /* the file is an object: io_s3.c reads it */
     struct iovec rest[TP_IO_MAX_IOV]; /* caller buffers: what is still to read */
     unsigned nrest;
 } tp__io_slot;
@@ -40,8 +41,11 @@ struct tp_io {
     tp_io_options o;
     const tp__io_backend *backend;
     void *state;            /* the backend's */
-    int *fds;
+    int *fds;               /* -1 for objects */
     bool *file_fixed;       /* io_uring: the file is in the registered table */
+    const struct tp_s3_object **objects; /* per file: the object, or NULL for a file */
+    void *s3;               /* io_s3.c's state, made with the first object */
+    unsigned s3_in_flight;
     unsigned nfiles, files_cap;
     unsigned char *pool;    /* queue_depth buffers of buffer_bytes, 4 KiB aligned */
     tp__io_slot *slots;
@@ -57,6 +61,15 @@ static inline unsigned char *tp__io_buffer(const tp_io *io, unsigned s)
 {
     return io->pool + (size_t)s * io->o.buffer_bytes;
 }
+
+/* io_s3.c: reads of objects, beside the file backend (the same roles as its ops; wait
+ * gives up after timeout_ms, -1 meaning when min have finished). */
+int tp__io_s3_init(tp_io *io, tp_error *err);
+void tp__io_s3_fini(tp_io *io);
+int tp__io_s3_start(tp_io *io, unsigned s);
+int tp__io_s3_flush(tp_io *io);
+int tp__io_s3_wait(tp_io *io, unsigned *slots, int64_t *results, unsigned max, unsigned min,
+                   int timeout_ms);
 
 extern const tp__io_backend tp__io_uring_backend;
 extern const tp__io_backend tp__io_posix_backend;

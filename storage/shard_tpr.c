@@ -3,6 +3,7 @@
  * checksums the index. The writer buffers small records into large sequential writes;
  * the reader validates the whole structure on open and keeps the index in memory, so
  * locating a record is an array lookup. */
+#include "s3.h"
 #include "storage.h"
 
 #include <fcntl.h>
@@ -186,6 +187,16 @@ typedef struct tpr_reader {
     unsigned char *index;
 } tpr_reader;
 
+/* Reads from the shard's file or object. */
+static int shard_pread(const tp__shard_reader *r, void *buf, size_t len, uint64_t off,
+                       tp_error *err)
+{
+    if (!r->obj)
+        return tp__pread_all(r->fd, buf, len, off);
+    struct iovec v = {.iov_base = buf, .iov_len = len};
+    return tp_s3_read(r->obj, &v, 1, off, len, err);
+}
+
 static int tpr_locate(const tp__shard_reader *base, uint64_t local, tp_sample_location *loc,
                       tp_error *err)
 {
@@ -193,6 +204,7 @@ static int tpr_locate(const tp__shard_reader *base, uint64_t local, tp_sample_lo
     assert(local < base->records);
     const unsigned char *e = r->index + local * TP_INDEX_ENTRY;
     loc->fd = base->fd;
+    loc->object = base->obj;
     loc->offset = tp__le64(e);
     loc->length = tp__le64(e + 8);
     loc->checksum = tp__le64(e + 16);
@@ -208,11 +220,13 @@ static int tpr_read(const tp__shard_reader *base, uint64_t local, void *buf, siz
     *len = (size_t)loc.length;
     if (loc.length > cap)
         return -ENOBUFS;
-    int rc = tp__pread_all(base->fd, buf, (size_t)loc.length, loc.offset);
+    tp_error detail;
+    int rc = shard_pread(base, buf, (size_t)loc.length, loc.offset, &detail);
     if (rc < 0)
         return tp__error_set(err, rc, "%s: reading record %llu at offset %llu: %s",
                              base->path, (unsigned long long)local,
-                             (unsigned long long)loc.offset, tp_strerror(rc));
+                             (unsigned long long)loc.offset,
+                             base->obj ? detail.msg : tp_strerror(rc));
     return 0;
 }
 
@@ -223,6 +237,7 @@ static void tpr_close(tp__shard_reader *base)
         return;
     if (base->fd >= 0)
         close(base->fd);
+    tp_s3_object_close(base->obj);
     free(r->index);
     free(base->path);
     free(r);
@@ -284,17 +299,18 @@ static int tpr_load(tpr_reader *r, const tp__shard_header *want, uint64_t record
 {
     const char *p = r->base.path;
     struct stat st;
-    if (fstat(r->base.fd, &st) < 0)
+    if (!r->base.obj && fstat(r->base.fd, &st) < 0)
         return tp__error_set(err, -errno, "%s: %s", p, strerror(errno));
-    r->base.bytes = (uint64_t)st.st_size;
-    if (!S_ISREG(st.st_mode))
+    if (!r->base.obj)
+        r->base.bytes = (uint64_t)st.st_size;
+    if (!r->base.obj && !S_ISREG(st.st_mode))
         return tp__error_set(err, TP_ECORRUPT, "%s: not a regular file", p);
     if (r->base.bytes < TP_SHARD_HEADER + TP_SHARD_FOOTER)
         return tp__error_set(err, TP_ETRUNCATED, "%s: %llu bytes is too short for a shard", p,
                              (unsigned long long)r->base.bytes);
     unsigned char h[TP_SHARD_HEADER], f[TP_SHARD_FOOTER];
-    TP_TRY(tp__pread_all(r->base.fd, h, sizeof(h), 0));
-    TP_TRY(tp__pread_all(r->base.fd, f, sizeof(f), r->base.bytes - TP_SHARD_FOOTER));
+    TP_TRY(shard_pread(&r->base, h, sizeof(h), 0, err));
+    TP_TRY(shard_pread(&r->base, f, sizeof(f), r->base.bytes - TP_SHARD_FOOTER, err));
     TP_TRY(tp__shard_header_decode(h, TP_TPR_MAGIC, &r->base.header, err, p));
     const tp__shard_header *got = &r->base.header;
     if (got->align != want->align || got->shard_index != want->shard_index ||
@@ -307,9 +323,11 @@ static int tpr_load(tpr_reader *r, const tp__shard_header *want, uint64_t record
     r->index = malloc(records * TP_INDEX_ENTRY + 1);
     if (!r->index)
         return tp__error_set(err, -ENOMEM, "%s: out of memory for the index", p);
-    int rc = tp__pread_all(r->base.fd, r->index, records * TP_INDEX_ENTRY, index_off);
+    tp_error detail;
+    int rc = shard_pread(&r->base, r->index, records * TP_INDEX_ENTRY, index_off, &detail);
     if (rc < 0)
-        return tp__error_set(err, rc, "%s: reading the index: %s", p, tp_strerror(rc));
+        return tp__error_set(err, rc, "%s: reading the index: %s", p,
+                             r->base.obj ? detail.msg : tp_strerror(rc));
     return check_index(r, index_off, tp__le64(f + 24), err);
 }
 
@@ -330,6 +348,37 @@ int tp__tpr_reader_open(tp__shard_reader **out, const char *path, const tp__shar
     if (rc < 0) {
         if (err && err->code != rc) /* a bare code from a helper: name the file */
             tp__error_set(err, rc, "%s: %s", path, tp_strerror(rc));
+        tpr_close(&r->base);
+        return rc;
+    }
+    *out = &r->base;
+    return 0;
+}
+
+int tp__tpr_reader_open_s3(tp__shard_reader **out, const char *url, const char *name,
+                           const tp__shard_header *want, uint64_t records, uint64_t bytes,
+                           tp_error *err)
+{
+    tpr_reader *r = calloc(1, sizeof(*r));
+    if (!r)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    r->base.ops = &tpr_reader_ops;
+    r->base.fd = -1;
+    int rc = tp_s3_object_open_at(&r->base.obj, url, name, err);
+    if (rc == 0 && !(r->base.path = strdup(tp_s3_object_name(r->base.obj))))
+        rc = tp__error_set(err, -ENOMEM, "out of memory");
+    uint64_t size = 0;
+    if (rc == 0)
+        rc = tp_s3_head(r->base.obj, &size, err);
+    if (rc == 0 && size != bytes)
+        rc = tp__error_set(err, size < bytes ? TP_ETRUNCATED : TP_ECORRUPT,
+                           "%s: %llu bytes, the manifest says %llu", r->base.path,
+                           (unsigned long long)size, (unsigned long long)bytes);
+    if (rc == 0) {
+        r->base.bytes = bytes;
+        rc = tpr_load(r, want, records, err);
+    }
+    if (rc < 0) {
         tpr_close(&r->base);
         return rc;
     }

@@ -82,7 +82,8 @@ typedef struct tp__shard_reader_ops {
 struct tp__shard_reader {
     const tp__shard_reader_ops *ops;
     char *path;
-    int fd;
+    int fd;                     /* -1 for a shard in object storage */
+    struct tp_s3_object *obj;   /* that shard, or NULL */
     uint64_t records;
     uint64_t bytes;
     uint64_t max_record;
@@ -92,6 +93,11 @@ struct tp__shard_reader {
 /* Opens a shard and checks its structure against what the manifest says. */
 int tp__tpr_reader_open(tp__shard_reader **out, const char *path, const tp__shard_header *want,
                         uint64_t records, tp_error *err);
+/* A record shard in object storage: `name` under the dataset URL `url`, `bytes` long as
+ * the manifest says (checked against the object's size). */
+int tp__tpr_reader_open_s3(tp__shard_reader **out, const char *url, const char *name,
+                           const tp__shard_header *want, uint64_t records, uint64_t bytes,
+                           tp_error *err);
 int tp__lmdb_reader_open(tp__shard_reader **out, const char *path,
                          const tp__shard_header *want, uint64_t records, tp_error *err);
 

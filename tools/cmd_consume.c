@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sys/uio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,7 +25,8 @@ void tp_usage_consume(FILE *out)
             "                         [--start-epoch E --start-batch K] [--batches N]\n"
             "                         [--start-consumed C] [--prefetch N] [--step-ms MS]\n"
             "                         [--seq-len L [--position-ids] [--cu-seqlens]\n"
-            "                          [--int32] [--align pad|pack]] [--print-ids] [--json]\n\n"
+            "                          [--int32] [--align pad|pack]] [--print-ids] [--digest]\n"
+            "                         [--json]\n\n"
             "Reads batches from the daemon at the socket as a training process would and\n"
             "throws them away. With no daemon there, starts a private one serving NAME's\n"
             "directory (NAME is then a path). With --step-ms it emulates an accelerator:\n"
@@ -55,6 +57,8 @@ void tp_usage_consume(FILE *out)
             "  --step-ms MS        emulated compute per batch, in milliseconds\n"
             "  --no-autostart      fail when no daemon answers\n"
             "  --print-ids         print 'EPOCH SAMPLE_ID' for every sample received\n"
+            "  --digest            print 'EPOCH BATCH HASH' for every batch: a 64-bit hash\n"
+            "                      of its ids and every field's bytes (to compare runs)\n"
             "  --json              print a JSON summary\n"
             "  -h, --help          show this help\n");
 }
@@ -63,7 +67,7 @@ typedef struct consume_options {
     tp_client_options c;
     const char *fields[TP_CLIENT_MAX_FIELDS];
     uint64_t epochs, batches, step_ms;
-    bool print_ids, json;
+    bool print_ids, digest, json;
     char fieldbuf[512];
 } consume_options;
 
@@ -125,6 +129,7 @@ static int parse(int argc, char **argv, consume_options *o)
         {"batches", required_argument, 0, 'n'}, {"prefetch", required_argument, 0, 'P'},
         {"step-ms", required_argument, 0, 't'},
         {"no-autostart", no_argument, 0, 'A'}, {"print-ids", no_argument, 0, 'I'},
+        {"digest", no_argument, 0, 'G'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
         {"start-consumed", required_argument, 0, 'C'}, {"seq-len", required_argument, 0, 'q'},
         {"position-ids", no_argument, 0, 'p'}, {"cu-seqlens", no_argument, 0, 'c'},
@@ -141,9 +146,11 @@ static int parse(int argc, char **argv, consume_options *o)
             o->c.dataset = optarg;
         } else if (c == 's') {
             o->c.socket = optarg;
-        } else if (c == 'L' || c == 'N' || c == 'A' || c == 'I' || c == 'j') {
+        } else if (c == 'L' || c == 'N' || c == 'A' || c == 'I' || c == 'G' || c == 'j') {
             *(c == 'L' ? &o->c.drop_last : c == 'A' ? &o->c.no_autostart
-              : c == 'I' ? &o->print_ids : c == 'j' ? &o->json : &o->c.shuffle) = c != 'N';
+              : c == 'I' ? &o->print_ids : c == 'G' ? &o->digest : c == 'j' ? &o->json
+                                                                              : &o->c.shuffle) =
+                c != 'N';
         } else if (c == 'p' || c == 'c' || c == 'i') {
             o->c.token_outputs |= c == 'p' ? TP_CLIENT_TOKENS_POSITIONS
                                   : c == 'c' ? TP_CLIENT_TOKENS_CU_SEQLENS : TP_CLIENT_TOKENS_INT32;
@@ -204,6 +211,15 @@ int tp_cmd_consume(int argc, char **argv)
             bytes += b.fields[i].bytes;
         for (uint32_t i = 0; o.print_ids && i < b.samples; i++)
             printf("%llu %llu\n", (unsigned long long)b.epoch, (unsigned long long)b.ids[i]);
+        if (o.digest) {
+            struct iovec v[TP_CLIENT_MAX_FIELDS + 1] = {
+                {.iov_base = (void *)b.ids, .iov_len = b.samples * sizeof(*b.ids)}};
+            for (uint32_t i = 0; i < b.nfields; i++)
+                v[i + 1] = (struct iovec){(void *)b.fields[i].data, b.fields[i].bytes};
+            printf("%llu %llu %016llx\n", (unsigned long long)b.epoch,
+                   (unsigned long long)b.index,
+                   (unsigned long long)tp__hash64_pieces(v, b.nfields + 1u));
+        }
         if (o.step_ms) { /* the emulated step, holding the batch as training would */
             struct timespec ts = {(time_t)(o.step_ms / 1000), (long)(o.step_ms % 1000) * 1000000};
             while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -234,13 +250,13 @@ int tp_cmd_consume(int argc, char **argv)
                (unsigned long long)bytes, bytes / run / 1e9, (unsigned long long)epoch,
                (unsigned long long)batch, (unsigned long long)consumed, compute,
                compute / TP_MAX(secs, 1e-9));
-    else if (!o.print_ids)
+    else if (!o.print_ids && !o.digest)
         printf("%llu samples in %llu batches, %.1f s: %.0f samples/s, first batch after "
                "%.1f ms; resume at epoch %llu batch %llu (consumed %llu)\n",
                (unsigned long long)samples, (unsigned long long)got, secs,
                samples / TP_MAX(secs, 1e-9), first * 1e3, (unsigned long long)epoch,
                (unsigned long long)batch, (unsigned long long)consumed);
-    if (!o.json && !o.print_ids && o.step_ms)
+    if (!o.json && !o.print_ids && !o.digest && o.step_ms)
         printf("accelerator utilisation %.1f%% (%.1f s of steps in %.1f s)\n",
                100 * compute / TP_MAX(secs, 1e-9), compute, secs);
     return TP_EXIT_OK;

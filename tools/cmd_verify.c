@@ -6,6 +6,7 @@
  * checked block by block by inspect_tokens.c. */
 #include "cli.h"
 #include "codecs.h"
+#include "s3.h"
 
 #include <turbopump/tokens.h>
 
@@ -155,10 +156,14 @@ static void verify_range(verify_job *j, const tp_shard_info *si, worker *buf,
             }
         }
         unsigned char *p = buf->p;
-        int rc = span <= buf->cap ? tp__pread_all(locs[0].fd, p, span, span_start) : -ENOMEM;
+        struct iovec v = {.iov_base = p, .iov_len = span};
+        tp_error rerr = {0};
+        int rc = span <= buf->cap ? tp__location_read(&locs[0], &v, 1, span_start, span, &rerr)
+                                  : -ENOMEM;
         for (size_t i = 0; i < n; i++) {
             if (rc < 0)
-                report(j, "%s: sample %llu: %s", si->path, first + i, tp_strerror(rc));
+                report(j, "%s: sample %llu: %s", si->path, first + i,
+                       rerr.code ? rerr.msg : tp_strerror(rc));
             else
                 check_record(j, buf, si->path, first + i, p + (locs[i].offset - span_start),
                              &locs[i]);

@@ -151,7 +151,7 @@ setup(
         include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "shm")],
         define_macros=[("_GNU_SOURCE", None)],
         extra_compile_args=["-std=c11", "-fvisibility=hidden"],
-        libraries=["dl", "pthread", "lmdb", "jansson", "xxhash"],
+        libraries=["dl", "pthread", "lmdb", "jansson", "xxhash", "curl", "inih", "expat"],
         # the client's exported functions stay inside the extension
         extra_link_args=["-Wl,--exclude-libs,ALL"],
     )],

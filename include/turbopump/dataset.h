@@ -151,7 +151,9 @@ typedef struct tp_dataset tp_dataset;
 
 typedef struct tp_shard_info {
     const char *path;           /* valid while the dataset is open */
-    int fd;                     /* open read-only descriptor, owned by the dataset */
+    int fd;                     /* open read-only descriptor, owned by the dataset; -1 for
+                                   a shard in object storage */
+    const void *object;         /* that shard's object (internal), else NULL */
     tp_shard_format format;
     uint32_t align;
     uint64_t first_sample;
@@ -164,16 +166,20 @@ typedef struct tp_shard_info {
  * `checksum` is the value tp_record_parse() verifies. */
 typedef struct tp_sample_location {
     uint32_t shard;
-    int fd;
+    int fd;                     /* -1 for a shard in object storage (see `object`) */
     uint64_t offset;
     uint64_t length;
     uint64_t checksum;
     /* LMDB shards: the same bytes in LMDB's read-only map (valid while the dataset is
      * open), for records small enough that copying beats a read; NULL for record shards. */
     const void *mapped;
+    /* A shard in object storage: its object (internal; read with ranged GETs). */
+    const void *object;
 } tp_sample_location;
 
-/* Opens the dataset directory `path`: parses and checks manifest.json (checksum,
+/* Opens the dataset directory `path` (or, for `s3://bucket/prefix`, the dataset under
+ * that prefix in S3-compatible object storage, configured by the usual AWS variables:
+ * docs/STORAGE.md): parses and checks manifest.json (checksum,
  * version, fields), opens every shard and checks its header, footer and index against
  * the manifest. Records are verified when read. LMDB shards are first opened and every
  * key looked up in a child process (fork), because liblmdb can crash on corrupt pages:
