@@ -3,6 +3,7 @@
  * staging directory "<path>.partial"; finish fsyncs the shards, writes manifest.json last
  * (temp file, fsync, rename) and only then moves the directory into place, so neither a
  * crash nor a full disk can leave something at <path> that opens as a dataset. */
+#include "s3.h"
 #include "storage.h"
 
 #include <fcntl.h>
@@ -84,6 +85,9 @@ TP_API int tp_dataset_writer_create(tp_dataset_writer **out, const char *path,
     if (!w)
         return tp__error_set(err, -ENOMEM, "out of memory");
     int rc = copy_options(w, o, err);
+    if (rc == 0 && tp_s3_is_url(path) && w->m.format == TP_SHARD_LMDB)
+        rc = tp__error_set(err, TP_EUSAGE, "%s: LMDB shards cannot be written to object "
+                           "storage (use the record format)", path);
     if (rc == 0)
         rc = tp__staging_open(&w->st, path, o->replace, err);
     if (rc < 0) {
@@ -165,7 +169,7 @@ static int shard_close(tp_dataset_writer *w, tp_error *err)
     w->m.bytes += sh->bytes;
     w->cur->ops->destroy(w->cur);
     w->cur = NULL;
-    return rc;
+    return rc < 0 ? rc : tp__staging_upload(&w->st, sh->file, NULL, err);
 }
 
 int tp__writer_append_record(tp_dataset_writer *w, const unsigned char *rec, uint64_t len,
@@ -223,8 +227,25 @@ int tp__writer_adopt_shard(tp_dataset_writer *w, const char *path, const tp__man
     TP_TRY(next_shard(w, name, sizeof(name), err));
     char *to = tp__path_join(w->st.dir, name), *file = strdup(name);
     int rc = to && file ? 0 : -ENOMEM;
-    if (rc == 0 && link(path, to) < 0)
+    if (rc == 0 && w->st.remote) { /* uploaded (or copied inside the store) */
+        rc = tp__staging_upload(&w->st, name, path, err);
+        free(to);
+        if (rc < 0) {
+            free(file);
+            w->failed = true;
+            return rc;
+        }
+        to = NULL;
+    } else if (rc == 0 && tp_s3_is_url(path)) {
+        rc = tp__error_set(err, TP_EUSAGE, "%s: parts in object storage can only be merged "
+                           "into object storage", path);
+        free(to);
+        free(file);
+        w->failed = true;
+        return rc;
+    } else if (rc == 0 && link(path, to) < 0) {
         rc = -errno;
+    }
     free(to);
     if (rc < 0) {
         free(file);
@@ -261,7 +282,7 @@ static int write_dict(tp_dataset_writer *w, tp_error *err)
     if (rc < 0)
         tp__error_set(err, rc, "writing %s: %s", path ? path : TP_DICT_FILE, tp_strerror(rc));
     free(path);
-    return rc;
+    return rc < 0 ? rc : tp__staging_upload(&w->st, TP_DICT_FILE, NULL, err);
 }
 
 static int write_manifest(tp_dataset_writer *w, tp_error *err)

@@ -386,6 +386,7 @@ typedef struct request {
     bool too_big;
     char *etag;           /* the ETag header of the answer, when asked for */
     bool want_etag;
+    const char *extra_header;
     uint64_t length;      /* Content-Length of a HEAD */
     CURL *h;
     char errbuf[CURL_ERROR_SIZE];
@@ -577,6 +578,10 @@ static int perform(const tp_s3_object *o, request *r, tp_error *err)
         } else if (strcmp(r->method, "GET")) {
             curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
         }
+        if (r->extra_header) {
+            struct curl_slist *more = curl_slist_append(hd, r->extra_header);
+            hd = more ? more : hd;
+        }
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
@@ -716,6 +721,25 @@ int tp__location_read(const struct tp_sample_location *loc, const struct iovec *
         got += (uint64_t)n;
     }
     return 0;
+}
+
+int tp_s3_copy(const tp_s3_object *src, const tp_s3_object *dst, tp_error *err)
+{
+    char *source = malloc(3 * (strlen(src->bucket) + strlen(src->key)) + 32);
+    if (!source)
+        return tp__error_set(err, -ENOMEM, "out of memory");
+    strcpy(source, "x-amz-copy-source: /");
+    encode_key(source + strlen(source), src->bucket);
+    strcat(source, "/");
+    encode_key(source + strlen(source), src->key);
+    request r = {.method = "PUT", .query = "", .extra_header = source, .max = 1 << 16};
+    int rc = perform(dst, &r, err);
+    xml_pick x; /* S3 may answer 200 with an error in the body */
+    if (rc == 0 && r.buf && xml_find(r.buf, r.buf_len, "Code", &x))
+        rc = tp__error_set(err, -EIO, "%s: copying from %s: %s", dst->name, src->name, x.text);
+    free(r.buf);
+    free(source);
+    return rc;
 }
 
 /* ---- multipart uploads */

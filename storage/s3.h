@@ -58,7 +58,9 @@ int tp_s3_get_named(const char *url, const char *name, size_t max, char **out, s
 
 /* Writes a whole object in one request (up to 5 GiB). */
 int tp_s3_put(const tp_s3_object *o, const void *data, size_t len, tp_error *err);
-int tp_s3_delete(const tp_s3_object *o, tp_error *err);
+int tp_s3_delete(const tp_s3_object *o, tp_error *err); /* a missing object is no error */
+/* Copies `src` to `dst` inside the store (CopyObject, up to 5 GiB). */
+int tp_s3_copy(const tp_s3_object *src, const tp_s3_object *dst, tp_error *err);
 
 /* Multipart uploads: parts of at least 5 MiB but the last, numbered from 1, at most
  * 10,000. Nothing appears under the key until tp_s3_upload_finish succeeds; abort (or a

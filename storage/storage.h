@@ -174,6 +174,11 @@ typedef struct tp__staging {
     bool replace_existing; /* path holds a dataset that publish swaps out */
     bool own;              /* the staging directory is ours to remove */
     bool published;
+    /* s3:// targets: `dir` is a private temporary directory; each file is uploaded as it
+     * is finished and removed here; the manifest, written last, publishes. */
+    bool remote;
+    char **uploaded;       /* objects written so far (removed again on failure) */
+    size_t nuploaded;
 } tp__staging;
 
 /* Checks that `path` may be written (missing, empty, or with replace one of our datasets)
@@ -183,6 +188,10 @@ int tp__staging_open(tp__staging *st, const char *path, bool replace, tp_error *
 /* Writes `name` in the staging directory durably: temp file, fsync, rename, fsync. */
 int tp__staging_write(tp__staging *st, const char *name, const void *data, size_t len,
                       tp_error *err);
+/* For an s3:// target: uploads the finished file `name` of the staging directory (or,
+ * with `from`, that local file or s3:// object) as the object `name` under the target,
+ * then removes the local file. A no-op for a local target. */
+int tp__staging_upload(tp__staging *st, const char *name, const char *from, tp_error *err);
 /* Moves the staging directory to the final path (swapping out a replaced dataset). */
 int tp__staging_publish(tp__staging *st, tp_error *err);
 /* Unlocks, and removes the staging directory unless it was published. */
