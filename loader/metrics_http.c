@@ -140,6 +140,12 @@ static void daemon_metrics(text *t, const tp_server_figures *f, const tp_metrics
         {"turbopump_jpeg_seek_fallbacks_total", "counter", "Seekable JPEGs whose restart "
          "markers did not match their layout, decoded in full instead.",
          (double)ps->jpeg_seek_fallbacks},
+        {"turbopump_s3_cache_hits_total", "counter", "Object reads served from the local "
+         "cache (--cache).", (double)ps->cache_hits},
+        {"turbopump_s3_cache_misses_total", "counter", "Object reads the local cache did "
+         "not hold (read from the store).", (double)ps->cache_misses},
+        {"turbopump_s3_cache_bytes", "gauge", "Bytes the local object cache holds on disk "
+         "(whole pages).", (double)ps->cache_bytes},
         {"turbopump_decode_threads", "gauge", "Threads in the decode pool.",
          (double)ps->threads},
         {"turbopump_ring_memory_used_bytes", "gauge", "Shared memory the sessions' rings "

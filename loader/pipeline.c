@@ -62,6 +62,7 @@ struct tp_stages {
     tp_worker *wstate;
     unsigned nworkers;
     _Atomic uint64_t reads, bytes_read, in_flight, done, decode_ns;
+    _Atomic uint64_t cache_hits, cache_misses, cache_bytes; /* the object cache's, copied */
 };
 
 /* Two vDSO clock reads per task: tens of nanoseconds against a decode's microseconds. */
@@ -190,6 +191,11 @@ static void *io_main(void *arg)
          * flight (new tasks wait at most one read's time), else on the condition. */
         submit_pending(p, &pending);
         reap(p, tp_io_in_flight(p->io) > 0 ? 1 : 0);
+        uint64_t hits, misses, held;
+        tp_io_cache_stats(p->io, &hits, &misses, &held);
+        atomic_store_explicit(&p->cache_hits, hits, memory_order_relaxed);
+        atomic_store_explicit(&p->cache_misses, misses, memory_order_relaxed);
+        atomic_store_explicit(&p->cache_bytes, held, memory_order_relaxed);
     }
     free(rel);
     return NULL;
@@ -449,6 +455,9 @@ void tp_stages_stats_get(tp_stages *p, tp_stages_stats *out)
         out->jpeg_seek_fallbacks +=
             atomic_load_explicit(&p->wstate[i].seek_fallbacks, memory_order_relaxed);
     }
+    out->cache_hits = atomic_load_explicit(&p->cache_hits, memory_order_relaxed);
+    out->cache_misses = atomic_load_explicit(&p->cache_misses, memory_order_relaxed);
+    out->cache_bytes = atomic_load_explicit(&p->cache_bytes, memory_order_relaxed);
     out->threads = p->o.threads;
     out->backend = tp_io_backend(p->io);
 }

@@ -64,6 +64,7 @@ typedef struct tp_stages_stats {
     uint64_t reads, bytes_read, io_queued, io_in_flight, decode_queued, tasks_done;
     uint64_t decode_ns;        /* time decode threads spent running tasks, summed */
     uint64_t jpeg_seeks, jpeg_seek_fallbacks; /* codecs.h tp_jpeg_stats, summed */
+    uint64_t cache_hits, cache_misses, cache_bytes; /* the object cache (--cache) */
     unsigned threads;
     const char *backend;
 } tp_stages_stats;

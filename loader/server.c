@@ -80,6 +80,8 @@ static int serve_dataset(tp_server *s, tp_served *d, tp_error *err)
         TP_TRY(d->tok ? tp_tokens_shard_info(d->tok, i, &ti) : tp_dataset_shard_info(d->ds, i, &si));
         int f = si.object ? tp_stages_add_object(s->pipe, si.object, err)
                           : tp_stages_add_file(s->pipe, d->tok ? ti.fd : si.fd, err);
+        if (f < 0 && si.object)
+            return f; /* objects have no pread to fall back on: say why */
         d->files[i] = f < 0 ? -1 : f; /* -1: read with pread instead */
     }
     if (d->tok)
@@ -412,7 +414,9 @@ int tp_server_create(tp_server **out, const tp_server_options *o, tp_error *err)
     if (rc == 0 && pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         rc = tp__error_set(err, -errno, "pipe: %s", strerror(errno));
     tp_stages_options po = {.threads = o->threads,
-                              .io = {.kind = o->io, .direct = o->direct, .queue_depth = 64,
+                              .io = {.kind = o->io, .direct = o->direct,
+                                     .queue_depth = o->queue_depth ? o->queue_depth : 64,
+                                     .cache_dir = o->cache_dir, .cache_bytes = o->cache_bytes,
                                      .fault = o->io_fault, .fault_ctx = o->io_fault_ctx}};
     if (rc == 0)
         rc = tp_stages_create(&s->pipe, &po, err);

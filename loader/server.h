@@ -32,6 +32,9 @@ typedef struct tp_server_options {
     size_t nallow_gid;
     bool quiet;                /* no log lines on stderr */
     unsigned max_connections;  /* open at once, each with a thread; 0: 1024 */
+    const char *cache_dir;     /* objects: a local cache of the ranges read (io.h) */
+    uint64_t cache_bytes;
+    unsigned queue_depth;      /* reads in flight (GETs for objects); 0: 64 */
     tp_io_fault_fn io_fault;   /* tests only: the IO engine's fault injection hook */
     void *io_fault_ctx;
 } tp_server_options;

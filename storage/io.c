@@ -25,6 +25,8 @@ static int check_options(tp_io_options *o, tp_error *err)
     if (!o->threads)
         o->threads = TP_MIN(o->queue_depth, 8);
     o->buffer_bytes = align_up(o->buffer_bytes);
+    if (o->cache_dir && !o->cache_bytes)
+        return tp__error_set(err, TP_EUSAGE, "io: a cache needs a size");
     if (o->queue_depth > 4096 || o->threads > 256 || (uint64_t)o->buffer_bytes > (1u << 30) ||
         (unsigned)o->kind > TP_IO_POSIX)
         return tp__error_set(err, TP_EUSAGE, "io: queue depth 1-4096, threads 1-256, "

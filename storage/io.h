@@ -54,6 +54,10 @@ typedef struct tp_io_options {
     unsigned threads;      /* posix backend threads, 1..256; 0 means min(queue depth, 8) */
     bool direct;           /* O_DIRECT: bypass the page cache */
     size_t buffer_bytes;   /* bytes per pool buffer (the largest read); 0 means 1 MiB */
+    /* Objects only: a local cache of the record ranges read (io_s3.c), in this directory
+     * (created if missing, emptied at start), at most cache_bytes on disk. */
+    const char *cache_dir;
+    uint64_t cache_bytes;
     tp_io_fault_fn fault;  /* tests only */
     void *fault_ctx;
 } tp_io_options;
@@ -105,6 +109,9 @@ int tp_io_add_file(tp_io *io, int fd, tp_error *err);
  * flight at once through libcurl (io_s3.c). Not with O_DIRECT.
  * @return : the file's index, or a negative code. */
 int tp_io_add_object(tp_io *io, const void *object, tp_error *err);
+
+/* The object cache's hits, misses and bytes held (zeros without one). */
+void tp_io_cache_stats(const tp_io *io, uint64_t *hits, uint64_t *misses, uint64_t *bytes);
 
 /* Queues up to `n` reads. @return : how many were accepted (0 when all buffers are in
  * use: reap and release first), or TP_EUSAGE for a malformed read. */

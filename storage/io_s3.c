@@ -32,6 +32,7 @@ typedef struct s3_state {
     unsigned nout;
     unsigned waiting;    /* slots in backoff */
     int running;
+    tp__s3_cache *cache; /* --cache, or NULL */
 } s3_state;
 
 static uint64_t now_ms(void)
@@ -55,6 +56,13 @@ int tp__io_s3_init(tp_io *io, tp_error *err)
         return tp__error_set(err, -ENOMEM, "io: out of memory for object storage reads");
     }
     io->s3 = st;
+    if (io->o.cache_dir) {
+        int rc = tp__s3_cache_open(&st->cache, io->o.cache_dir, io->o.cache_bytes, err);
+        if (rc < 0) {
+            tp__io_s3_fini(io);
+            return rc;
+        }
+    }
     return 0;
 }
 
@@ -70,6 +78,7 @@ void tp__io_s3_fini(tp_io *io)
             curl_easy_cleanup(st->slots[i].h);
         }
     curl_multi_cleanup(st->multi);
+    tp__s3_cache_close(st->cache);
     free(st->slots);
     free(st->out_slots);
     free(st->out_res);
@@ -103,11 +112,37 @@ static int launch(tp_io *io, unsigned s)
     return 0;
 }
 
+/* The whole of slot s's request as iovecs. */
+static unsigned whole(tp_io *io, unsigned s, struct iovec *v)
+{
+    tp__io_slot *slot = &io->slots[s];
+    if (slot->req.iovcnt) {
+        memcpy(v, slot->req.iov, slot->req.iovcnt * sizeof(struct iovec));
+        return slot->req.iovcnt;
+    }
+    v[0] = (struct iovec){.iov_base = tp__io_buffer(io, s), .iov_len = slot->len};
+    return 1;
+}
+
+static void complete(s3_state *st, unsigned s, int64_t res)
+{
+    st->out_slots[st->nout] = s;
+    st->out_res[st->nout++] = res;
+}
+
 int tp__io_s3_start(tp_io *io, unsigned s)
 {
     s3_state *st = io->s3;
     st->slots[s].attempts = 0;
     st->slots[s].retry_at = 0;
+    tp__io_slot *slot = &io->slots[s];
+    struct iovec v[TP_IO_MAX_IOV];
+    if (st->cache && slot->got == 0 &&
+        tp__s3_cache_get(st->cache, slot->req.file, slot->win_off, slot->len, v,
+                         whole(io, s, v))) {
+        complete(st, s, (int64_t)slot->len);
+        return 0;
+    }
     return launch(io, s);
 }
 
@@ -115,12 +150,6 @@ int tp__io_s3_flush(tp_io *io)
 {
     s3_state *st = io->s3;
     return curl_multi_perform(st->multi, &st->running) == CURLM_OK ? 0 : -EIO;
-}
-
-static void complete(s3_state *st, unsigned s, int64_t res)
-{
-    st->out_slots[st->nout] = s;
-    st->out_res[st->nout++] = res;
 }
 
 /* Handles the transfers curl has finished. */
@@ -144,6 +173,11 @@ static void collect(tp_io *io)
         tp__io_slot *slot = &io->slots[s];
         tp_error err;
         int rc = tp_s3_range_result(io->objects[slot->req.file], h, (int)code, &q->r, &err);
+        if (rc == 0 && st->cache && slot->got == 0 && q->r.got == slot->len) {
+            struct iovec v[TP_IO_MAX_IOV];
+            tp__s3_cache_put(st->cache, slot->req.file, slot->win_off, slot->len, v,
+                             whole(io, s, v));
+        }
         if (rc < 0) {
             complete(st, s, rc);
         } else if (q->r.got > 0) {
@@ -179,6 +213,15 @@ static long relaunch(tp_io *io)
         }
     }
     return next;
+}
+
+void tp_io_cache_stats(const tp_io *io, uint64_t *hits, uint64_t *misses, uint64_t *bytes)
+{
+    const s3_state *st = io->s3;
+    tp__s3_cache_stats cs = {0};
+    if (st && st->cache)
+        tp__s3_cache_stats_get(st->cache, &cs);
+    *hits = cs.hits, *misses = cs.misses, *bytes = cs.bytes;
 }
 
 int tp__io_s3_wait(tp_io *io, unsigned *slots, int64_t *results, unsigned max, unsigned min,

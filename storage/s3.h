@@ -78,6 +78,24 @@ struct tp_sample_location;
 int tp__location_read(const struct tp_sample_location *loc, const struct iovec *iov,
                       unsigned iovcnt, uint64_t off, uint64_t len, tp_error *err);
 
+/* ---- the local cache of object reads (s3_cache.c), used by the IO engine's thread */
+
+typedef struct tp__s3_cache tp__s3_cache;
+typedef struct tp__s3_cache_stats {
+    uint64_t hits, misses, inserts, evictions, corrupt, bytes;
+} tp__s3_cache_stats;
+/* Opens (creating it if missing) the cache directory, locked against a second engine; the
+ * cache's own files there are removed. @return : 0, TP_EUSAGE, -EBUSY, -errno. */
+int tp__s3_cache_open(tp__s3_cache **out, const char *dir, uint64_t bound, tp_error *err);
+void tp__s3_cache_close(tp__s3_cache *c);
+/* @return : 1 with the range's bytes in the iovecs (checked against its hash), or 0. */
+int tp__s3_cache_get(tp__s3_cache *c, unsigned file, uint64_t off, uint64_t len,
+                     const struct iovec *iov, unsigned n);
+/* Keeps a range just read (evicting the least recently used past the bound). */
+void tp__s3_cache_put(tp__s3_cache *c, unsigned file, uint64_t off, uint64_t len,
+                      const struct iovec *iov, unsigned n);
+void tp__s3_cache_stats_get(const tp__s3_cache *c, tp__s3_cache_stats *out);
+
 /* ---- for the IO engine's backend (io_s3.c): one ranged GET at a time per handle */
 
 typedef void tp_s3_handle; /* a CURL easy handle */

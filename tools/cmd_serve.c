@@ -12,6 +12,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #define CMD "serve"
 
@@ -22,14 +24,21 @@ void tp_usage_serve(FILE *out)
             "                       [--io auto|uring|posix] [--direct] [--memory SIZE]\n"
             "                       [--on-error fail|skip] [--allow-user U,...]\n"
             "                       [--allow-group G,...] [--socket-mode MODE]\n"
-            "                       [--metrics HOST:PORT [--metrics-public]] [--quiet]\n\n"
+            "                       [--metrics HOST:PORT [--metrics-public]]\n"
+            "                       [--cache DIR [--cache-size SIZE]] [--gets N] [--quiet]\n\n"
             "Serves the datasets under DIR to training processes on this machine: each\n"
             "client session gets batches decoded and transformed by a shared pool of N\n"
             "threads (default: the number of CPUs) and read through one IO engine, handed\n"
             "over in a shared-memory ring. Clients name datasets relative to DIR; names\n"
             "that leave it (.., absolute paths, symlinks out) are refused.\n\n"
             "Options:\n"
-            "  --root DIR          the directory datasets are served from (required)\n"
+            "  --root DIR          the directory datasets are served from (required), or\n"
+            "                      s3://bucket/prefix in S3-compatible object storage\n"
+            "                      (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...: docs/STORAGE.md)\n"
+            "  --cache DIR         objects: keep the record ranges read in DIR on local disk\n"
+            "                      (emptied at start and at exit), checked on every reuse\n"
+            "  --cache-size SIZE   the cache's bound (default: half the free space of DIR)\n"
+            "  --gets N            reads in flight at once, GETs for objects (default 64)\n"
             "  --socket PATH       Unix socket to listen on (default: $TURBOPUMP_SOCKET, else\n"
             "                      $XDG_RUNTIME_DIR/turbopump.sock, else\n"
             "                      /run/turbopump/turbopump.sock); mode 0660\n"
@@ -105,6 +114,8 @@ static int parse(int argc, char **argv, tp_server_options *o, tp_metrics_http_op
         {"allow-user", required_argument, 0, 'U'}, {"allow-group", required_argument, 0, 'G'},
         {"socket-mode", required_argument, 0, 'M'}, {"quiet", no_argument, 0, 'q'},
         {"metrics", required_argument, 0, 'x'}, {"metrics-public", no_argument, 0, 'X'},
+        {"cache", required_argument, 0, 'c'}, {"cache-size", required_argument, 0, 'C'},
+        {"gets", required_argument, 0, 'g'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (tp_server_options){0};
     *mo = (tp_metrics_http_options){0};
@@ -149,6 +160,16 @@ static int parse(int argc, char **argv, tp_server_options *o, tp_metrics_http_op
                                           "like 0660", optarg);
             o->socket_mode = (unsigned)m;
         }
+        else if (c == 'c')
+            o->cache_dir = optarg;
+        else if (c == 'C') {
+            if (tp_cli_size(CMD, "--cache-size", optarg, 1 << 20, &o->cache_bytes) < 0)
+                return TP_EXIT_USAGE;
+        } else if (c == 'g') {
+            if (tp_cli_u64(CMD, "--gets", optarg, 1, 4096, &v) < 0)
+                return TP_EXIT_USAGE;
+            o->queue_depth = (unsigned)v;
+        }
         else if (c == 'q')
             o->quiet = true;
         else if (c == 'x')
@@ -165,6 +186,16 @@ static int parse(int argc, char **argv, tp_server_options *o, tp_metrics_http_op
         return tp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     if (!o->root)
         return tp_cli_usage_error(CMD, "--root DIR is required");
+    if (o->cache_bytes && !o->cache_dir)
+        return tp_cli_usage_error(CMD, "--cache-size needs --cache DIR");
+    if (o->cache_dir && !o->cache_bytes) { /* half the free space, at least 64 MiB */
+        struct statvfs fs;
+        if (mkdir(o->cache_dir, 0755) < 0 && errno != EEXIST)
+            return tp_cli_usage_error(CMD, "--cache %s: %s", o->cache_dir, strerror(errno));
+        if (statvfs(o->cache_dir, &fs) < 0)
+            return tp_cli_usage_error(CMD, "--cache %s: %s", o->cache_dir, strerror(errno));
+        o->cache_bytes = TP_MAX((uint64_t)fs.f_bavail * fs.f_frsize / 2, (uint64_t)64 << 20);
+    }
     if (mo->public_ok && !mo->listen)
         return tp_cli_usage_error(CMD, "--metrics-public needs --metrics HOST:PORT");
     struct sockaddr_storage a;
