@@ -19,3 +19,18 @@ uint64_t tp__hash64_pieces(const struct iovec *iov, size_t n)
         XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
     return XXH3_64bits_digest(&st);
 }
+
+unsigned tp__iov_skip(const struct iovec *in, unsigned n, uint64_t skip, struct iovec *out)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (skip >= in[i].iov_len) {
+            skip -= in[i].iov_len;
+            continue;
+        }
+        out[k++] = (struct iovec){.iov_base = (char *)in[i].iov_base + skip,
+                                  .iov_len = in[i].iov_len - skip};
+        skip = 0;
+    }
+    return k;
+}

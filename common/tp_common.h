@@ -45,6 +45,9 @@ uint64_t tp__hash64(const void *data, size_t len);
 /* The same hash of the concatenation of n pieces (the same value as one buffer). */
 struct iovec;
 uint64_t tp__hash64_pieces(const struct iovec *iov, size_t n);
+/* The part of `n` iovecs past their first `skip` bytes, into `out` (n entries at most).
+ * @return : how many iovecs that is. */
+unsigned tp__iov_skip(const struct iovec *in, unsigned n, uint64_t skip, struct iovec *out);
 
 /* Little-endian loads and stores; the on-disk formats are little-endian everywhere. */
 static inline uint16_t tp__le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }

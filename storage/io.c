@@ -284,17 +284,7 @@ static void finish(tp_io *io, unsigned s, int result)
 
 unsigned tp_io_iov_skip(const struct iovec *in, unsigned n, uint64_t skip, struct iovec *out)
 {
-    unsigned k = 0;
-    for (unsigned i = 0; i < n; i++) {
-        if (skip >= in[i].iov_len) {
-            skip -= in[i].iov_len;
-            continue;
-        }
-        out[k++] = (struct iovec){.iov_base = (char *)in[i].iov_base + skip,
-                                  .iov_len = in[i].iov_len - skip};
-        skip = 0;
-    }
-    return k;
+    return tp__iov_skip(in, n, skip, out);
 }
 
 unsigned tp__io_rest(tp__io_slot *slot)

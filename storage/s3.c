@@ -3,8 +3,6 @@
  * backoff, S3's XML answers read with expat. */
 #include "s3.h"
 
-#include "io.h"
-
 #include <curl/curl.h>
 #include <turbopump/dataset.h>
 #include <expat.h>
@@ -710,7 +708,7 @@ int tp__location_read(const struct tp_sample_location *loc, const struct iovec *
     uint64_t got = 0;
     while (got < len) {
         struct iovec rest[4];
-        unsigned k = tp_io_iov_skip(iov, TP_MIN(iovcnt, 4u), got, rest);
+        unsigned k = tp__iov_skip(iov, TP_MIN(iovcnt, 4u), got, rest);
         ssize_t n = preadv(loc->fd, rest, (int)k, (off_t)(off + got));
         if (n < 0 && errno == EINTR)
             continue;
@@ -864,7 +862,8 @@ int tp_s3_upload_finish(tp_s3_upload *u, tp_error *err)
     int rc = perform(u->o, &r, err);
     /* S3 may answer 200 with an error in the body */
     xml_pick x;
-    if (rc == 0 && r.buf && xml_find(r.buf, r.buf_len, "Code", &x) && !strstr(r.buf, "CompleteMultipartUploadResult"))
+    if (rc == 0 && r.buf && xml_find(r.buf, r.buf_len, "Code", &x) &&
+        !strstr(r.buf, "CompleteMultipartUploadResult"))
         rc = tp__error_set(err, -EIO, "%s: completing the upload: %s", u->o->name, x.text);
     free(r.buf);
     free(xml);

@@ -191,7 +191,8 @@ static void drop(tp__s3_cache *c, uint32_t i)
         link = &c->e[*link].hnext;
     *link = x->hnext;
     lru_unlink(c, i);
-    uint64_t a = x->off & ~(uint64_t)(PAGE - 1), b = (x->off + x->len + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+    uint64_t a = x->off & ~(uint64_t)(PAGE - 1);
+    uint64_t b = (x->off + x->len + PAGE - 1) & ~(uint64_t)(PAGE - 1);
     if (x->file < c->nfds && c->fds[x->file] >= 0)
         fallocate(c->fds[x->file], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a,
                   (off_t)(b - a));

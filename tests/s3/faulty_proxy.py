@@ -3,7 +3,8 @@
 
     faulty_proxy.py --upstream http://127.0.0.1:PORT --port-file FILE
                     [--fail-every N] [--reset-every N] [--truncate-every N]
-                    [--slow-every N --slow-seconds S] [--log FILE]
+                    [--slow-every N --slow-seconds S] [--methods GET,PUT] [--after N]
+                    [--log FILE]
 
 Requests are forwarded unchanged (the Host header too, so that SigV4 signatures still
 match) and answered with the gateway's answer, except that the Nth, 2Nth, ... request of
@@ -12,7 +13,8 @@ each kind of fault gets, instead:
   reset     the connection closed without an answer
   truncate  the headers and half of the body, then the connection closed
   slow      the answer after S seconds
-Only GETs are broken (the reads under test). The port it listens on (loopback) is
+Only requests of --methods are broken (default GET: the reads under test), and with
+--after N none of the first N of them. The port it listens on (loopback) is
 written to --port-file once it accepts connections; each fault injected is one line in
 --log.
 """
@@ -37,6 +39,8 @@ def main():
     for kind in ("fail", "reset", "truncate", "slow"):
         ap.add_argument("--%s-every" % kind, type=int, default=0)
     ap.add_argument("--slow-seconds", type=float, default=2.0)
+    ap.add_argument("--methods", default="GET")
+    ap.add_argument("--after", type=int, default=0)
     a = ap.parse_args()
     up = urllib.parse.urlsplit(a.upstream)
     lock = threading.Lock()
@@ -58,10 +62,11 @@ def main():
 
         def forward(self):
             fault = None
-            if self.command == "GET":
+            if self.command in a.methods.split(","):
                 with lock:
                     count["get"] += 1
-                    fault = fault_for(count["get"])
+                    if count["get"] > a.after:
+                        fault = fault_for(count["get"] - a.after)
             if fault and log:
                 log.write("%s %s\n" % (fault, self.path))
             length = int(self.headers.get("Content-Length") or 0)

@@ -70,6 +70,7 @@ start)
       skip "cannot install Ceph (apt-get install ceph-mon ceph-osd radosgw failed)"
   fi
   command -v curl >/dev/null || skip "curl is not installed"
+  for d in rgw osd mgr mon; do kill_pidfile "$dir/run/$d.pid"; done # a cluster left there
   rm -rf "$dir"
   mkdir -p "$dir"/{run,log,mon,osd/ceph-0,rgw}
   mon_port=$(free_port) && rgw_port=$(free_port) || skip "no free port on loopback"
