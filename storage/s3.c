@@ -353,6 +353,17 @@ static void XMLCALL xml_text(void *u, const XML_Char *s, int len)
 }
 
 /* @return : the element's text (in x->text), or false when there is none. */
+static bool xml_find(const char *body, size_t len, const char *element, xml_pick *x);
+
+bool tp__s3_xml_text(const char *body, size_t len, const char *element, char *out, size_t cap)
+{
+    xml_pick x;
+    if (!xml_find(body, len, element, &x))
+        return false;
+    snprintf(out, cap, "%s", x.text);
+    return true;
+}
+
 static bool xml_find(const char *body, size_t len, const char *element, xml_pick *x)
 {
     *x = (xml_pick){.want = element};

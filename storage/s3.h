@@ -78,6 +78,11 @@ struct tp_sample_location;
 int tp__location_read(const struct tp_sample_location *loc, const struct iovec *iov,
                       unsigned iovcnt, uint64_t off, uint64_t len, tp_error *err);
 
+/* The text of the first `element` (local name, any namespace) of an XML answer of S3's,
+ * truncated to cap - 1 bytes. @return : false when there is none or the XML is malformed.
+ * For the fuzz target and tests. */
+bool tp__s3_xml_text(const char *body, size_t len, const char *element, char *out, size_t cap);
+
 /* ---- the local cache of object reads (s3_cache.c), used by the IO engine's thread */
 
 typedef struct tp__s3_cache tp__s3_cache;
