@@ -4,6 +4,7 @@
  * finished reads back as slices of their buffers. Backends only start reads and report
  * raw results. */
 #include "io_internal.h"
+#include "s3.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -112,9 +113,11 @@ void tp_io_destroy(tp_io *io)
     if (io->backend)
         io->backend->fini(io);
     tp__io_s3_fini(io);
-    for (unsigned i = 0; i < io->nfiles; i++)
+    for (unsigned i = 0; i < io->nfiles; i++) {
         if (io->fds[i] >= 0)
             close(io->fds[i]);
+        tp_s3_object_close((tp_s3_object *)io->objects[i]);
+    }
     free(io->fds);
     free(io->objects);
     free(io->pool);
@@ -156,9 +159,12 @@ int tp_io_add_object(tp_io *io, const void *object, tp_error *err)
     TP_TRY(grow_files(io, err));
     if (!io->s3)
         TP_TRY(tp__io_s3_init(io, err));
+    /* the engine's own handle: the caller's may go before the engine does */
+    tp_s3_object *own;
+    TP_TRY(tp_s3_object_open(&own, tp_s3_object_name(object), err));
     io->fds[io->nfiles] = -1;
     io->file_fixed[io->nfiles] = false;
-    io->objects[io->nfiles] = object;
+    io->objects[io->nfiles] = own;
     return (int)io->nfiles++;
 }
 

@@ -104,8 +104,8 @@ unsigned tp_io_queue_depth(const tp_io *io);
  * @return : the file's index, or a negative code (-EINVAL when O_DIRECT is unsupported). */
 int tp_io_add_file(tp_io *io, int fd, tp_error *err);
 
-/* Adds an object in S3-compatible storage (a shard's tp_shard_info.object, which must
- * outlive the engine) that reads may name like a file: they become ranged GETs, all in
+/* Adds an object in S3-compatible storage (a shard's tp_shard_info.object; the engine
+ * keeps its own handle) that reads may name like a file: they become ranged GETs, all in
  * flight at once through libcurl (io_s3.c). Not with O_DIRECT.
  * @return : the file's index, or a negative code. */
 int tp_io_add_object(tp_io *io, const void *object, tp_error *err);

@@ -22,7 +22,8 @@ void tp_usage_bench(FILE *out)
             "Usage: turbopump bench io DS [--direct] [--qd N] [--threads T] [--seconds S]\n"
             "                      [--pattern random|sequential] [--backend uring|posix]\n"
             "                      [--json]\n\n"
-            "io: whole-record reads over the dataset at DS through the IO engine, N in\n"
+            "io: whole-record reads over the dataset at DS (a directory, or s3://... for\n"
+            "ranged GETs in flight against object storage) through the IO engine, N in\n"
             "flight, for S seconds; prints IOPS, MB/s, bytes per read as issued (after\n"
             "alignment) and latency percentiles (submission to completion).\n\n"
             "Options:\n"
@@ -165,7 +166,8 @@ static int open_run(io_run *r, tp_error *err)
     for (size_t s = 0; s < nshards; s++) {
         tp_shard_info si;
         tp_dataset_shard_info(r->ds, s, &si);
-        TP_TRY(r->files[s] = tp_io_add_file(r->io, si.fd, err));
+        TP_TRY(r->files[s] = si.object ? tp_io_add_object(r->io, si.object, err)
+                                       : tp_io_add_file(r->io, si.fd, err));
     }
     r->submitted = calloc(r->o->qd, sizeof(double));
     r->cap = 1 << 20;

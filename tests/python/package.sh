@@ -5,7 +5,8 @@
 # and `python -m turbopump` make a dataset and a Loader autostarts its private daemon (the
 # bundled executable) and reads one epoch exactly. Also checks the wheel's tag (the
 # interpreter's ABI, a manylinux platform) and that every bundled ELF file needs only
-# glibc's libraries (and zlib, which every manylinux policy allows) or ones bundled beside it.
+# glibc's libraries (and zlib, which every manylinux policy allows, and expat, which every
+# one from manylinux_2_12 on does) or ones bundled beside it.
 # Skips (77) when Debian's venv module is missing or PyPI cannot be reached.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,10 +68,15 @@ use_package() {
     for lib in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
       case $lib in
         libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*|libgcc_s.so.*|\
+        libresolv.so.*|libnsl.so.*|libutil.so.*|\
         libstdc++.so.*) ;;
         # zlib is on every manylinux system (it is in every policy's library list), so
-        # auditwheel leaves it out; libspng needs it
+        # auditwheel leaves it out; libspng needs it. expat is in every policy's list from
+        # manylinux_2_12 on (the wheel's tag is far above; checked below); S3's XML
+        # answers are read with it
         libz.so.1) ;;
+        libexpat.so.1) [[ $name =~ manylinux_2_([0-9]+)_ ]] && [ "${BASH_REMATCH[1]}" -ge 12 ] ||
+          fail "${f#$site/} needs libexpat.so.1, which $name's policy does not promise" ;;
         *) [ -e "$site/turbopump.libs/$lib" ] ||
              fail "${f#$site/} needs $lib, which is neither glibc's nor bundled" ;;
       esac
