@@ -78,9 +78,10 @@ static int serve_dataset(tp_server *s, tp_served *d, tp_error *err)
         tp_shard_info si = {0};
         tp_tokens_shard ti = {0};
         TP_TRY(d->tok ? tp_tokens_shard_info(d->tok, i, &ti) : tp_dataset_shard_info(d->ds, i, &si));
-        int f = si.object ? tp_stages_add_object(s->pipe, si.object, err)
-                          : tp_stages_add_file(s->pipe, d->tok ? ti.fd : si.fd, err);
-        if (f < 0 && si.object)
+        const void *obj = d->tok ? ti.object : si.object;
+        int f = obj ? tp_stages_add_object(s->pipe, obj, err)
+                    : tp_stages_add_file(s->pipe, d->tok ? ti.fd : si.fd, err);
+        if (f < 0 && obj)
             return f; /* objects have no pread to fall back on: say why */
         d->files[i] = f < 0 ? -1 : f; /* -1: read with pread instead */
     }

@@ -1,6 +1,7 @@
 /* Windows of token datasets (windows.h): from a window id to its blocks on disk, and from
  * those blocks to input_ids, labels, position_ids and cu_seqlens in a ring slot. */
 #include "windows.h"
+#include "s3.h"
 
 #include "tokens_internal.h"
 
@@ -234,7 +235,7 @@ void tp__windows_task(const tp_windows *w, uint64_t id, tp_task *t, unsigned cha
     tp_tokens_shard si;
     tp_tokens_shard_info(s->tok, sp.shard, &si);
     t->loc = (tp_sample_location){.shard = sp.shard, .fd = si.fd, .offset = sp.offset,
-                                  .length = sp.length};
+                                  .length = sp.length, .object = si.object};
     t->file = s->ds->files[sp.shard];
     t->iov[0] = (struct iovec){raw, sp.length};
     t->iovcnt = 1;
@@ -324,9 +325,13 @@ int tp__windows_fill(const tp_windows *w, const tp_outputs *o, tp_worker *wk,
             tp__tokens_span_of(s->tok, first + have, n - have, &more);
             tp_tokens_shard si;
             tp_tokens_shard_info(s->tok, more.shard, &si);
-            int rc = tp__pread_all(si.fd, piece, more.length, more.offset);
+            tp_sample_location at = {.fd = si.fd, .object = si.object};
+            struct iovec v = {.iov_base = piece, .iov_len = more.length};
+            tp_error rerr = {0};
+            int rc = tp__location_read(&at, &v, 1, more.offset, more.length, &rerr);
             if (rc < 0)
-                return tp__error_set(err, rc, "%s: %s", si.path, tp_strerror(rc));
+                return tp__error_set(err, rc, "%s: %s", si.path,
+                                     rerr.code ? rerr.msg : tp_strerror(rc));
             TP_TRY(tp__tokens_check_span(s->tok, &more, piece, err));
             memcpy(gather + have * tb, piece + more.skip * tb, more.n * tb);
             have += more.n;

@@ -189,6 +189,7 @@ static int shard_close(tp_tokens_writer *w, tp_error *err)
     free(index);
     if (rc < 0)
         return tp__error_set(err, rc, "writing %s/%s: %s", w->st.dir, w->file, tp_strerror(rc));
+    TP_TRY(tp__staging_upload(&w->st, w->file, NULL, err)); /* s3:// targets */
     tp__tokens_manifest *m = &w->m;
     rc = tp__grow((void **)&m->shards, &(size_t){m->nshards * sizeof(*m->shards)},
                   (m->nshards + 1) * sizeof(*m->shards));

@@ -1,6 +1,7 @@
 /* Reading token datasets (include/turbopump/tokens.h): every shard's header and index
  * checked on open, every block a read touches checked on the read, and what serving
  * windows needs (tokens_internal.h). */
+#include "s3.h"
 #include "tokens_internal.h"
 
 #include <fcntl.h>
@@ -21,7 +22,8 @@ static uint64_t blocks_of(uint64_t tokens, uint32_t block)
 
 typedef struct shard {
     char *path;
-    int fd;
+    int fd;                    /* -1 for an object */
+    tp_s3_object *obj;
     uint64_t *sums;            /* block checksums */
     uint64_t nblocks;
 } shard;
@@ -34,33 +36,51 @@ struct tp_tokens {
     uint64_t *starts;          /* documents + 1 global starts */
 };
 
+/* The manifest's text, from a directory or from s3://. */
+static int read_manifest(const char *path, char **text, size_t *len, tp_error *err)
+{
+    if (tp_s3_is_url(path))
+        return tp_s3_get_named(path, "manifest.json", MAX_MANIFEST, text, len, err);
+    char *file = tp__path_join(path, "manifest.json");
+    int rc = file ? tp__read_file(file, MAX_MANIFEST, text, len) : -ENOMEM;
+    if (rc < 0 && rc != -ENOENT)
+        tp__error_set(err, rc, "%s: %s", file ? file : path, tp_strerror(rc));
+    free(file);
+    return rc;
+}
+
+/* Reads from a shard's file or object. */
+static int shard_read(const shard *s, void *buf, size_t len, uint64_t off, tp_error *err)
+{
+    if (!s->obj)
+        return tp__pread_all(s->fd, buf, len, off);
+    struct iovec v = {.iov_base = buf, .iov_len = len};
+    return tp_s3_read(s->obj, &v, 1, off, len, err);
+}
+
 TP_API bool tp_tokens_is(const char *path)
 {
-    char *file = tp__path_join(path, "manifest.json"), *text = NULL;
+    char *text = NULL;
     size_t len;
     bool yes = false;
-    if (file && tp__read_file(file, MAX_MANIFEST, &text, &len) == 0)
+    if (read_manifest(path, &text, &len, NULL) == 0)
         yes = strstr(text, "\"format\": \"" TP_TOKENS_FORMAT "\"") != NULL;
     free(text);
-    free(file);
     return yes;
 }
 
 static int load_manifest(tp_tokens *t, tp_error *err)
 {
-    char *file = tp__path_join(t->path, "manifest.json"), *text = NULL;
+    char *text = NULL;
     size_t len = 0;
-    int rc = file ? tp__read_file(file, MAX_MANIFEST, &text, &len) : -ENOMEM;
+    int rc = read_manifest(t->path, &text, &len, err);
     if (rc == -ENOENT)
         rc = tp__error_set(err, TP_ENODATASET, "%s: not a dataset (no manifest.json)", t->path);
-    else if (rc < 0)
-        rc = tp__error_set(err, rc, "%s: %s", file ? file : t->path, tp_strerror(rc));
-    else if ((rc = tp__tokens_manifest_parse(text, len, &t->m, err)) < 0 && err) {
+    else if (rc == 0 && (rc = tp__tokens_manifest_parse(text, len, &t->m, err)) < 0 && err) {
         char msg[sizeof(err->msg)];
         memcpy(msg, err->msg, sizeof(msg));
         snprintf(err->msg, sizeof(err->msg), "%.200s/%.300s", t->path, msg);
     }
-    free(file);
     free(text);
     return rc;
 }
@@ -72,20 +92,29 @@ static int open_shard(tp_tokens *t, size_t i, tp_error *err)
     shard *s = &t->shards[i];
     if (!(s->path = tp__path_join(t->path, ms->file)))
         return tp__error_set(err, -ENOMEM, "out of memory");
-    s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
-    if (s->fd < 0)
-        return tp__error_set(err, -errno, "%s: %s", s->path, strerror(errno));
-    struct stat sb;
-    if (fstat(s->fd, &sb) < 0)
-        return tp__error_set(err, -errno, "%s: %s", s->path, strerror(errno));
-    if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != ms->bytes)
-        return tp__error_set(err, TP_ECORRUPT, "%s: %lld bytes, the manifest says %" PRIu64,
-                             s->path, (long long)sb.st_size, ms->bytes);
+    uint64_t size = 0;
+    if (tp_s3_is_url(t->path)) { /* an object: its size, then ranged reads */
+        TP_TRY(tp_s3_object_open(&s->obj, s->path, err));
+        TP_TRY(tp_s3_head(s->obj, &size, err));
+    } else {
+        s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+        struct stat sb;
+        if (s->fd < 0 || fstat(s->fd, &sb) < 0)
+            return tp__error_set(err, -errno, "%s: %s", s->path, strerror(errno));
+        if (!S_ISREG(sb.st_mode))
+            return tp__error_set(err, TP_ECORRUPT, "%s: not a regular file", s->path);
+        size = (uint64_t)sb.st_size;
+    }
+    if (size != ms->bytes)
+        return tp__error_set(err, TP_ECORRUPT, "%s: %" PRIu64 " bytes, the manifest says %"
+                             PRIu64, s->path, size, ms->bytes);
     unsigned char head[TP_TPT_HEADER];
     tp__tpt_header h;
-    int rc = ms->bytes < TP_TPT_DATA ? TP_ECORRUPT : tp__pread_all(s->fd, head, sizeof(head), 0);
+    tp_error rerr = {0};
+    int rc = ms->bytes < TP_TPT_DATA ? TP_ECORRUPT : shard_read(s, head, sizeof(head), 0, &rerr);
     if (rc < 0)
-        return tp__error_set(err, rc, "%s: cannot read the header", s->path);
+        return tp__error_set(err, rc, "%s: cannot read the header%s%s", s->path,
+                             rerr.code ? ": " : "", rerr.msg);
     TP_TRY(tp__tpt_header_decode(head, &h, err, s->path));
     s->nblocks = blocks_of(ms->tokens, t->m.block_tokens);
     uint64_t data_end = TP_TPT_DATA + ms->tokens * t->token_bytes;
@@ -100,7 +129,7 @@ static int open_shard(tp_tokens *t, size_t i, tp_error *err)
     unsigned char *index = malloc(index_bytes);
     if (!index)
         return tp__error_set(err, -ENOMEM, "out of memory for the index of %s", s->path);
-    rc = tp__pread_all(s->fd, index, index_bytes, h.index_offset);
+    rc = shard_read(s, index, index_bytes, h.index_offset, &rerr);
     if (rc == 0 && tp__hash64(index, index_bytes) != h.index_checksum)
         rc = tp__error_set(err, TP_ECORRUPT, "%s: index checksum mismatch", s->path);
     else if (rc < 0)
@@ -161,6 +190,7 @@ TP_API void tp_tokens_close(tp_tokens *t)
     for (size_t i = 0; t->shards && i < t->m.nshards; i++) {
         if (t->shards[i].fd >= 0)
             close(t->shards[i].fd);
+        tp_s3_object_close(t->shards[i].obj);
         free(t->shards[i].path);
         free(t->shards[i].sums);
     }
@@ -188,6 +218,7 @@ TP_API int tp_tokens_shard_info(const tp_tokens *t, size_t i, tp_tokens_shard *o
         return TP_EUSAGE;
     const tp__tokens_manifest_shard *ms = &t->m.shards[i];
     *out = (tp_tokens_shard){.path = t->shards[i].path, .fd = t->shards[i].fd,
+                                  .object = t->shards[i].obj,
                                   .first_token = ms->first_token, .tokens = ms->tokens,
                                   .first_document = ms->first_document,
                                   .documents = ms->documents, .bytes = ms->bytes,
@@ -318,9 +349,11 @@ TP_API int tp_tokens_read(const tp_tokens *t, uint64_t first, uint64_t n, void *
             rc = tp__error_set(err, rc, "out of memory");
             break;
         }
-        rc = tp__pread_all(t->shards[sp.shard].fd, buf, sp.length, sp.offset);
+        tp_error rerr = {0};
+        rc = shard_read(&t->shards[sp.shard], buf, sp.length, sp.offset, &rerr);
         if (rc < 0) {
-            rc = tp__error_set(err, rc, "%s: %s", t->shards[sp.shard].path, tp_strerror(rc));
+            rc = tp__error_set(err, rc, "%s: %s", t->shards[sp.shard].path,
+                               rerr.code ? rerr.msg : tp_strerror(rc));
             break;
         }
         if ((rc = tp__tokens_check_span(t, &sp, buf, err)) < 0)
@@ -347,10 +380,12 @@ TP_API int tp_tokens_verify(const tp_tokens *t, uint64_t *bad, tp_error *err)
             free(buf);
             return tp__error_set(err, -ENOMEM, "out of memory");
         }
-        int rc = tp__pread_all(t->shards[sp.shard].fd, buf, sp.length, sp.offset);
+        tp_error rerr = {0};
+        int rc = shard_read(&t->shards[sp.shard], buf, sp.length, sp.offset, &rerr);
         if (rc < 0) {
             free(buf);
-            return tp__error_set(err, rc, "%s: %s", t->shards[sp.shard].path, tp_strerror(rc));
+            return tp__error_set(err, rc, "%s: %s", t->shards[sp.shard].path,
+                                 rerr.code ? rerr.msg : tp_strerror(rc));
         }
         /* Block by block, so every bad block is counted and the first one named. */
         uint64_t block_bytes = (uint64_t)t->m.block_tokens * t->token_bytes;

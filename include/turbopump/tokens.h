@@ -72,7 +72,9 @@ typedef struct tp_tokens tp_tokens;
 
 typedef struct tp_tokens_shard_info {
     const char *path;
-    int fd;                     /* open, read-only, owned by the dataset */
+    int fd;                     /* open, read-only, owned by the dataset; -1 for a shard
+                                   in object storage */
+    const void *object;         /* that shard's object (internal), else NULL */
     uint64_t first_token, tokens;
     uint64_t first_document, documents;
     uint64_t bytes;             /* file size */

@@ -92,6 +92,17 @@ case_read() {
     [ -s "$ds.local" ] || fail "$ds: no batches"
     cmp "$ds.local" "$ds.remote" || fail "$ds: batches differ from the local dataset's"
   done
+  # a token dataset: windows from the store equal the local ones
+  python3 -c 'import sys; sys.stdout.buffer.write(bytes(range(256)) * 40000)' >tok.bin
+  "$TP" pack --tokens tok.bin root/tok --dtype uint16 --quiet
+  "$TP" pack --tokens tok.bin "$S3/tok" --dtype uint16 --quiet || fail "pack --tokens to s3"
+  "$TP" verify "$S3/tok" >tverify.out 2>&1 || { cat tverify.out; fail "verify tokens"; }
+  for w in local remote; do
+    consume --socket "$WORK/$w.sock" --dataset tok --seq-len 512 --batch-size 4 --seed 2 \
+      --digest >"tok.$w"
+  done
+  [ -s tok.local ] || fail "tokens: no batches"
+  cmp tok.local tok.remote || fail "token windows differ from the local dataset's"
   # raw samples in dataset order, every field, each batch
   for w in local remote; do
     consume --socket "$WORK/$w.sock" --dataset raw --no-shuffle --batch-size 7 --digest >"order.$w"
