@@ -234,30 +234,11 @@ static void read_pieces(tp_stages *p, tp_task *t)
             memcpy(t->iov[i].iov_base, src, t->iov[i].iov_len);
         return;
     }
-    if (t->loc.object) {
-        t->rc = tp__location_read(&t->loc, t->iov, t->iovcnt, t->loc.offset, t->loc.length,
-                                  NULL);
-        if (t->rc == 0) {
-            atomic_fetch_add(&p->reads, 1);
-            atomic_fetch_add(&p->bytes_read, t->loc.length);
-        }
-        return;
+    t->rc = tp__location_read(&t->loc, t->iov, t->iovcnt, t->loc.offset, t->loc.length, NULL);
+    if (t->rc == 0) {
+        atomic_fetch_add(&p->reads, 1);
+        atomic_fetch_add(&p->bytes_read, t->loc.length);
     }
-    uint64_t got = 0;
-    while (got < t->loc.length) {
-        struct iovec rest[TP_IO_MAX_IOV];
-        unsigned k = tp_io_iov_skip(t->iov, t->iovcnt, got, rest);
-        ssize_t n = preadv(t->loc.fd, rest, (int)k, (off_t)(t->loc.offset + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            t->rc = n < 0 ? -errno : TP_ETRUNCATED;
-            return;
-        }
-        got += (uint64_t)n;
-    }
-    atomic_fetch_add(&p->reads, 1);
-    atomic_fetch_add(&p->bytes_read, got);
 }
 
 /* Records that do not go through the engine: copied from LMDB's map, or read with pread
@@ -277,8 +258,7 @@ static void read_direct(tp_stages *p, tp_task *t, tp_worker *w)
     if ((t->rc = tp__worker_record(w, t->loc.length)) < 0)
         return;
     struct iovec v = {.iov_base = w->record, .iov_len = t->loc.length};
-    t->rc = t->loc.object ? tp__location_read(&t->loc, &v, 1, t->loc.offset, t->loc.length, NULL)
-                          : tp__pread_all(t->loc.fd, w->record, t->loc.length, t->loc.offset);
+    t->rc = tp__location_read(&t->loc, &v, 1, t->loc.offset, t->loc.length, NULL);
     t->data = w->record;
     t->len = t->loc.length;
     if (t->rc == 0) {

@@ -196,20 +196,13 @@ static int check_lmdb(const tp_dataset *ds, tp_error *err)
 
 static int load_manifest(tp_dataset *ds, tp_error *err)
 {
-    char *file = tp__path_join(ds->path, "manifest.json"), *text = NULL;
+    char *text = NULL;
     size_t len = 0;
-    tp_error rerr = {0};
-    int rc = !file ? -ENOMEM : ds->remote ? tp_s3_get_named(ds->path, "manifest.json",
-                                                            MAX_MANIFEST, &text, &len, &rerr)
-                                          : tp__read_file(file, MAX_MANIFEST, &text, &len);
-    if (rc < 0 && rc != -ENOENT && ds->remote)
-        rc = err ? (*err = rerr).code : rc;
-    else if (rc == -ENOENT)
+    int rc = tp__location_get(ds->path, "manifest.json", MAX_MANIFEST, &text, &len, err);
+    if (rc == -ENOENT)
         rc = tp__error_set(err, TP_ENODATASET, "%s: not a dataset (no manifest.json)",
                            ds->path);
-    else if (rc < 0)
-        rc = tp__error_set(err, rc, "%s: %s", file ? file : ds->path, tp_strerror(rc));
-    else {
+    else if (rc == 0) {
         rc = tp__manifest_parse(text, len, &ds->m, err);
         if (rc < 0 && err) { /* prefix the dataset path to the parser's message */
             size_t cap = sizeof(err->msg) - 1, mlen = strlen(err->msg);
@@ -220,7 +213,6 @@ static int load_manifest(tp_dataset *ds, tp_error *err)
             err->msg[p - 1] = '/';
         }
     }
-    free(file);
     free(text);
     return rc;
 }
@@ -230,17 +222,13 @@ static int load_dict(tp_dataset *ds, tp_error *err)
     if (!ds->m.has_dict)
         return 0;
     char *file = tp__path_join(ds->path, TP_DICT_FILE);
-    tp_error rerr = {0};
     int rc = !file ? -ENOMEM
-             : ds->remote ? tp_s3_get_named(ds->path, TP_DICT_FILE, TP_DICT_MAX, &ds->dict,
-                                            &ds->dict_len, &rerr)
-                          : tp__read_file(file, TP_DICT_MAX, &ds->dict, &ds->dict_len);
-    if (rc < 0 && ds->remote)
-        rc = err ? (*err = rerr).code : rc;
-    else if (rc < 0)
+             : tp__location_get(ds->path, TP_DICT_FILE, TP_DICT_MAX, &ds->dict, &ds->dict_len,
+                                err);
+    if (rc == -ENOENT || rc == -ENOMEM)
         rc = tp__error_set(err, rc, "%s: %s", file ? file : TP_DICT_FILE, tp_strerror(rc));
-    else if (ds->dict_len != ds->m.dict_bytes ||
-             tp__hash64(ds->dict, ds->dict_len) != ds->m.dict_checksum)
+    else if (rc == 0 && (ds->dict_len != ds->m.dict_bytes ||
+             tp__hash64(ds->dict, ds->dict_len) != ds->m.dict_checksum))
         rc = tp__error_set(err, TP_ECORRUPT, "%s: size or checksum differs from the manifest",
                            file);
     free(file);

@@ -18,7 +18,6 @@
 typedef struct s3_slot {
     CURL *h;
     tp_s3_range r;
-    uint64_t before;    /* r.got when the transfer started */
     unsigned attempts;  /* tries in a row without progress */
     uint64_t retry_at;  /* ms clock; 0: not waiting */
     bool active;        /* in the multi handle */
@@ -103,7 +102,6 @@ static int launch(tp_io *io, unsigned s)
                                      .iov_len = slot->len - slot->got};
         q->r.iovcnt = 1;
     }
-    q->before = 0;
     TP_TRY(tp_s3_range_setup(io->objects[slot->req.file], q->h, slot->win_off + slot->got,
                              &q->r));
     if (curl_multi_add_handle(st->multi, q->h) != CURLM_OK)

@@ -26,6 +26,7 @@ typedef struct s3_config {
     char *key, *secret, *token;
     char *sigv4;     /* "aws:amz:REGION:s3" */
     char *userpwd;   /* key:secret, handed to curl only */
+    char *token_header; /* "x-amz-security-token: ..." with a session token */
     unsigned attempts;
     CURLSH *share;
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
@@ -181,6 +182,11 @@ static void load_config(void)
     cfg.sigv4 = malloc(n);
     if (cfg.sigv4)
         snprintf(cfg.sigv4, n, "aws:amz:%s:s3", cfg.region);
+    if (cfg.token) {
+        n = strlen(cfg.token) + 32;
+        if ((cfg.token_header = malloc(n)))
+            snprintf(cfg.token_header, n, "x-amz-security-token: %s", cfg.token);
+    }
     if (cfg.key) {
         n = strlen(cfg.key) + strlen(cfg.secret) + 2;
         if ((cfg.userpwd = malloc(n)))
@@ -194,7 +200,8 @@ static void load_config(void)
         curl_share_setopt(cfg.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
         curl_share_setopt(cfg.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     }
-    if (cfg.rc == 0 && (!cfg.region || !cfg.sigv4 || (cfg.key && !cfg.userpwd) || !cfg.share)) {
+    if (cfg.rc == 0 && (!cfg.region || !cfg.sigv4 || (cfg.key && !cfg.userpwd) ||
+                        (cfg.token && !cfg.token_header) || !cfg.share)) {
         cfg.rc = -ENOMEM;
         snprintf(cfg.msg, sizeof(cfg.msg), "out of memory");
     }
@@ -224,14 +231,15 @@ unsigned tp_s3_backoff_ms(unsigned attempt)
 
 /* ---- names */
 
-/* Appends `s` percent-encoded as S3 keys are in a path: all but unreserved and '/'. */
-static void encode_key(char *out, const char *s)
+/* Writes `s` percent-encoded: all but unreserved characters, and '/' too unless it is a
+ * path (an S3 key in a path keeps its slashes; a query value does not). */
+static void encode(char *out, const char *s, bool path)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+            c == '-' || c == '.' || c == '_' || c == '~' || (c == '/' && path)) {
             *out++ = (char)c;
         } else {
             *out++ = '%';
@@ -278,7 +286,7 @@ int tp_s3_object_open_at(tp_s3_object **out, const char *url, const char *name, 
     char *ek = malloc(3 * strlen(o->key) + 1);
     if (!ek)
         goto oom;
-    encode_key(ek, o->key);
+    encode(ek, o->key, true);
     n = (cfg.endpoint ? strlen(cfg.endpoint) : strlen(cfg.region) + 32) + strlen(o->bucket) +
         strlen(ek) + 8;
     if (!(o->url = malloc(n))) {
@@ -409,23 +417,28 @@ static bool answer_ok(CURL *h)
     return status >= 200 && status < 300;
 }
 
+/* Writes `len` body bytes at byte `at` of the iovecs. @return : false when they do not
+ * fit (more than the range asked for). */
+static bool iov_put(const struct iovec *iov, unsigned n, uint64_t at, const char *p, size_t len)
+{
+    for (unsigned i = 0; i < n && len; i++) {
+        if (at >= iov[i].iov_len) {
+            at -= iov[i].iov_len;
+            continue;
+        }
+        size_t k = TP_MIN(len, (size_t)(iov[i].iov_len - at));
+        memcpy((char *)iov[i].iov_base + at, p, k);
+        p += k, len -= k, at = 0;
+    }
+    return len == 0;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *u)
 {
     request *r = u;
     size_t len = size * n;
-    if (r->iov && (!r->h || answer_ok(r->h))) { /* an error's body goes to buf */
-        uint64_t at = r->got;
-        size_t left = len;
-        for (unsigned i = 0; i < r->iovcnt && left; i++) {
-            if (at >= r->iov[i].iov_len) {
-                at -= r->iov[i].iov_len;
-                continue;
-            }
-            size_t k = TP_MIN(left, (size_t)(r->iov[i].iov_len - at));
-            memcpy((char *)r->iov[i].iov_base + at, p, k);
-            p += k, left -= k, at = 0;
-        }
-        if (left) /* more than the range: not what was asked */
+    if (r->iov && answer_ok(r->h)) { /* an error's body goes to buf */
+        if (!iov_put(r->iov, r->iovcnt, r->got, p, len))
             return 0;
         r->got += len;
         return len;
@@ -472,13 +485,17 @@ static size_t on_header(char *p, size_t size, size_t n, void *u)
 static struct curl_slist *common_setup(CURL *h, const tp_s3_object *o, const char *query,
                                        char *errbuf)
 {
-    char *url = malloc(strlen(o->url) + strlen(query) + 1);
-    if (!url)
-        return NULL;
-    strcpy(url, o->url);
-    strcat(url, query);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    free(url); /* curl keeps its own copy */
+    if (*query) {
+        char *url = malloc(strlen(o->url) + strlen(query) + 1);
+        if (!url)
+            return NULL;
+        strcpy(url, o->url);
+        strcat(url, query);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        free(url); /* curl keeps its own copy */
+    } else {
+        curl_easy_setopt(h, CURLOPT_URL, o->url);
+    }
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_SHARE, cfg.share);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
@@ -490,15 +507,9 @@ static struct curl_slist *common_setup(CURL *h, const tp_s3_object *o, const cha
     /* RGW, like AWS, wants the payload hash header in the signature; curl 7.88 does not
      * add it by itself. */
     struct curl_slist *hd = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-    if (hd && cfg.token) {
-        size_t n = strlen(cfg.token) + 32;
-        char *t = malloc(n);
-        if (t) {
-            snprintf(t, n, "x-amz-security-token: %s", cfg.token);
-            struct curl_slist *more = curl_slist_append(hd, t);
-            hd = more ? more : hd;
-            free(t);
-        }
+    if (hd && cfg.token_header) {
+        struct curl_slist *more = curl_slist_append(hd, cfg.token_header);
+        hd = more ? more : hd;
     }
     if (cfg.userpwd) {
         curl_easy_setopt(h, CURLOPT_AWS_SIGV4, cfg.sigv4);
@@ -596,7 +607,6 @@ static int perform(const tp_s3_object *o, request *r, tp_error *err)
         curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-        const struct iovec *iov = r->iov;
         long status = 0;
         CURLcode c = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -608,7 +618,6 @@ static int perform(const tp_s3_object *o, request *r, tp_error *err)
         bool ok = c == CURLE_OK && status >= 200 && status < 300;
         if (ok && r->range_len && r->got < r->range_len) {
             /* a body cut short without an error from curl: ask again for the rest */
-            r->iov = iov;
             c = CURLE_PARTIAL_FILE;
             ok = false;
         }
@@ -738,9 +747,9 @@ int tp_s3_copy(const tp_s3_object *src, const tp_s3_object *dst, tp_error *err)
     if (!source)
         return tp__error_set(err, -ENOMEM, "out of memory");
     strcpy(source, "x-amz-copy-source: /");
-    encode_key(source + strlen(source), src->bucket);
+    encode(source + strlen(source), src->bucket, true);
     strcat(source, "/");
-    encode_key(source + strlen(source), src->key);
+    encode(source + strlen(source), src->key, true);
     request r = {.method = "PUT", .query = "", .extra_header = source, .max = 1 << 16};
     int rc = perform(dst, &r, err);
     xml_pick x; /* S3 may answer 200 with an error in the body */
@@ -748,6 +757,19 @@ int tp_s3_copy(const tp_s3_object *src, const tp_s3_object *dst, tp_error *err)
         rc = tp__error_set(err, -EIO, "%s: copying from %s: %s", dst->name, src->name, x.text);
     free(r.buf);
     free(source);
+    return rc;
+}
+
+int tp__location_get(const char *dir, const char *name, size_t max, char **out, size_t *len,
+                     tp_error *err)
+{
+    if (tp_s3_is_url(dir))
+        return tp_s3_get_named(dir, name, max, out, len, err);
+    char *file = tp__path_join(dir, name);
+    int rc = file ? tp__read_file(file, max, out, len) : -ENOMEM;
+    if (rc < 0 && rc != -ENOENT)
+        tp__error_set(err, rc, "%s: %s", file ? file : name, tp_strerror(rc));
+    free(file);
     return rc;
 }
 
@@ -784,26 +806,17 @@ int tp_s3_upload_begin(const tp_s3_object *o, tp_s3_upload **out, tp_error *err)
     return 0;
 }
 
-/* An upload id in a query, percent-encoded. */
-static void id_query(char *q, size_t cap, const char *fmt, unsigned part, const char *id)
+/* A query naming the upload (and a part): "?uploadId=ID" or "?partNumber=N&uploadId=ID",
+ * the id percent-encoded. */
+static void id_query(char *q, size_t cap, unsigned part, const char *id)
 {
-    char enc[3 * 256 + 1];
-    char tmp[256];
+    char enc[3 * 256 + 1], tmp[256];
     snprintf(tmp, sizeof(tmp), "%s", id);
-    encode_key(enc, tmp);
-    /* '/' is not kept in a query value */
-    char clean[sizeof(enc) * 3];
-    size_t k = 0;
-    for (const char *p = enc; *p && k + 4 < sizeof(clean); p++)
-        if (*p == '/')
-            memcpy(clean + k, "%2F", 3), k += 3;
-        else
-            clean[k++] = *p;
-    clean[k] = 0;
+    encode(enc, tmp, false);
     if (part)
-        snprintf(q, cap, fmt, part, clean);
+        snprintf(q, cap, "?partNumber=%u&uploadId=%s", part, enc);
     else
-        snprintf(q, cap, fmt, clean);
+        snprintf(q, cap, "?uploadId=%s", enc);
 }
 
 int tp_s3_upload_part(tp_s3_upload *u, const void *data, size_t len, tp_error *err)
@@ -818,7 +831,7 @@ int tp_s3_upload_part(tp_s3_upload *u, const void *data, size_t len, tp_error *e
         u->etags = grown, u->cap = cap;
     }
     char q[1024];
-    id_query(q, sizeof(q), "?partNumber=%u&uploadId=%s", u->parts + 1, u->id);
+    id_query(q, sizeof(q), u->parts + 1, u->id);
     request r = {.method = "PUT", .query = q, .body = data, .body_len = len, .want_etag = true};
     int rc = perform_read(u->o, &r, err);
     if (rc == 0 && !r.etag)
@@ -845,7 +858,7 @@ void tp_s3_upload_abort(tp_s3_upload *u)
     if (!u)
         return;
     char q[1024];
-    id_query(q, sizeof(q), "?uploadId=%s", 0, u->id);
+    id_query(q, sizeof(q), 0, u->id);
     request r = {.method = "DELETE", .query = q};
     perform_read(u->o, &r, NULL);
     upload_free(u);
@@ -868,7 +881,7 @@ int tp_s3_upload_finish(tp_s3_upload *u, tp_error *err)
                               u->etags[i]);
     n += (size_t)snprintf(xml + n, cap - n, "</CompleteMultipartUpload>");
     char q[1024];
-    id_query(q, sizeof(q), "?uploadId=%s", 0, u->id);
+    id_query(q, sizeof(q), 0, u->id);
     request r = {.method = "POST", .query = q, .body = xml, .body_len = n, .max = 1 << 16};
     int rc = perform(u->o, &r, err);
     /* S3 may answer 200 with an error in the body */
@@ -891,13 +904,12 @@ int tp_s3_upload_finish(tp_s3_upload *u, tp_error *err)
 static size_t on_range(char *p, size_t size, size_t n, void *u)
 {
     tp_s3_range *r = u;
-    request q = {.iov = r->iov, .iovcnt = r->iovcnt, .got = r->got};
     size_t len = size * n;
     if (!answer_ok(r->h)) /* an error's body: dropped, the status says it */
         return len;
-    if (r->got + len > r->want || on_body(p, size, n, &q) != len)
+    if (r->got + len > r->want || !iov_put(r->iov, r->iovcnt, r->got, p, len))
         return 0;
-    r->got = q.got;
+    r->got += len;
     return len;
 }
 

@@ -101,6 +101,12 @@ void tp__s3_cache_put(tp__s3_cache *c, unsigned file, uint64_t off, uint64_t len
                       const struct iovec *iov, unsigned n);
 void tp__s3_cache_stats_get(const tp__s3_cache *c, tp__s3_cache_stats *out);
 
+/* Reads the small file `name` of a dataset location (a directory, or an s3:// prefix) into
+ * a NUL-terminated malloc'd buffer of at most `max` bytes. @return : 0, -ENOENT (no message
+ * set: the caller says what a missing file means), or another code with err set. */
+int tp__location_get(const char *dir, const char *name, size_t max, char **out, size_t *len,
+                     tp_error *err);
+
 /* ---- for the IO engine's backend (io_s3.c): one ranged GET at a time per handle */
 
 typedef void tp_s3_handle; /* a CURL easy handle */

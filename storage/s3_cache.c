@@ -7,6 +7,7 @@
  * long as the engine: its files are removed at start and at the end. */
 #include "s3.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,15 +59,19 @@ static char *file_path(const tp__s3_cache *c, unsigned file)
     return tp__path_join(c->dir, name);
 }
 
-/* Removes the cache files a previous engine left (ours only, by name). */
-static void remove_ours(const tp__s3_cache *c, unsigned upto)
+/* Removes the cache files in the directory (ours only, by name): those of an engine that
+ * did not end cleanly at start, ours at the end. */
+static void remove_ours(const tp__s3_cache *c)
 {
-    for (unsigned i = 0; i < upto; i++) {
-        char *p = file_path(c, i);
-        if (p)
-            unlink(p);
-        free(p);
-    }
+    DIR *d = opendir(c->dir);
+    if (!d)
+        return;
+    unsigned i;
+    char tail;
+    for (struct dirent *e; (e = readdir(d));)
+        if (sscanf(e->d_name, "turbopump-cache-%u.bi%c", &i, &tail) == 2 && tail == 'n')
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
 }
 
 int tp__s3_cache_open(tp__s3_cache **out, const char *dir, uint64_t bound, tp_error *err)
@@ -102,7 +107,7 @@ int tp__s3_cache_open(tp__s3_cache **out, const char *dir, uint64_t bound, tp_er
         return rc;
     }
     memset(c->buckets, 0xff, c->nbuckets * sizeof(uint32_t));
-    remove_ours(c, 4096); /* stale files of an engine that did not end cleanly */
+    remove_ours(c);
     *out = c;
     return 0;
 }
@@ -114,7 +119,7 @@ void tp__s3_cache_close(tp__s3_cache *c)
     for (unsigned i = 0; i < c->nfds; i++)
         if (c->fds[i] >= 0)
             close(c->fds[i]);
-    remove_ours(c, TP_MAX(c->nfds, 1u));
+    remove_ours(c);
     close(c->lock_fd);
     free(c->fds);
     free(c->e);

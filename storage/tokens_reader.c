@@ -36,17 +36,9 @@ struct tp_tokens {
     uint64_t *starts;          /* documents + 1 global starts */
 };
 
-/* The manifest's text, from a directory or from s3://. */
 static int read_manifest(const char *path, char **text, size_t *len, tp_error *err)
 {
-    if (tp_s3_is_url(path))
-        return tp_s3_get_named(path, "manifest.json", MAX_MANIFEST, text, len, err);
-    char *file = tp__path_join(path, "manifest.json");
-    int rc = file ? tp__read_file(file, MAX_MANIFEST, text, len) : -ENOMEM;
-    if (rc < 0 && rc != -ENOENT)
-        tp__error_set(err, rc, "%s: %s", file ? file : path, tp_strerror(rc));
-    free(file);
-    return rc;
+    return tp__location_get(path, "manifest.json", MAX_MANIFEST, text, len, err);
 }
 
 /* Reads from a shard's file or object. */
