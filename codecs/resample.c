@@ -25,9 +25,10 @@ static double triangle(double x)
     return x < 1.0 ? 1.0 - x : 0.0;
 }
 
-/* Weights for mapping input [in0, in1) onto `out` pixels, taps within [lo, hi). */
+/* Weights for mapping input [in0, in1) onto `out` pixels, taps within [lo, hi): the
+ * normalised weights in s->w, and with `fixed` their 22-bit table in c->k. */
 static int precompute(tp_resample_scratch *s, int which, double in0, double in1, int lo, int hi,
-                      int out, coeffs *c)
+                      int out, bool fixed, coeffs *c)
 {
     double scale = (in1 - in0) / out, filterscale = scale < 1.0 ? 1.0 : scale;
     double support = filterscale, ss = 1.0 / filterscale;
@@ -51,8 +52,9 @@ static int precompute(tp_resample_scratch *s, int which, double in0, double in1,
         int32_t *k = c->k + (size_t)xx * c->ksize;
         for (int x = 0; x < c->ksize; x++) {
             double v = w[x] = x < xmax && ww != 0.0 ? w[x] / ww : 0.0;
-            k[x] = (int32_t)(v < 0 ? trunc(-0.5 + v * (1 << PRECISION_BITS))
-                                   : trunc(0.5 + v * (1 << PRECISION_BITS)));
+            if (fixed)
+                k[x] = (int32_t)(v < 0 ? trunc(-0.5 + v * (1 << PRECISION_BITS))
+                                       : trunc(0.5 + v * (1 << PRECISION_BITS)));
         }
         c->bounds[xx * 2] = xmin;
         c->bounds[xx * 2 + 1] = xmax;
@@ -146,7 +148,7 @@ static int precompute_fast(tp_resample_scratch *s, int which, double in0, double
                            int hi, int out, int row_pixels, fcoeffs *f)
 {
     coeffs c;
-    TP_TRY(precompute(s, which, in0, in1, lo, hi, out, &c));
+    TP_TRY(precompute(s, which, in0, in1, lo, hi, out, false, &c));
     f->pairs = (c.ksize + 1) / 2;
     size_t lanes = (size_t)out * (size_t)f->pairs * 8;
     if (tp__grow(&s->fbounds[which], &s->fbounds_cap[which], (size_t)out * 4 * sizeof(int)) < 0 ||
@@ -538,8 +540,8 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
     int first, last;
     if (j->exact) {
         coeffs ch, cv;
-        TP_TRY(precompute(s, 0, j->box_x0, j->box_x1, j->win_x0, j->win_x1, j->dst_w, &ch));
-        TP_TRY(precompute(s, 1, j->box_y0, j->box_y1, j->win_y0, j->win_y1, j->dst_h, &cv));
+        TP_TRY(precompute(s, 0, j->box_x0, j->box_x1, j->win_x0, j->win_x1, j->dst_w, true, &ch));
+        TP_TRY(precompute(s, 1, j->box_y0, j->box_y1, j->win_y0, j->win_y1, j->dst_h, true, &cv));
         rows_read(cv.bounds, 2, j->dst_h, &first, &last);
         TP_TRY(tp__grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
         horizontal(j->src, j->src_stride, first, last - first, &ch, j->dst_w, j->mirror, s->tmp);
