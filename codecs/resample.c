@@ -362,8 +362,21 @@ hpair_avx2(const unsigned char *in, size_t sstride, const int *b, const int16_t 
         hsum4_avx2(p, sstride, 1, k, spread, &a01, &a23);
         hsum4_avx2(p2, sstride, 1, k2, spread, &c01, &c23);
     }
-    hstore4(d, ostride, hpack_avx2(a01, a23), true);
-    hstore4(d + 3, ostride, hpack_avx2(c01, c23), true);
+    /* rows 0 1 of both pixels, rows 2 3 -> bytes {A0 C0 A2 C2 | A1 C1 A3 C3}, four
+     * bytes each -> each row's six bytes, stored as eight (the next pixel's two follow) */
+    const __m256i six = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, -1, -1, 8, 9, 10, 12, 13, 14, -1,
+                                         -1, 0, 1, 2, 4, 5, 6, -1, -1, 8, 9, 10, 12, 13, 14,
+                                         -1, -1);
+    __m256i w01 = _mm256_packs_epi32(_mm256_srai_epi32(a01, FAST_BITS),
+                                     _mm256_srai_epi32(c01, FAST_BITS));
+    __m256i w23 = _mm256_packs_epi32(_mm256_srai_epi32(a23, FAST_BITS),
+                                     _mm256_srai_epi32(c23, FAST_BITS));
+    __m256i v = _mm256_shuffle_epi8(_mm256_packus_epi16(w01, w23), six);
+    __m128i r02 = _mm256_castsi256_si128(v), r13 = _mm256_extracti128_si256(v, 1);
+    _mm_storel_epi64((__m128i *)d, r02);
+    _mm_storel_epi64((__m128i *)(d + ostride), r13);
+    _mm_storeh_pd((double *)(void *)(d + 2 * ostride), _mm_castsi128_pd(r02));
+    _mm_storeh_pd((double *)(void *)(d + 3 * ostride), _mm_castsi128_pd(r13));
 }
 
 /* AVX2: two rows per register (one per 128-bit lane, the same spread and weights as the
