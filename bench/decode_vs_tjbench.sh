@@ -6,7 +6,8 @@
 # they are and with --jpeg-seek, measures tjbench's full-decode frames/s on every file
 # (the reference), then `turbopump bench decode` with rrc224, center224 and none on 1 and
 # 2 threads, rrc224 with every DCT scale M/8 allowed and at full scale only, and rrc224 on
-# the seekable copy (and on it with the seekable path off). Prints the stored size of the
+# the seekable copy (and on it with the seekable path off), and on a copy with narrower
+# column groups (--jpeg-seek=2). Prints the stored size of the
 # seekable copy against the files, and against a lossless Huffman optimisation alone
 # (jpegtran -optimize), which is what the restart markers cost. Medians of RUNS runs;
 # ratios in the same run.
@@ -35,6 +36,7 @@ if [ ! -f "$work/$kind.$n" ]; then
 fi
 "$tp" pack "$work/$kind" "$work/ds" --force --quiet
 "$tp" pack "$work/$kind" "$work/ds-seek" --force --jpeg-seek | sed -n 's/^jpeg-seek: /seekable copy: /p'
+"$tp" pack "$work/$kind" "$work/ds-seek2" --force --jpeg-seek=2 | sed -n 's/^jpeg-seek: /seekable copy, --jpeg-seek=2: /p'
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -79,3 +81,4 @@ row "rrc224 --jpeg-seek" "$(run ds-seek rrc224 1)" "$(run ds-seek rrc224 2)"
 row "rrc224 --jpeg-seek --exact" "$(run ds-seek rrc224 1 --exact)" ""
 row "center224 --jpeg-seek" "$(run ds-seek center224 1)" ""
 row "rrc224 seekable, --no-seek" "$(run ds-seek rrc224 1 --no-seek)" ""
+row "rrc224 --jpeg-seek=2" "$(run ds-seek2 rrc224 1)" ""
