@@ -3,6 +3,7 @@
  * number in flight, and reports IOPS, bandwidth and latency percentiles. `bench decode`
  * loads a dataset's JPEGs into memory and measures decoding plus a training transform
  * on T threads. */
+#include "bench_paired.h"
 #include "cli.h"
 #include "io.h"
 #include "storage.h"
@@ -38,7 +39,7 @@ void tp_usage_bench(FILE *out)
             "Usage: turbopump bench decode DS [--threads T] [--transform PIPELINE]\n"
             "                      [--view PIPELINE ... [--separate]] [--samples N]\n"
             "                      [--seconds S] [--exact | --scales SET] [--no-seek]\n"
-            "                      [--normalize f32|f16] [--json]\n\n"
+            "                      [--normalize f32|f16] [--versus-tjbench[=REF]] [--json]\n\n"
             "decode: loads the 'jpg' field of the first N samples (default 500) into memory,\n"
             "then decodes and transforms them on T threads (default 1) for S seconds\n"
             "(default 5) with a pipeline (docs/TRANSFORMS.md): rrc224 (RandomResizedCrop\n"
@@ -51,11 +52,15 @@ void tp_usage_bench(FILE *out)
             "1/2, 1) or all (every M/8) sets the scales to choose from; --normalize\n"
             "f32|f16 adds ImageNet's normalize and to(float32|float16, chw); --no-seek\n"
             "decodes seekable JPEGs (pack --jpeg-seek) the usual way. Also prints how\n"
-            "many decodes read only the segments their crop needs (seek_decodes).\n");
+            "many decodes read only the segments their crop needs (seek_decodes).\n"
+            "--versus-tjbench times the pipeline on one thread in rounds of 0.25 s that\n"
+            "alternate with TurboJPEG's full decode to RGB (what tjbench times) of the\n"
+            "images of REF (default DS: the same images) and prints the median ratio of\n"
+            "the rounds, which a machine whose speed drifts cannot skew.\n");
 }
 
 typedef struct bench_options {
-    const char *what, *path, *transform, *normalize;
+    const char *what, *path, *transform, *normalize, *versus;
     const char *views[TP_MAX_VIEWS];
     unsigned nviews;
     uint64_t qd, threads, seconds, samples;
@@ -75,7 +80,7 @@ static int parse_bench(int argc, char **argv, bench_options *o)
         {"exact", no_argument, 0, 'x'}, {"normalize", required_argument, 0, 'N'},
         {"scales", required_argument, 0, 'S'}, {"view", required_argument, 0, 'V'},
         {"separate", no_argument, 0, 'P'}, {"no-seek", no_argument, 0, 'K'},
-        {0, 0, 0, 0}};
+        {"versus-tjbench", optional_argument, 0, 'R'}, {0, 0, 0, 0}};
     *o = (bench_options){.qd = 64, .seconds = 0, .transform = "rrc224", .samples = 500};
     int c, rc = 0;
     while (rc == 0 && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -97,6 +102,8 @@ static int parse_bench(int argc, char **argv, bench_options *o)
             o->separate = true;
         else if (c == 'K')
             o->no_seek = true;
+        else if (c == 'R')
+            o->versus = optarg ? optarg : "";
         else if (c == 'V' && o->nviews < TP_MAX_VIEWS)
             o->views[o->nviews++] = optarg;
         else if (c == 'S' && (!strcmp(optarg, "pow2") || !strcmp(optarg, "all")))
@@ -123,6 +130,10 @@ static int parse_bench(int argc, char **argv, bench_options *o)
         return tp_cli_usage_error(CMD, "--exact decodes at full scale; it takes no --scales");
     o->what = argv[optind];
     o->path = argv[optind + 1];
+    if (o->versus && (o->nviews || o->threads > 1 || o->what[0] != 'd'))
+        return tp_cli_usage_error(CMD, "--versus-tjbench times one pipeline on one thread");
+    if (o->versus && !o->versus[0])
+        o->versus = o->path;
     if (!o->seconds)
         o->seconds = o->what[0] == 'i' ? 10 : 5;
     if (!o->threads && o->what[0] == 'd')
@@ -284,10 +295,7 @@ static void report(const io_run *r, double secs)
 
 /* ---------------------------------------------------------------- decode */
 
-typedef struct blob {
-    unsigned char *data;
-    size_t len;
-} blob;
+typedef tp_bench_blob blob;
 
 typedef struct decode_run {
     const bench_options *o;
@@ -397,6 +405,51 @@ static void *decode_worker(void *arg)
     return NULL;
 }
 
+static void free_images(decode_run *d)
+{
+    for (size_t i = 0; d->images && i < d->n; i++)
+        free(d->images[i].data);
+    free(d->images);
+    d->images = NULL;
+}
+
+/* --versus-tjbench: the reference's images loaded, then the paired rounds. */
+static int bench_versus(const bench_options *o, decode_run *d)
+{
+    bench_options ro = *o;
+    ro.path = o->versus;
+    decode_run r = {.o = &ro};
+    tp_dataset *ds = NULL;
+    tp_error err = {0};
+    tp_bench_paired p;
+    int rc = tp_dataset_open(&ds, ro.path, &err);
+    if (rc == 0)
+        rc = load_images(&r, ds, &err);
+    if (rc == 0 && r.n == 0)
+        rc = tp__error_set(&err, TP_EUSAGE, "%s has no samples", ro.path);
+    if (rc == 0)
+        rc = tp_bench_paired_run(&d->t[0], !o->no_seek, d->images, d->n, r.images, r.n,
+                                 (double)o->seconds, 0.25, &p, &err);
+    free_images(&r);
+    tp_dataset_close(ds);
+    if (rc < 0) {
+        tp_cli_error(CMD, "%s: %s", ro.path, err.msg);
+        return TP_EXIT_FAIL;
+    }
+    if (o->json)
+        printf("{\"transform\": \"%s\", \"threads\": 1, \"rounds\": %u, \"images\": %llu, "
+               "\"errors\": %llu, \"images_per_s\": %.1f, \"tjbench_frames_per_s\": %.1f, "
+               "\"tjbench_frames\": %llu, \"ratio\": %.4f}\n", o->transform, p.rounds,
+               (unsigned long long)p.ours, (unsigned long long)p.errors, p.ours_per_s,
+               p.tj_per_s, (unsigned long long)p.tj, p.ratio);
+    else
+        printf("%s: %s on 1 thread against TurboJPEG's full decode of %s, %u rounds of "
+               "0.25 s each way: %.1f images/s against %.1f frames/s (medians), median "
+               "ratio %.3f; %llu errors\n", o->path, o->transform, ro.path, p.rounds,
+               p.ours_per_s, p.tj_per_s, p.ratio, (unsigned long long)p.errors);
+    return p.errors ? TP_EXIT_FAIL : TP_EXIT_OK;
+}
+
 /* A pipeline for the benchmark: parsed, with --normalize's ops added, --exact and
  * --scales applied. */
 static int bench_pipeline(const bench_options *o, const char *text, tp_transform *t,
@@ -442,6 +495,14 @@ static int bench_decode(const bench_options *o)
         rc = load_images(&d, ds, &err);
     if (rc == 0 && d.n == 0)
         rc = tp__error_set(&err, TP_EUSAGE, "%s has no samples", o->path);
+    if (o->versus) {
+        int code = rc == 0 ? bench_versus(o, &d) : TP_EXIT_FAIL;
+        if (rc < 0)
+            tp_cli_error(CMD, "%s", err.msg);
+        free_images(&d);
+        tp_dataset_close(ds);
+        return code;
+    }
     pthread_t threads[256];
     size_t started = 0;
     double start = tp_cli_now(), secs = 0;
@@ -490,9 +551,7 @@ static int bench_decode(const bench_options *o)
                (unsigned long long)done, d.n, secs, (unsigned long long)failed,
                (unsigned long long)atomic_load(&d.seeks),
                (unsigned long long)atomic_load(&d.seek_fallbacks));
-    for (size_t i = 0; d.images && i < d.n; i++)
-        free(d.images[i].data);
-    free(d.images);
+    free_images(&d);
     tp_dataset_close(ds);
     return rc == 0 && failed == 0 ? TP_EXIT_OK : TP_EXIT_FAIL;
 }
