@@ -7,6 +7,7 @@
  * no fractional source boxes or tap windows, which scaled and region decoding need, and
  * its arithmetic differs from Pillow's. */
 #include "transform.h"
+#include "resample_fast.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -127,15 +128,6 @@ static void vertical(const unsigned char *tmp, int width, int row0, const coeffs
  * sum, about 2^14, is far from overflow). The SIMD and scalar versions compute the same integers in the same
  * way, so output is identical on every CPU. Against the 22-bit path the rounding of the
  * weights moves a pixel by at most one level. */
-
-#define FAST_BITS 14
-
-typedef struct fcoeffs {
-    int *bounds;   /* per output pixel: first input index, tap pairs, 8-byte loads stay
-                      in the row, taps up to the last non-zero weight */
-    int16_t *k;    /* per output pixel: pairs x 8 lanes {k0 k1 k0 k1 k0 k1 0 0} */
-    int pairs;     /* tap pairs per output pixel (odd tap counts padded with a zero) */
-} fcoeffs;
 
 static int16_t fixed14(double v)
 {
@@ -517,7 +509,8 @@ vertical_avx2(const unsigned char *tmp, int width, int row0, const fcoeffs *f, i
 }
 #endif
 
-int tp__resample_simd = -1; /* -1: what the CPU has; 0: plain C; 1: SSSE3/SSE2 (tests) */
+/* -1: what the CPU has; for tests: 0 plain C, 1 SSSE3/SSE2, 2 AVX2 (no AVX-512) */
+int tp__resample_simd = -1;
 
 /* Read-only here (decode threads call it concurrently); only tests set the override. */
 static bool use_simd(void)
@@ -570,9 +563,17 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
     TP_TRY(tp__grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
 #if defined(__x86_64__) && defined(__GNUC__)
     if (use_simd()) {
-        if (tp__resample_simd < 0 && __builtin_cpu_supports("avx2")) {
-            horizontal_avx2(j->src, j->src_stride, first, last - first, &fh, j->dst_w,
-                            j->mirror, s->tmp);
+        if (tp__resample_simd != 1 && __builtin_cpu_supports("avx2")) {
+            int rc = tp__resample_simd == 2
+                         ? 1
+                         : tp__horizontal_avx512(j->src, j->src_stride, first, last - first,
+                                                 &fh, j->dst_w, j->src_w, j->mirror, s->tmp,
+                                                 &s->zt, &s->zt_cap);
+            if (rc < 0)
+                return rc;
+            if (rc)
+                horizontal_avx2(j->src, j->src_stride, first, last - first, &fh, j->dst_w,
+                                j->mirror, s->tmp);
             vertical_avx2(s->tmp, j->dst_w, first, &fv, j->dst_h, dst, j->dst_stride, j);
             return 0;
         }
@@ -597,6 +598,7 @@ void tp_resample_scratch_free(tp_resample_scratch *s)
         free(s->fk[i]);
     }
     free(s->w);
+    free(s->zt);
     free(s->tmp);
     free(s->acc);
     free(s->row);

@@ -45,8 +45,9 @@ void tp_center_box(int width, int height, int resize, int size, double box[4]);
 /* ---- resampling */
 
 typedef struct tp_resample_scratch {
-    void *bounds[2], *k[2], *fbounds[2], *fk[2], *w, *tmp, *acc, *row;
-    size_t bounds_cap[2], k_cap[2], fbounds_cap[2], fk_cap[2], w_cap, tmp_cap, acc_cap, row_cap;
+    void *bounds[2], *k[2], *fbounds[2], *fk[2], *w, *tmp, *acc, *row, *zt;
+    size_t bounds_cap[2], k_cap[2], fbounds_cap[2], fk_cap[2], w_cap, tmp_cap, acc_cap, row_cap,
+        zt_cap;
 } tp_resample_scratch;
 
 typedef struct tp_resample_job {
@@ -72,7 +73,7 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s);
 void tp_resample_scratch_free(tp_resample_scratch *s);
 
 /* For tests: -1 (default) uses SIMD where the CPU has it, 0 forces the plain C path, 1 the
- * SSSE3/SSE2 passes (no AVX2). */
+ * SSSE3/SSE2 passes (no AVX2), 2 the AVX2 passes (no AVX-512). */
 extern int tp__resample_simd;
 
 /* ---- decode + transform: a compiled pipeline (include/turbopump/pipeline.h) */

@@ -145,11 +145,14 @@ START_TEST(test_resample_paths)
         ck_assert_msg(!memcmp(a, b, n), "SIMD and C differ: %dx%d -> %dx%d", w, h, j.dst_w,
                       j.dst_h);
 #if defined(__x86_64__) && defined(__GNUC__)
-        if (__builtin_cpu_supports("ssse3")) { /* the SSSE3/SSE2 passes where AVX2 is used */
-            tp__resample_simd = 1;
+        /* the SSSE3/SSE2 passes, and the AVX2 ones, where the CPU has better */
+        for (int level = 1; level <= 2; level++) {
+            if (level == 1 ? !__builtin_cpu_supports("ssse3") : !__builtin_cpu_supports("avx2"))
+                continue;
+            tp__resample_simd = level;
             ck_assert_int_eq(tp_resample(&j, &s), 0);
-            ck_assert_msg(!memcmp(a, b, n), "SSSE3 and C differ: %dx%d -> %dx%d", w, h,
-                          j.dst_w, j.dst_h);
+            ck_assert_msg(!memcmp(a, b, n), "%s and C differ: %dx%d -> %dx%d",
+                          level == 1 ? "SSSE3" : "AVX2", w, h, j.dst_w, j.dst_h);
         }
 #endif
         tp__resample_simd = -1;
@@ -161,15 +164,20 @@ START_TEST(test_resample_paths)
         }
         ck_assert_msg(worst <= 1, "%d levels from Pillow's arithmetic", worst);
         total += n;
-        j.mirror = true, j.dst = b, j.exact = iter & 1;
-        ck_assert_int_eq(tp_resample(&j, &s), 0);
-        const unsigned char *ref = j.exact ? e : a;
-        bool mirrored = true;
-        for (int y = 0; y < j.dst_h; y++)
-            for (int x = 0; x < j.dst_w; x++)
-                mirrored &= !memcmp(b + ((size_t)y * j.dst_w + x) * 3,
-                                    ref + ((size_t)y * j.dst_w + j.dst_w - 1 - x) * 3, 3);
-        ck_assert_msg(mirrored, "mirrored output is not the reversed rows");
+        /* mirrored: on the default path (and the AVX2 pass for the 14-bit rows) */
+        for (int level = -1; level <= 2; level += 3) {
+            tp__resample_simd = level;
+            j.mirror = true, j.dst = b, j.exact = level < 0 && (iter & 1);
+            ck_assert_int_eq(tp_resample(&j, &s), 0);
+            const unsigned char *ref = j.exact ? e : a;
+            bool mirrored = true;
+            for (int y = 0; y < j.dst_h; y++)
+                for (int x = 0; x < j.dst_w; x++)
+                    mirrored &= !memcmp(b + ((size_t)y * j.dst_w + x) * 3,
+                                        ref + ((size_t)y * j.dst_w + j.dst_w - 1 - x) * 3, 3);
+            ck_assert_msg(mirrored, "mirrored output is not the reversed rows (level %d)", level);
+        }
+        tp__resample_simd = -1;
         free(src);
     }
     ck_assert_msg(differ * 100 < total, "%llu of %llu values differ from Pillow's arithmetic",
