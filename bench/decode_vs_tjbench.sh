@@ -6,8 +6,11 @@
 # they are and with --jpeg-seek, measures tjbench's full-decode frames/s on every file
 # (the reference), then `turbopump bench decode` with rrc224, center224 and none on 1 and
 # 2 threads, rrc224 with every DCT scale M/8 allowed and at full scale only, and rrc224 on
-# the seekable copy (and on it with the seekable path off), and on a copy with narrower
-# column groups (--jpeg-seek=2). Prints the stored size of the
+# the seekable copy (and on it with the seekable path off), and on a copy with wider
+# column groups (--jpeg-seek=4). Then the same 1-thread rrc224 rows paired with
+# TurboJPEG's full decode of the files in alternating rounds in one process
+# (bench decode --versus-tjbench), which a machine whose speed drifts between the rows
+# cannot skew: the ratios to quote. Prints the stored size of the
 # seekable copy against the files, and against a lossless Huffman optimisation alone
 # (jpegtran -optimize), which is what the restart markers cost. Medians of RUNS runs;
 # ratios in the same run.
@@ -36,7 +39,7 @@ if [ ! -f "$work/$kind.$n" ]; then
 fi
 "$tp" pack "$work/$kind" "$work/ds" --force --quiet
 "$tp" pack "$work/$kind" "$work/ds-seek" --force --jpeg-seek | sed -n 's/^jpeg-seek: /seekable copy: /p'
-"$tp" pack "$work/$kind" "$work/ds-seek2" --force --jpeg-seek=2 | sed -n 's/^jpeg-seek: /seekable copy, --jpeg-seek=2: /p'
+"$tp" pack "$work/$kind" "$work/ds-seek4" --force --jpeg-seek=4 | sed -n 's/^jpeg-seek: /seekable copy, --jpeg-seek=4: /p'
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -81,4 +84,19 @@ row "rrc224 --jpeg-seek" "$(run ds-seek rrc224 1)" "$(run ds-seek rrc224 2)"
 row "rrc224 --jpeg-seek --exact" "$(run ds-seek rrc224 1 --exact)" ""
 row "center224 --jpeg-seek" "$(run ds-seek center224 1)" ""
 row "rrc224 seekable, --no-seek" "$(run ds-seek rrc224 1 --no-seek)" ""
-row "rrc224 --jpeg-seek=2" "$(run ds-seek2 rrc224 1)" ""
+row "rrc224 --jpeg-seek=4" "$(run ds-seek4 rrc224 1)" ""
+
+paired() { # dataset [options] -> median over RUNS runs of the paired ratio
+  local ds=$1
+  shift
+  for _ in $(seq "$runs"); do
+    "$tp" bench decode "$work/$ds" --samples "$n" --transform rrc224 --seconds $((secs * 3)) \
+      --versus-tjbench="$work/ds" --json "$@" | sed -n 's/.*"ratio": \([0-9.]*\).*/\1/p'
+  done | median
+}
+echo "paired with TurboJPEG's full decode of the files, rounds of 0.25 s, 1 thread (median of $runs runs):"
+for spec in "files as they are:ds" "--jpeg-seek:ds-seek" "--jpeg-seek, --no-seek:ds-seek --no-seek" \
+            "--jpeg-seek=4:ds-seek4"; do
+  # shellcheck disable=SC2086
+  printf "  rrc224 %-24s %.3f x TurboJPEG\n" "${spec%%:*}" "$(paired ${spec#*:})"
+done

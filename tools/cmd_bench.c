@@ -433,7 +433,7 @@ static int bench_versus(const bench_options *o, decode_run *d)
     free_images(&r);
     tp_dataset_close(ds);
     if (rc < 0) {
-        tp_cli_error(CMD, "%s: %s", ro.path, err.msg);
+        tp_cli_error(CMD, "%s", err.msg);
         return TP_EXIT_FAIL;
     }
     if (o->json)

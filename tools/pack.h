@@ -11,7 +11,7 @@
 #include <pthread.h>
 
 #define MAX_INPUT TP_SOURCE_MAX_VALUE
-#define TP_PACK_SEEK_COLUMNS 4 /* --jpeg-seek's default MCUs per restart segment */
+#define TP_PACK_SEEK_COLUMNS 2 /* --jpeg-seek's default MCUs per restart segment */
 
 typedef struct pack_options {
     const char *src, *dst, *input;

@@ -331,7 +331,14 @@ case_bench_decode() {
     expect 2 "$TP" bench decode ds --normalize f64
     expect 0 "$TP" bench decode ds --samples 5 --seconds 1 --json; contains out '"distinct_images": 5'
     expect 1 "$TP" bench decode ds --transform blur3;   contains err "unknown op 'blur3'"
+    # paired rounds against TurboJPEG's full decode, of the same images or another dataset's
+    expect 0 "$TP" bench decode ds --versus-tjbench --seconds 2 --json
+    python3 -c 'import json; d=json.load(open("out")); assert d["rounds"] >= 3 and d["images"] > 0 and d["tjbench_frames"] > 0 and d["errors"] == 0 and 0.05 < d["ratio"] < 20, d'
+    expect 0 "$TP" bench decode ds --versus-tjbench=ds --transform none --seconds 1
+    contains out "against TurboJPEG's full decode of ds"
+    expect 2 "$TP" bench decode ds --versus-tjbench --threads 2; contains err "one thread"
     "$TP" gen tensors t --samples 10 --record-bytes 4096 >/dev/null
+    expect 1 "$TP" bench decode ds --versus-tjbench=t;   contains err "no 'jpg' field"
     expect 1 "$TP" bench decode t;                       contains err "no 'jpg' field"
 }
 
