@@ -143,6 +143,7 @@ static int fill_open(tp_msg_open *m, const tp_client_options *o, const char *dat
     m->prefetch = o->prefetch ? o->prefetch : 4;
     m->output = (uint32_t)o->output;
     m->limit = o->max_batches;
+    m->limit_epochs = o->max_epochs;
     return 0;
 }
 
@@ -165,6 +166,12 @@ static int handshake(tp_client *c, const tp_msg_open *open, tp_error *err)
     const tp_msg_open_ok *ok = (const tp_msg_open_ok *)buf;
     c->samples = ok->samples;
     c->batches = ok->batches;
+    if (open->limit_epochs) { /* the daemon prepares no more than these */
+        uint64_t lim;
+        if (__builtin_mul_overflow((uint64_t)open->limit_epochs, c->batches, &lim))
+            lim = UINT64_MAX;
+        c->limit = c->limit ? TP_MIN(c->limit, lim) : lim;
+    }
     c->per_rank = ok->per_rank;
     TP_TRY(tp_ring_attach(&c->ring, fd, err));
     c->nslots = tp_ring_view_nslots(c->ring);
@@ -294,8 +301,8 @@ static int next_host(tp_client *c, tp_batch *out, tp_error *err)
         tp_ring_release(c->ring, c->tail);
     }
     if (c->limit && c->delivered == c->limit)
-        return tp__error_set(err, TP_EUSAGE, "all %llu batches asked for (max_batches) were "
-                             "read", (unsigned long long)c->limit);
+        return tp__error_set(err, TP_EUSAGE, "all %llu batches asked for (max_batches or "
+                             "max_epochs) were read", (unsigned long long)c->limit);
     uint32_t limit = c->hold ? c->hold : 1;
     if (held(c) >= limit)
         return tp__error_set(err, TP_EUSAGE, "already holding %u batches; release one first",
@@ -336,7 +343,8 @@ static int wait_device(tp_client *c, int timeout_ms, tp_error *err)
         if (free_slots) {
             if (c->limit && c->delivered == c->limit)
                 return tp__error_set(err, TP_EUSAGE, "all %llu batches asked for "
-                                     "(max_batches) were read", (unsigned long long)c->limit);
+                                     "(max_batches or max_epochs) were read",
+                                     (unsigned long long)c->limit);
             return wait_batch(c, TP_MAX(0, (int)(deadline - now_ms())), err);
         }
         if (!pending)
@@ -353,8 +361,8 @@ int tp_client_wait(tp_client *c, int timeout_ms, tp_error *err)
     if (c->gpu)
         return wait_device(c, timeout_ms, err);
     if (c->limit && c->delivered == c->limit)
-        return tp__error_set(err, TP_EUSAGE, "all %llu batches asked for (max_batches) were "
-                             "read", (unsigned long long)c->limit);
+        return tp__error_set(err, TP_EUSAGE, "all %llu batches asked for (max_batches or "
+                             "max_epochs) were read", (unsigned long long)c->limit);
     return wait_batch(c, timeout_ms, err);
 }
 

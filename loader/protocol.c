@@ -181,7 +181,7 @@ int tp__msg_check_open(const tp_msg_open *m, tp_error *err)
     if (!tp__msg_str_ok(m->dataset, sizeof(m->dataset)) ||
         !tp__msg_str_ok(m->transform, sizeof(m->transform)))
         return tp__error_set(err, TP_EPROTOCOL, "OPEN: unterminated dataset or transform");
-    if (m->nviews > TP_OPEN_MAX_VIEWS || m->reserved)
+    if (m->nviews > TP_OPEN_MAX_VIEWS)
         return tp__error_set(err, TP_EPROTOCOL, "OPEN: bad view count");
     for (uint32_t i = 0; i < m->nviews; i++)
         if (!tp__msg_str_ok(m->views[i].name, sizeof(m->views[i].name)) ||

@@ -22,8 +22,8 @@
 #include <sys/types.h>
 
 #define TP_MSG_MAGIC 0x534D5054u /* "TPMS" */
-#define TP_PROTOCOL_VERSION 3u  /* 2: pipelines and views in OPEN; 3: windows, mixtures,
-                                   resume by positions consumed */
+#define TP_PROTOCOL_VERSION 4u  /* 2: pipelines and views in OPEN; 3: windows, mixtures,
+                                   resume by positions consumed; 4: a limit in epochs */
 #define TP_MSG_MAX 65536u        /* the largest message either side sends */
 #define TP_OPEN_MAX_FIELDS 16u
 #define TP_NAME_MAX 256u         /* dataset names, NUL included */
@@ -119,7 +119,7 @@ typedef struct tp_msg_open {
     uint32_t output;             /* enum tp_output */
     uint64_t limit;              /* batches to prepare in all; 0: no limit */
     uint32_t nviews;             /* 0..TP_OPEN_MAX_VIEWS */
-    uint32_t reserved;           /* 0 */
+    uint32_t limit_epochs;       /* at most this many epochs' batches; 0: no limit */
     tp_msg_view views[TP_OPEN_MAX_VIEWS];
     /* token datasets: windows of seq_len + 1 ids (0: a sample dataset) */
     uint32_t seq_len;            /* 1..TP_MAX_SEQ_LEN */

@@ -192,7 +192,9 @@ int tp_cmd_consume(int argc, char **argv)
     static char outbuf[1 << 20];
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     double t0 = tp_cli_now(), first = -1;
-    o.c.max_batches = o.batches; /* with --epochs the count is known after opening */
+    o.c.max_batches = o.batches;
+    /* with --epochs the daemon prepares no batch past them */
+    o.c.max_epochs = o.batches ? 0 : (uint32_t)TP_MIN(o.epochs, UINT32_MAX);
     tp_client *c;
     tp_error err = {0};
     if (tp_client_open(&c, &o.c, &err) < 0) {

@@ -101,6 +101,8 @@ typedef struct tp_client_options {
     uint32_t prefetch;          /* batches the daemon prepares ahead (ring slots); 0: 4 */
     uint64_t max_batches;       /* the most batches the caller will read (the daemon then
                                    prepares no more); 0: no limit */
+    uint32_t max_epochs;        /* the same, as that many full epochs' batches (for a
+                                   caller that reads N epochs); 0: no limit */
     uint32_t hold;              /* 0: each tp_client_next releases the previous batch;
                                    N: the caller releases, holding up to N (<= prefetch) */
     int timeout_ms;             /* how long to wait for a batch or a reply; 0: 60000 */

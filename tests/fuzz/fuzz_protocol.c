@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (m->batch_size < 1 || m->batch_size > TP_MAX_BATCH || m->rank >= m->world ||
         m->world > TP_MAX_WORLD || m->prefetch < 1 || m->prefetch > TP_MAX_PREFETCH ||
         m->nfields > TP_OPEN_MAX_FIELDS || (m->flags & ~TP_OPEN_FLAGS) ||
-        m->output > TP_OUTPUT_FLOAT16 || m->nviews > TP_OPEN_MAX_VIEWS || m->reserved)
+        m->output > TP_OUTPUT_FLOAT16 || m->nviews > TP_OPEN_MAX_VIEWS)
         abort();
     if (m->nsources > TP_OPEN_MAX_SOURCES || m->align > TP_ALIGN_PACK ||
         (m->tokens & ~TP_TOKENS_FLAGS) || m->seq_len > TP_MAX_SEQ_LEN ||

@@ -57,6 +57,27 @@ case_exact_once() {
     done
 }
 
+case_epoch_limit() { # consume --epochs: the daemon prepares no batch past the last epoch
+    tensors t 100
+    serve d --quiet
+    local pids=()
+    for r in 0 1; do
+        consume --socket "$WORK/d.sock" --dataset t --batch-size 10 --epochs 3 --world-size 2 \
+            --rank "$r" --prefetch 8 --json >"c.$r" & pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || fail "a consumer failed"; done
+    "$TP" stat --socket "$WORK/d.sock" --json >st
+    python3 -c '
+import json
+st = json.load(open("st")); got = [json.load(open("c.%d" % r))["samples"] for r in (0, 1)]
+assert got == [150, 150], got
+assert st["io"]["reads"] == 300 and st["decode"]["done"] == 300, st' || fail "records read past the epochs"
+    # with --batches the epoch limit does not apply: 2 epochs' batches and a half
+    consume --socket "$WORK/d.sock" --dataset t --batch-size 20 --batches 12 --json >c.b
+    python3 -c 'import json; d = json.load(open("c.b")); assert d["samples"] == 240, d' ||
+        fail "--batches past one epoch"
+}
+
 case_order() {
     tensors t 50
     serve d
