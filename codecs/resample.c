@@ -367,8 +367,8 @@ hpair_avx2(const unsigned char *in, size_t sstride, const int *b, const int16_t 
     __m128i r02 = _mm256_castsi256_si128(v), r13 = _mm256_extracti128_si256(v, 1);
     _mm_storel_epi64((__m128i *)d, r02);
     _mm_storel_epi64((__m128i *)(d + ostride), r13);
-    _mm_storeh_pd((double *)(void *)(d + 2 * ostride), _mm_castsi128_pd(r02));
-    _mm_storeh_pd((double *)(void *)(d + 3 * ostride), _mm_castsi128_pd(r13));
+    _mm_storel_epi64((__m128i *)(d + 2 * ostride), _mm_unpackhi_epi64(r02, r02));
+    _mm_storel_epi64((__m128i *)(d + 3 * ostride), _mm_unpackhi_epi64(r13, r13));
 }
 
 /* AVX2: two rows per register (one per 128-bit lane, the same spread and weights as the
