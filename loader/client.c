@@ -166,12 +166,7 @@ static int handshake(tp_client *c, const tp_msg_open *open, tp_error *err)
     const tp_msg_open_ok *ok = (const tp_msg_open_ok *)buf;
     c->samples = ok->samples;
     c->batches = ok->batches;
-    if (open->limit_epochs) { /* the daemon prepares no more than these */
-        uint64_t lim;
-        if (__builtin_mul_overflow((uint64_t)open->limit_epochs, c->batches, &lim))
-            lim = UINT64_MAX;
-        c->limit = c->limit ? TP_MIN(c->limit, lim) : lim;
-    }
+    c->limit = tp__msg_open_limit(open, c->batches); /* what the daemon prepares */
     c->per_rank = ok->per_rank;
     TP_TRY(tp_ring_attach(&c->ring, fd, err));
     c->nslots = tp_ring_view_nslots(c->ring);
@@ -196,7 +191,6 @@ int tp_client_open(tp_client **out, const tp_client_options *o, tp_error *err)
     c->hold = o->hold;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
     c->epoch = o->epoch;
-    c->limit = o->max_batches;
     char dataset[TP_NAME_MAX], sources[TP_OPEN_MAX_SOURCES][TP_NAME_MAX];
     tp_msg_open *m = calloc(1, sizeof(*m));
     int rc = m ? tp__client_connect(o, dataset, sizeof(dataset), sources, &c->sock, &c->daemon,

@@ -176,6 +176,16 @@ void tp__default_socket(char *buf, size_t cap)
         snprintf(buf, cap, "/run/turbopump/turbopump.sock");
 }
 
+uint64_t tp__msg_open_limit(const tp_msg_open *m, uint64_t epoch_batches)
+{
+    if (!m->limit_epochs)
+        return m->limit;
+    uint64_t lim;
+    if (__builtin_mul_overflow((uint64_t)m->limit_epochs, epoch_batches, &lim))
+        lim = UINT64_MAX;
+    return m->limit ? TP_MIN(m->limit, lim) : lim;
+}
+
 int tp__msg_check_open(const tp_msg_open *m, tp_error *err)
 {
     if (!tp__msg_str_ok(m->dataset, sizeof(m->dataset)) ||

@@ -188,6 +188,11 @@ int tp__msg_check(const void *buf, size_t n, tp_error *err);
  *           or TP_EUSAGE (out of bounds; the message says which). */
 int tp__msg_check_open(const tp_msg_open *m, tp_error *err);
 
+/* The batches an OPEN allows in all, given its dataset's batches per epoch: `limit`, and
+ * `limit_epochs` full epochs, whichever is smaller (saturating); 0: no limit. Both sides
+ * count the same way. */
+uint64_t tp__msg_open_limit(const tp_msg_open *m, uint64_t epoch_batches);
+
 /* Connects a SOCK_SEQPACKET socket to `path`. @return : 0 and *fd, or -errno. */
 int tp__msg_connect(const char *path, int *fd);
 

@@ -258,13 +258,7 @@ static int open_session(session *s, const tp_msg_open *m, tp_error *err)
     s->batch = 0;
     if (tp_sampler_epoch_batches(&s->sampler, s->epoch) == 0)
         s->epoch++;
-    s->limit = m->limit;
-    if (m->limit_epochs) { /* as a client reading N epochs counts them: N full epochs */
-        uint64_t lim;
-        if (__builtin_mul_overflow((uint64_t)m->limit_epochs, s->sampler.batches, &lim))
-            lim = UINT64_MAX;
-        s->limit = s->limit ? TP_MIN(s->limit, lim) : lim;
-    }
+    s->limit = tp__msg_open_limit(m, s->sampler.batches);
     if (!s->win)
         TP_TRY(tp__outputs_pick(s->out, s->ds->ds, m->dataset, m, err));
     s->f = s->out->f;

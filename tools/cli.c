@@ -58,6 +58,12 @@ int tp_cli_size(const char *cmd, const char *opt, const char *s, uint64_t min, u
     return -1;
 }
 
+int tp_cli_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 double tp_cli_now(void)
 {
     struct timespec ts;

@@ -56,6 +56,9 @@ int tp_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t min, ui
 int tp_cli_size(const char *cmd, const char *opt, const char *s, uint64_t min, uint64_t *out);
 
 double tp_cli_now(void);
+
+/* qsort's comparison of doubles, ascending. */
+int tp_cli_cmp_double(const void *a, const void *b);
 /* Number of online CPUs, at least 1. */
 unsigned tp_cli_cpus(void);
 

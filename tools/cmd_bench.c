@@ -253,12 +253,6 @@ static int run_reads(io_run *r, double *elapsed, tp_error *err)
     return rc;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double percentile(const io_run *r, double p)
 {
     if (!r->nlat)
@@ -269,7 +263,7 @@ static double percentile(const io_run *r, double p)
 
 static void report(const io_run *r, double secs)
 {
-    qsort(r->lat, r->nlat, sizeof(double), cmp_double);
+    qsort(r->lat, r->nlat, sizeof(double), tp_cli_cmp_double);
     double iops = (double)r->reads / secs, mbps = (double)r->issued / secs / 1e6;
     double per_read = r->reads ? (double)r->issued / (double)r->reads : 0;
     const bench_options *o = r->o;
