@@ -20,6 +20,8 @@ static const char *const project_messages[] = {
     [-(TP_ESESSION) - 4096] = "the daemon ended the session",
     [-(TP_ENODAEMON) - 4096] = "no turbopump daemon answers",
     [-(TP_ENODEVICE) - 4096] = "no usable GPU (plugin, driver or device), or a CUDA error",
+    [-(TP_EUNAVAILABLE) - 4096] =
+        "object storage failed every try (5xx, 429, reset or timeout; AWS_MAX_ATTEMPTS)",
 };
 
 TP_API const char *tp_strerror(int code)

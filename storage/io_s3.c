@@ -4,9 +4,9 @@
  * slot's buffer (or the caller's iovecs) as they arrive.
  *
  * A transfer that fails for a transient reason (5xx, 429, reset, timeout) is started again
- * after a backoff (s3.h), up to AWS_MAX_ATTEMPTS tries without progress; one that ends
- * early after some bytes is reported as a short read, and the engine's common part asks
- * for the rest, as it does for files. */
+ * after a backoff (s3.h), up to AWS_MAX_ATTEMPTS tries without progress, then fails with
+ * TP_EUNAVAILABLE; one that ends early after some bytes is reported as a short read, and
+ * the engine's common part asks for the rest, as it does for files. */
 #include "io_internal.h"
 #include "s3.h"
 
@@ -184,7 +184,7 @@ static void collect(tp_io *io)
             q->retry_at = now_ms() + tp_s3_backoff_ms(q->attempts);
             st->waiting++;
         } else {
-            complete(st, s, rc == 1 ? -EIO : TP_ETRUNCATED);
+            complete(st, s, rc == 1 ? TP_EUNAVAILABLE : TP_ETRUNCATED);
         }
     }
 }

@@ -27,7 +27,8 @@ enum {
     TP_ESESSION = -4106,  /* the daemon ended the session (the message says why) */
     TP_ENODAEMON = -4107, /* no daemon answers at the socket (and none could be started) */
     TP_ENODEVICE = -4108, /* no GPU plugin, driver or device, or a CUDA call failed */
-    TP_ELAST = -4109
+    TP_EUNAVAILABLE = -4109, /* object storage kept failing until AWS_MAX_ATTEMPTS ran out */
+    TP_ELAST = -4110
 };
 
 /* Detail of a failure, filled by calls that take one (a NULL pointer is allowed and
