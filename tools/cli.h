@@ -59,6 +59,7 @@ double tp_cli_now(void);
 
 /* qsort's comparison of doubles, ascending. */
 int tp_cli_cmp_double(const void *a, const void *b);
+
 /* Number of online CPUs, at least 1. */
 unsigned tp_cli_cpus(void);
 
