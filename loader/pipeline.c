@@ -54,7 +54,7 @@ struct tp_stages {
     pthread_cond_t io_wake, decode_wake, file_done;
     queue inbox, decode;       /* under lock */
     unsigned *released;        /* engine buffers to give back, under lock */
-    size_t nreleased;
+    size_t nreleased, release_batch; /* when give_back wakes the IO thread */
     file_req *files;           /* files to add, under lock */
     bool stopping, io_done;
     pthread_t io_thread;
@@ -204,10 +204,11 @@ static void *io_main(void *arg)
 /* ---- decode threads */
 
 /* Buffers handed back before the IO thread is woken for them, while the decode threads
- * have work queued. Once every buffer is busy the IO thread sleeps until one returns;
- * waking it for each one cost a context switch per sample on machines whose cores all
- * decode (about 4% of rrc224 throughput on 2 cores). */
-#define RELEASE_BATCH 8
+ * have more work queued than they can start at once: half of the engine's buffers (at
+ * most 32). Once every buffer is busy the IO thread sleeps until enough return; waking
+ * it for each one cost a context switch per sample on machines whose cores all decode
+ * (about 4% of rrc224 throughput on 2 cores), and every 8 still one per 8 samples. */
+#define RELEASE_BATCH_MAX 32
 
 /* Records read in place into a slot (iovecs) from this size on are read by the decode
  * threads with preadv rather than by the IO thread: the kernel's copy out of the page
@@ -220,7 +221,7 @@ static void give_back(tp_stages *p, tp_task *t)
         return;
     pthread_mutex_lock(&p->lock);
     p->released[p->nreleased++] = t->buffer;
-    if (p->nreleased >= RELEASE_BATCH || p->decode.len <= p->o.threads)
+    if (p->nreleased >= p->release_batch || p->decode.len <= p->o.threads)
         pthread_cond_signal(&p->io_wake);
     pthread_mutex_unlock(&p->lock);
 }
@@ -320,6 +321,7 @@ int tp_stages_create(tp_stages **out, const tp_stages_options *o, tp_error *err)
     pthread_cond_init(&p->decode_wake, NULL);
     pthread_cond_init(&p->file_done, NULL);
     p->released = calloc(tp_io_queue_depth(p->io), sizeof(unsigned));
+    p->release_batch = TP_MAX(1, TP_MIN(RELEASE_BATCH_MAX, tp_io_queue_depth(p->io) / 2));
     p->workers = calloc(p->o.threads, sizeof(pthread_t));
     p->wstate = calloc(p->o.threads, sizeof(tp_worker));
     rc = p->released && p->workers && p->wstate ? 0 : -ENOMEM;

@@ -2,8 +2,10 @@
  * ring full. For each free slot it writes the batch descriptor and the sample ids, then
  * hands the batch's samples to the shared pipeline, whose decode threads write each
  * sample straight into its place in the slot; batches are published strictly in order.
- * The loop watches three things: completions (a condition variable), the client's tail
- * (futex), and the socket (STATE, CLOSE, hang-up). Whatever the client sends or writes is
+ * The loop watches three things: completions (an eventfd the decode threads write when a
+ * batch is complete), the client's tail (futex), and the socket (STATE, CLOSE, hang-up);
+ * it sleeps in poll() on the first and last, and looks at the tail on a short timeout
+ * only while the client holds the slots it would fill next. Whatever the client sends or writes is
  * checked; a violation ends this session only. */
 #include "fault.h"
 #include "outputs.h"
@@ -17,6 +19,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,6 +62,7 @@ typedef struct session {
     uint64_t published, released;
     pthread_mutex_t lock;
     pthread_cond_t cv;
+    int wake_fd;               /* eventfd written when a batch completes; -1: none */
     bool failed;
 } session;
 
@@ -194,8 +198,12 @@ static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint
     /* The last touch of the session: under its lock, so once the session sees the batch
      * complete (under the same lock) no decode thread still uses it. */
     pthread_mutex_lock(&s->lock);
-    if (atomic_fetch_sub(&bw->pending, 1) == 1)
-        pthread_cond_signal(&s->cv);
+    if (atomic_fetch_sub(&bw->pending, 1) == 1) {
+        pthread_cond_signal(&s->cv); /* drain() */
+        if (s->wake_fd >= 0 && write(s->wake_fd, &(uint64_t){1}, 8) < 0) {
+            /* the counter cannot overflow: the session reads it on every wake-up */
+        }
+    }
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -470,12 +478,24 @@ static sock_event poll_socket(session *s, int timeout_ms)
     return SOCK_BAD;
 }
 
-/* Waits for the oldest in-flight batch to complete, at most `ms`. */
+/* Waits for the oldest in-flight batch to complete, a message from the client, or `ms`.
+ * Without an eventfd, a timed wait on the condition for at most 1 ms. */
 static void wait_completion(session *s, const batch_work *bw, int ms)
 {
+    if (s->wake_fd >= 0) {
+        struct pollfd p[2] = {{.fd = s->wake_fd, .events = POLLIN},
+                              {.fd = s->pub->sock, .events = POLLIN}};
+        if (atomic_load(&bw->pending) > 0 && poll(p, 2, ms) > 0 && (p[0].revents & POLLIN)) {
+            uint64_t n;
+            if (read(s->wake_fd, &n, sizeof(n)) < 0) {
+                /* EAGAIN: another look found it read already */
+            }
+        }
+        return;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_nsec += 1000000L;
     ts.tv_sec += ts.tv_nsec / 1000000000L;
     ts.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&s->lock);
@@ -484,16 +504,27 @@ static void wait_completion(session *s, const batch_work *bw, int ms)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* How long the loop sleeps waiting for a completion while the client holds the slot it
+ * would fill next (its release is a futex, which poll() cannot watch), and otherwise
+ * (a completion or a message wakes it; the daemon's stopping is seen within it). Waking
+ * every millisecond while all slots were being filled cost two context switches per
+ * wake-up, about one per sample at rrc224 on 2 cores. */
+#define WAIT_RING_MS 1
+#define WAIT_IDLE_MS 20
+
 /* Keeps the ring full until the client leaves, misbehaves, or the daemon stops. */
 static void serve(session *s)
 {
     uint32_t next = 0, oldest = 0; /* next sequence number to start; oldest unpublished */
     double starved_since = tp__now(); /* when the client was first seen with nothing to read */
     while (!s->failed && !atomic_load(&s->srv->stopping)) {
+        bool ring_full = false;
         while (next - oldest < s->nslots && (!s->limit || s->started < s->limit)) {
             int rc = tp_ring_wait_free(s->ring, next, 0);
-            if (rc == -ETIMEDOUT)
+            if (rc == -ETIMEDOUT) {
+                ring_full = true;
                 break;
+            }
             tp_error err = {0};
             if (rc == 0)
                 rc = start_batch(s, next, &err);
@@ -522,7 +553,8 @@ static void serve(session *s)
         if (starved_since == 0 && tp_ring_tail(s->ring) == oldest)
             starved_since = tp__now();
         if (oldest != next) {
-            wait_completion(s, &s->work[oldest % s->nslots], 1);
+            wait_completion(s, &s->work[oldest % s->nslots],
+                            ring_full ? WAIT_RING_MS : WAIT_IDLE_MS);
         } else if (tp_ring_wait_free(s->ring, next, 20) == TP_EPROTOCOL) {
             const char *msg = "the client wrote an impossible ring counter";
             tp__server_log(s->srv, "session %llu: %s", (unsigned long long)s->pub->id, msg);
@@ -615,6 +647,8 @@ static void cleanup(session *s)
         tp__server_memory(s->srv, -(int64_t)s->pub->ring_bytes, NULL);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cv);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
 }
 
 void *tp__session_main(void *arg)
@@ -623,6 +657,7 @@ void *tp__session_main(void *arg)
     session s = {.pub = pub, .srv = pub->srv};
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.cv, NULL);
+    s.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     tp_msg_open open;
     tp_error err = {0};
     int rc = handshake(&s, &open, &err);
