@@ -5,8 +5,8 @@
  * The loop watches three things: completions (an eventfd the decode threads write when a
  * batch is complete), the client's tail (futex), and the socket (STATE, CLOSE, hang-up);
  * it sleeps in poll() on the first and last, and looks at the tail on a short timeout
- * only while the client holds the slots it would fill next. Whatever the client sends or writes is
- * checked; a violation ends this session only. */
+ * only while the client holds the slots it would fill next. Whatever the client sends or
+ * writes is checked; a violation ends this session only. */
 #include "fault.h"
 #include "outputs.h"
 #include "ring.h"
@@ -62,7 +62,7 @@ typedef struct session {
     uint64_t published, released;
     pthread_mutex_t lock;
     pthread_cond_t cv;
-    int wake_fd;               /* eventfd written when a batch completes; -1: none */
+    int wake_fd;               /* eventfd written when a batch completes */
     bool failed;
 } session;
 
@@ -200,7 +200,7 @@ static void run_sample(tp_task *t, tp_worker *w, const unsigned char *data, uint
     pthread_mutex_lock(&s->lock);
     if (atomic_fetch_sub(&bw->pending, 1) == 1) {
         pthread_cond_signal(&s->cv); /* drain() */
-        if (s->wake_fd >= 0 && write(s->wake_fd, &(uint64_t){1}, 8) < 0) {
+        if (write(s->wake_fd, &(uint64_t){1}, 8) < 0) {
             /* the counter cannot overflow: the session reads it on every wake-up */
         }
     }
@@ -478,30 +478,17 @@ static sock_event poll_socket(session *s, int timeout_ms)
     return SOCK_BAD;
 }
 
-/* Waits for the oldest in-flight batch to complete, a message from the client, or `ms`.
- * Without an eventfd, a timed wait on the condition for at most 1 ms. */
+/* Waits for the oldest in-flight batch to complete, a message from the client, or `ms`. */
 static void wait_completion(session *s, const batch_work *bw, int ms)
 {
-    if (s->wake_fd >= 0) {
-        struct pollfd p[2] = {{.fd = s->wake_fd, .events = POLLIN},
-                              {.fd = s->pub->sock, .events = POLLIN}};
-        if (atomic_load(&bw->pending) > 0 && poll(p, 2, ms) > 0 && (p[0].revents & POLLIN)) {
-            uint64_t n;
-            if (read(s->wake_fd, &n, sizeof(n)) < 0) {
-                /* EAGAIN: another look found it read already */
-            }
+    struct pollfd p[2] = {{.fd = s->wake_fd, .events = POLLIN},
+                          {.fd = s->pub->sock, .events = POLLIN}};
+    if (atomic_load(&bw->pending) > 0 && poll(p, 2, ms) > 0 && (p[0].revents & POLLIN)) {
+        uint64_t n;
+        if (read(s->wake_fd, &n, sizeof(n)) < 0) {
+            /* EAGAIN: another look found it read already */
         }
-        return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_mutex_lock(&s->lock);
-    if (atomic_load(&bw->pending) > 0)
-        pthread_cond_timedwait(&s->cv, &s->lock, &ts);
-    pthread_mutex_unlock(&s->lock);
 }
 
 /* How long the loop sleeps waiting for a completion while the client holds the slot it
@@ -658,9 +645,13 @@ void *tp__session_main(void *arg)
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.cv, NULL);
     s.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int wake_rc = s.wake_fd < 0 ? -errno : 0;
     tp_msg_open open;
     tp_error err = {0};
     int rc = handshake(&s, &open, &err);
+    if (rc == 0 && wake_rc < 0)
+        rc = tp__error_set(&err, wake_rc, "cannot create the session's eventfd: %s",
+                           tp_strerror(wake_rc));
     if (rc == 0)
         rc = tp__msg_check_open(&open, &err); /* before anything reads its strings */
     if (rc == 0) {
