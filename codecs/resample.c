@@ -509,7 +509,8 @@ vertical_avx2(const unsigned char *tmp, int width, int row0, const fcoeffs *f, i
 }
 #endif
 
-/* -1: what the CPU has; for tests: 0 plain C, 1 SSSE3/SSE2, 2 AVX2 (no AVX-512) */
+/* -1: what the CPU has; for tests: 0 plain C, 1 SSSE3/SSE2, 2 AVX2 (no AVX-512), 3 AVX-512
+ * without VNNI */
 int tp__resample_simd = -1;
 
 /* Read-only here (decode threads call it concurrently); only tests set the override. */
@@ -564,17 +565,19 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
 #if defined(__x86_64__) && defined(__GNUC__)
     if (use_simd()) {
         if (tp__resample_simd != 1 && __builtin_cpu_supports("avx2")) {
-            int rc = tp__resample_simd == 2
-                         ? 1
-                         : tp__horizontal_avx512(j->src, j->src_stride, first, last - first,
-                                                 &fh, j->dst_w, j->src_w, j->mirror, s->tmp,
-                                                 &s->zt, &s->zt_cap);
+            bool avx512 = tp__resample_simd != 2, vnni = tp__resample_simd != 3;
+            int rc = avx512 ? tp__horizontal_avx512(j->src, j->src_stride, first, last - first,
+                                                    &fh, j->dst_w, j->src_w, j->mirror, s->tmp,
+                                                    &s->zt, &s->zt_cap, vnni)
+                            : 1;
             if (rc < 0)
                 return rc;
             if (rc)
                 horizontal_avx2(j->src, j->src_stride, first, last - first, &fh, j->dst_w,
                                 j->mirror, s->tmp);
-            vertical_avx2(s->tmp, j->dst_w, first, &fv, j->dst_h, dst, j->dst_stride, j);
+            if (!avx512 || tp__vertical_avx512(s->tmp, j->dst_w, first, &fv, j->dst_h, dst,
+                                               j->dst_stride, j->row_out, j->row_ctx, vnni))
+                vertical_avx2(s->tmp, j->dst_w, first, &fv, j->dst_h, dst, j->dst_stride, j);
             return 0;
         }
         horizontal_ssse3(j->src, j->src_stride, first, last - first, &fh, j->dst_w, j->mirror,

@@ -100,35 +100,51 @@ static int build(const fcoeffs *f, int out, int row_pixels, bool mirror, void **
     return 0;
 }
 
+/* One row block of groups: MADD(acc, a, b) adds the pairs' products of a and b to acc,
+ * one instruction with VNNI (vpdpwssd), a multiply-add and an add without. */
+#define RUN_BODY(MADD)                                                                        \
+    const __m512i half = _mm512_set1_epi32(1 << (FAST_BITS - 1)), zero = _mm512_setzero_si512(); \
+    const __mmask64 even = 0x5555555555555555ull;                                             \
+    for (int y0 = 0; y0 < rows; y0 += 16) { /* a block of rows stays in L1 for all groups */   \
+        int y1 = TP_MIN(rows, y0 + 16);                                                       \
+        for (size_t gi = 0; gi < ng; gi++) {                                                  \
+            const group *g = &gs[gi];                                                         \
+            const __m512i *t = vec + g->at;                                                   \
+            const unsigned char *in = src + (size_t)(row0 + y0) * sstride + g->base;          \
+            unsigned char *o = tmp + (size_t)y0 * ostride + g->out;                           \
+            for (int y = y0; y < y1; y++, in += sstride, o += ostride) {                      \
+                __m512i row = _mm512_maskz_loadu_epi8(g->load_mask, in), acc = half;          \
+                for (int q = 0; q < g->pairs; q++)                                            \
+                    acc = MADD(acc, _mm512_maskz_permutexvar_epi8(even, t[2 * q], row),       \
+                               t[2 * q + 1]);                                                 \
+                acc = _mm512_max_epi32(_mm512_srai_epi32(acc, FAST_BITS), zero);              \
+                _mm_mask_storeu_epi8(o, g->store_mask, _mm512_cvtusepi32_epi8(acc));          \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+#define MADD_ADD(acc, a, b) _mm512_add_epi32(acc, _mm512_madd_epi16(a, b))
+#define MADD_VNNI(acc, a, b) _mm512_dpwssd_epi32(acc, a, b)
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"))) static void
 run(const unsigned char *src, size_t sstride, int row0, int rows, const group *gs, size_t ng,
     const __m512i *vec, size_t ostride, unsigned char *tmp)
 {
-    const __m512i half = _mm512_set1_epi32(1 << (FAST_BITS - 1)), zero = _mm512_setzero_si512();
-    const __mmask64 even = 0x5555555555555555ull;
-    for (int y0 = 0; y0 < rows; y0 += 16) { /* a block of rows stays in L1 for all groups */
-        int y1 = TP_MIN(rows, y0 + 16);
-        for (size_t gi = 0; gi < ng; gi++) {
-            const group *g = &gs[gi];
-            const __m512i *t = vec + g->at;
-            const unsigned char *in = src + (size_t)(row0 + y0) * sstride + g->base;
-            unsigned char *o = tmp + (size_t)y0 * ostride + g->out;
-            for (int y = y0; y < y1; y++, in += sstride, o += ostride) {
-                __m512i row = _mm512_maskz_loadu_epi8(g->load_mask, in), acc = half;
-                for (int q = 0; q < g->pairs; q++)
-                    acc = _mm512_add_epi32(
-                        acc, _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(even, t[2 * q], row),
-                                               t[2 * q + 1]));
-                acc = _mm512_max_epi32(_mm512_srai_epi32(acc, FAST_BITS), zero);
-                _mm_mask_storeu_epi8(o, g->store_mask, _mm512_cvtusepi32_epi8(acc));
-            }
-        }
-    }
+    RUN_BODY(MADD_ADD)
+}
+
+/* The same sums: vpdpwssd adds both 32-bit products to the accumulator without
+ * saturation, as pmaddwd and paddd do (a pair's sum cannot overflow: bytes are unsigned). */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni"))) static void
+run_vnni(const unsigned char *src, size_t sstride, int row0, int rows, const group *gs,
+         size_t ng, const __m512i *vec, size_t ostride, unsigned char *tmp)
+{
+    RUN_BODY(MADD_VNNI)
 }
 
 int tp__horizontal_avx512(const unsigned char *src, size_t sstride, int row0, int rows,
                           const fcoeffs *f, int out, int row_pixels, bool mirror,
-                          unsigned char *tmp, void **table, size_t *table_cap)
+                          unsigned char *tmp, void **table, size_t *table_cap, bool vnni)
 {
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
         !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512vbmi"))
@@ -139,7 +155,74 @@ int tp__horizontal_avx512(const unsigned char *src, size_t sstride, int row0, in
     int rc = build(f, out, row_pixels, mirror, table, table_cap, &gs, &ng, &vec);
     if (rc)
         return rc;
-    run(src, sstride, row0, rows, gs, ng, vec, (size_t)out * 3, tmp);
+    if (vnni && __builtin_cpu_supports("avx512vnni"))
+        run_vnni(src, sstride, row0, rows, gs, ng, vec, (size_t)out * 3, tmp);
+    else
+        run(src, sstride, row0, rows, gs, ng, vec, (size_t)out * 3, tmp);
+    return 0;
+}
+
+/* The vertical pass: as the AVX2 one (resample.c), 64 bytes of a row at a time, the last
+ * block of a row masked. Unpacks and packs work within 128-bit lanes, so each lane is the
+ * SSE2 computation of its 16 bytes. */
+#define VERTICAL_BODY(MADD)                                                                   \
+    size_t stride = (size_t)width * 3;                                                        \
+    const __m512i zero = _mm512_setzero_si512(), half = _mm512_set1_epi32(1 << (FAST_BITS - 1)); \
+    for (int yy = 0; yy < out; yy++) {                                                        \
+        int ymin = f->bounds[yy * 4] - row0, np = f->bounds[yy * 4 + 1];                      \
+        const int16_t *k = f->k + (size_t)yy * f->pairs * 8;                                  \
+        unsigned char *o = row_out ? dst : dst + (size_t)yy * dstride;                        \
+        for (size_t x = 0; x < stride; x += 64) {                                             \
+            __mmask64 m = stride - x >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (stride - x)) - 1; \
+            __m512i s0 = half, s1 = half, s2 = half, s3 = half;                               \
+            for (int q = 0; q < np; q++) {                                                    \
+                const unsigned char *ra = tmp + (size_t)(ymin + 2 * q) * stride + x;          \
+                const unsigned char *rb = k[q * 8 + 1] ? ra + stride : ra;                    \
+                __m512i w = _mm512_set1_epi32((int)((uint32_t)(uint16_t)k[q * 8 + 1] << 16 |   \
+                                                    (uint16_t)k[q * 8]));                     \
+                __m512i a = _mm512_maskz_loadu_epi8(m, ra), b = _mm512_maskz_loadu_epi8(m, rb); \
+                __m512i lo = _mm512_unpacklo_epi8(a, b), hi = _mm512_unpackhi_epi8(a, b);     \
+                s0 = MADD(s0, _mm512_unpacklo_epi8(lo, zero), w);                             \
+                s1 = MADD(s1, _mm512_unpackhi_epi8(lo, zero), w);                             \
+                s2 = MADD(s2, _mm512_unpacklo_epi8(hi, zero), w);                             \
+                s3 = MADD(s3, _mm512_unpackhi_epi8(hi, zero), w);                             \
+            }                                                                                 \
+            s0 = _mm512_srai_epi32(s0, FAST_BITS);                                            \
+            s1 = _mm512_srai_epi32(s1, FAST_BITS);                                            \
+            s2 = _mm512_srai_epi32(s2, FAST_BITS);                                            \
+            s3 = _mm512_srai_epi32(s3, FAST_BITS);                                            \
+            __m512i v = _mm512_packus_epi16(_mm512_packs_epi32(s0, s1),                       \
+                                            _mm512_packs_epi32(s2, s3));                      \
+            _mm512_mask_storeu_epi8(o + x, m, v);                                             \
+        }                                                                                     \
+        if (row_out)                                                                          \
+            row_out(row_ctx, yy, o);                                                          \
+    }
+
+__attribute__((target("avx512f,avx512bw"))) static void
+vertical(const unsigned char *tmp, int width, int row0, const fcoeffs *f, int out,
+         unsigned char *dst, size_t dstride, tp_row_fn row_out, void *row_ctx)
+{
+    VERTICAL_BODY(MADD_ADD)
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
+vertical_vnni(const unsigned char *tmp, int width, int row0, const fcoeffs *f, int out,
+              unsigned char *dst, size_t dstride, tp_row_fn row_out, void *row_ctx)
+{
+    VERTICAL_BODY(MADD_VNNI)
+}
+
+int tp__vertical_avx512(const unsigned char *tmp, int width, int row0, const fcoeffs *f,
+                        int out, unsigned char *dst, size_t dstride, tp_row_fn row_out,
+                        void *row_ctx, bool vnni)
+{
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw"))
+        return 1;
+    if (vnni && __builtin_cpu_supports("avx512vnni"))
+        vertical_vnni(tmp, width, row0, f, out, dst, dstride, row_out, row_ctx);
+    else
+        vertical(tmp, width, row0, f, out, dst, dstride, row_out, row_ctx);
     return 0;
 }
 
@@ -147,10 +230,19 @@ int tp__horizontal_avx512(const unsigned char *src, size_t sstride, int row0, in
 
 int tp__horizontal_avx512(const unsigned char *src, size_t sstride, int row0, int rows,
                           const fcoeffs *f, int out, int row_pixels, bool mirror,
-                          unsigned char *tmp, void **table, size_t *table_cap)
+                          unsigned char *tmp, void **table, size_t *table_cap, bool vnni)
 {
     (void)src, (void)sstride, (void)row0, (void)rows, (void)f, (void)out, (void)row_pixels;
-    (void)mirror, (void)tmp, (void)table, (void)table_cap;
+    (void)mirror, (void)tmp, (void)table, (void)table_cap, (void)vnni;
+    return 1;
+}
+
+int tp__vertical_avx512(const unsigned char *tmp, int width, int row0, const fcoeffs *f,
+                        int out, unsigned char *dst, size_t dstride, tp_row_fn row_out,
+                        void *row_ctx, bool vnni)
+{
+    (void)tmp, (void)width, (void)row0, (void)f, (void)out, (void)dst, (void)dstride;
+    (void)row_out, (void)row_ctx, (void)vnni;
     return 1;
 }
 

@@ -73,7 +73,8 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s);
 void tp_resample_scratch_free(tp_resample_scratch *s);
 
 /* For tests: -1 (default) uses SIMD where the CPU has it, 0 forces the plain C path, 1 the
- * SSSE3/SSE2 passes (no AVX2), 2 the AVX2 passes (no AVX-512). */
+ * SSSE3/SSE2 passes (no AVX2), 2 the AVX2 passes (no AVX-512), 3 the AVX-512 passes
+ * without VNNI. */
 extern int tp__resample_simd;
 
 /* ---- decode + transform: a compiled pipeline (include/turbopump/pipeline.h) */

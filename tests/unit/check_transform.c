@@ -106,6 +106,19 @@ START_TEST(test_resample_invariants)
 }
 END_TEST
 
+typedef struct rows {
+    unsigned char *buf;
+    size_t row;
+    int seen;
+} rows;
+
+static void collect_row(void *ctx, int y, const unsigned char *row)
+{
+    rows *r = ctx;
+    memcpy(r->buf + (size_t)y * r->row, row, r->row);
+    r->seen++;
+}
+
 /* The default path gives the same bytes with and without SIMD, stays within one level of
  * Pillow's 22-bit arithmetic (rounding the weights to 14 bits moves fewer than 1% of the
  * values, all by one), and mirroring reverses each output row. Random noise, boxes,
@@ -145,16 +158,32 @@ START_TEST(test_resample_paths)
         ck_assert_msg(!memcmp(a, b, n), "SIMD and C differ: %dx%d -> %dx%d", w, h, j.dst_w,
                       j.dst_h);
 #if defined(__x86_64__) && defined(__GNUC__)
-        /* the SSSE3/SSE2 passes, and the AVX2 ones, where the CPU has better */
-        for (int level = 1; level <= 2; level++) {
-            if (level == 1 ? !__builtin_cpu_supports("ssse3") : !__builtin_cpu_supports("avx2"))
+        /* the SSSE3/SSE2 passes, the AVX2 ones and AVX-512 without VNNI, where the CPU
+         * has better (the default above takes VNNI where there is one) */
+        static const char *const names[] = {"", "SSSE3", "AVX2", "AVX-512 without VNNI"};
+        for (int level = 1; level <= 3; level++) {
+            if (level == 1   ? !__builtin_cpu_supports("ssse3")
+                : level == 2 ? !__builtin_cpu_supports("avx2")
+                             : !__builtin_cpu_supports("avx512bw"))
                 continue;
             tp__resample_simd = level;
             ck_assert_int_eq(tp_resample(&j, &s), 0);
-            ck_assert_msg(!memcmp(a, b, n), "%s and C differ: %dx%d -> %dx%d",
-                          level == 1 ? "SSSE3" : "AVX2", w, h, j.dst_w, j.dst_h);
+            ck_assert_msg(!memcmp(a, b, n), "%s and C differ: %dx%d -> %dx%d", names[level], w,
+                          h, j.dst_w, j.dst_h);
         }
 #endif
+        /* row by row to a callback (a converting output's path): the same rows */
+        for (int level = -1; level <= 3; level++) {
+            rows got = {.buf = b, .row = (size_t)j.dst_w * 3};
+            tp__resample_simd = level;
+            memset(b, 0, n);
+            tp_resample_job rj = j;
+            rj.dst = NULL, rj.row_out = collect_row, rj.row_ctx = &got;
+            ck_assert_int_eq(tp_resample(&rj, &s), 0);
+            ck_assert_int_eq(got.seen, j.dst_h);
+            ck_assert_msg(!memcmp(a, b, n), "rows to a callback differ (level %d): %dx%d -> %dx%d",
+                          level, w, h, j.dst_w, j.dst_h);
+        }
         tp__resample_simd = -1;
         int worst = 0;
         for (size_t i = 0; i < n; i++) {
