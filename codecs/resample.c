@@ -170,6 +170,100 @@ static int precompute_fast(tp_resample_scratch *s, int which, double in0, double
     return 0;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* precompute_fast for eight output pixels at a time with AVX-512F and VL: each lane does in
+ * double precision what the scalar code does for its pixel, operation for operation and
+ * in the same order (separate multiplies and adds, the weights summed tap by tap), so the
+ * tables are identical; the layout into pairs stays scalar. */
+#define MAX_LANE_TAPS 31
+__attribute__((target("avx512f,avx512vl"))) static int
+precompute_fast_avx512(tp_resample_scratch *s, int which, double in0, double in1, int lo,
+                       int hi, int out, int row_pixels, fcoeffs *f)
+{
+    double scale = (in1 - in0) / out, filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = filterscale, ss = 1.0 / filterscale;
+    int ksize = (int)ceil(support) * 2 + 1;
+    if (ksize > MAX_LANE_TAPS) /* reductions past 15x */
+        return precompute_fast(s, which, in0, in1, lo, hi, out, row_pixels, f);
+    f->pairs = (ksize + 1) / 2;
+    size_t lanes = (size_t)out * (size_t)f->pairs * 8;
+    if (tp__grow(&s->fbounds[which], &s->fbounds_cap[which], (size_t)out * 4 * sizeof(int)) < 0 ||
+        tp__grow(&s->fk[which], &s->fk_cap[which], lanes * sizeof(int16_t)) < 0 ||
+        tp__grow(&s->w, &s->w_cap, (size_t)ksize * 8 * sizeof(double) + 64) < 0)
+        return -ENOMEM;
+    f->bounds = s->fbounds[which];
+    f->k = s->fk[which];
+    double *w = (double *)(((uintptr_t)s->w + 63) & ~(uintptr_t)63); /* ksize x 8 lanes */
+    const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
+    const __m512d vscale = _mm512_set1_pd(scale), vsupport = _mm512_set1_pd(support);
+    const __m512d vss = _mm512_set1_pd(ss), fix = _mm512_set1_pd(1 << FAST_BITS);
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int x0 = 0; x0 < out; x0 += 8) {
+        __m512d center = _mm512_add_pd(
+            _mm512_set1_pd(in0),
+            _mm512_mul_pd(_mm512_add_pd(_mm512_cvtepi32_pd(_mm256_add_epi32(
+                                            _mm256_set1_epi32(x0), iota)),
+                                        half),
+                          vscale));
+        __m256i xmin = _mm512_cvttpd_epi32(
+            _mm512_add_pd(_mm512_sub_pd(center, vsupport), half));
+        __m256i xmax = _mm512_cvttpd_epi32(
+            _mm512_add_pd(_mm512_add_pd(center, vsupport), half));
+        xmin = _mm256_max_epi32(xmin, _mm256_set1_epi32(lo));
+        xmax = _mm256_sub_epi32(_mm256_min_epi32(xmax, _mm256_set1_epi32(hi)), xmin);
+        xmax = _mm256_max_epi32(_mm256_min_epi32(xmax, _mm256_set1_epi32(ksize)),
+                                _mm256_setzero_si256());
+        __m512d ww = zero;
+        for (int x = 0; x < ksize; x++) {
+            __mmask8 in = _mm256_cmpgt_epi32_mask(xmax, _mm256_set1_epi32(x));
+            __m512d arg = _mm512_mul_pd(
+                _mm512_add_pd(_mm512_sub_pd(_mm512_cvtepi32_pd(_mm256_add_epi32(
+                                                xmin, _mm256_set1_epi32(x))),
+                                            center),
+                              half),
+                vss);
+            __m512d t = _mm512_abs_pd(arg);
+            __m512d v = _mm512_maskz_sub_pd(in & _mm512_cmp_pd_mask(t, one, _CMP_LT_OQ), one, t);
+            ww = _mm512_add_pd(ww, v);
+            _mm512_store_pd(w + (size_t)x * 8, v);
+        }
+        __mmask8 nonzero = _mm512_cmp_pd_mask(ww, zero, _CMP_NEQ_UQ);
+        int32_t k32[MAX_LANE_TAPS * 8];
+        int bmin[8], bn[8];
+        _mm256_storeu_si256((__m256i *)(void *)bmin, xmin);
+        _mm256_storeu_si256((__m256i *)(void *)bn, xmax);
+        for (int x = 0; x < ksize; x++) {
+            __mmask8 in = _mm256_cmpgt_epi32_mask(xmax, _mm256_set1_epi32(x)) & nonzero;
+            __m512d v = _mm512_maskz_div_pd(in, _mm512_load_pd(w + (size_t)x * 8), ww);
+            __m512d p = _mm512_mul_pd(v, fix);
+            __mmask8 neg = _mm512_cmp_pd_mask(v, zero, _CMP_LT_OQ);
+            p = _mm512_mask_sub_pd(_mm512_add_pd(p, half), neg, p, half);
+            _mm256_storeu_si256((__m256i *)(void *)(k32 + x * 8), _mm512_cvttpd_epi32(p));
+        }
+        for (int l = 0; l < 8 && x0 + l < out; l++) {
+            int xx = x0 + l, n = bn[l];
+            int16_t *k = f->k + (size_t)xx * f->pairs * 8;
+            memset(k, 0, (size_t)f->pairs * 8 * sizeof(int16_t));
+            int taps = 0;
+            for (int x = 0; x < n; x++) {
+                int16_t v = (int16_t)k32[x * 8 + l];
+                for (int ch = 0; ch < 3; ch++)
+                    k[(x / 2) * 8 + ch * 2 + (x & 1)] = v;
+                taps = v ? x + 1 : taps;
+            }
+            int np = (taps + 1) / 2, *b = f->bounds + xx * 4;
+            b[0] = bmin[l];
+            b[1] = np;
+            b[2] = (bmin[l] + 2 * np) * 3 + 2 <= row_pixels * 3;
+            b[3] = taps;
+        }
+    }
+    return 0;
+}
+#endif
+
 static unsigned char clip14(int32_t v)
 {
     v >>= FAST_BITS;
@@ -556,10 +650,15 @@ int tp_resample(const tp_resample_job *j, tp_resample_scratch *s)
         return 0;
     }
     fcoeffs fh, fv;
-    TP_TRY(precompute_fast(s, 0, j->box_x0, j->box_x1, j->win_x0, j->win_x1, j->dst_w,
-                           j->src_w, &fh));
-    TP_TRY(precompute_fast(s, 1, j->box_y0, j->box_y1, j->win_y0, j->win_y1, j->dst_h,
-                           j->src_h, &fv));
+    int (*weights)(tp_resample_scratch *, int, double, double, int, int, int, int, fcoeffs *) =
+        precompute_fast;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (use_simd() && (tp__resample_simd < 0 || tp__resample_simd == 3) &&
+        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        weights = precompute_fast_avx512;
+#endif
+    TP_TRY(weights(s, 0, j->box_x0, j->box_x1, j->win_x0, j->win_x1, j->dst_w, j->src_w, &fh));
+    TP_TRY(weights(s, 1, j->box_y0, j->box_y1, j->win_y0, j->win_y1, j->dst_h, j->src_h, &fv));
     rows_read(fv.bounds, 4, j->dst_h, &first, &last);
     TP_TRY(tp__grow(&s->tmp, &s->tmp_cap, (size_t)(last - first) * j->dst_w * 3));
 #if defined(__x86_64__) && defined(__GNUC__)

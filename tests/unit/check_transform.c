@@ -106,6 +106,46 @@ START_TEST(test_resample_invariants)
 }
 END_TEST
 
+/* The 14-bit weight tables tp_resample left in the scratch: bounds and pairs per output
+ * pixel of both axes, copied (n[axis] ints and int16 lanes). */
+typedef struct tables {
+    int *bounds[2];
+    int16_t *k[2];
+    size_t nb[2], nk[2];
+} tables;
+
+static void tables_take(tables *t, const tp_resample_scratch *s, const tp_resample_job *j)
+{
+    double box[2][2] = {{j->box_x0, j->box_x1}, {j->box_y0, j->box_y1}};
+    int out[2] = {j->dst_w, j->dst_h};
+    for (int a = 0; a < 2; a++) {
+        double scale = (box[a][1] - box[a][0]) / out[a];
+        int ksize = (int)ceil(scale < 1.0 ? 1.0 : scale) * 2 + 1;
+        t->nb[a] = (size_t)out[a] * 4;
+        t->nk[a] = (size_t)out[a] * (size_t)((ksize + 1) / 2) * 8;
+        t->bounds[a] = malloc(t->nb[a] * sizeof(int));
+        t->k[a] = malloc(t->nk[a] * sizeof(int16_t));
+        ck_assert(t->bounds[a] && t->k[a]);
+        memcpy(t->bounds[a], s->fbounds[a], t->nb[a] * sizeof(int));
+        memcpy(t->k[a], s->fk[a], t->nk[a] * sizeof(int16_t));
+    }
+}
+
+static bool tables_same(const tables *t, const tp_resample_scratch *s)
+{
+    bool same = true;
+    for (int a = 0; a < 2; a++)
+        same &= !memcmp(t->bounds[a], s->fbounds[a], t->nb[a] * sizeof(int)) &&
+                !memcmp(t->k[a], s->fk[a], t->nk[a] * sizeof(int16_t));
+    return same;
+}
+
+static void tables_free(tables *t)
+{
+    for (int a = 0; a < 2; a++)
+        free(t->bounds[a]), free(t->k[a]);
+}
+
 typedef struct rows {
     unsigned char *buf;
     size_t row;
@@ -157,6 +197,8 @@ START_TEST(test_resample_paths)
         ck_assert_int_eq(tp_resample(&j, &s), 0);
         ck_assert_msg(!memcmp(a, b, n), "SIMD and C differ: %dx%d -> %dx%d", w, h, j.dst_w,
                       j.dst_h);
+        tables plain;
+        tables_take(&plain, &s, &j); /* plain C's weight tables */
 #if defined(__x86_64__) && defined(__GNUC__)
         /* the SSSE3/SSE2 passes, the AVX2 ones and AVX-512 without VNNI, where the CPU
          * has better (the default above takes VNNI where there is one) */
@@ -170,7 +212,14 @@ START_TEST(test_resample_paths)
             ck_assert_int_eq(tp_resample(&j, &s), 0);
             ck_assert_msg(!memcmp(a, b, n), "%s and C differ: %dx%d -> %dx%d", names[level], w,
                           h, j.dst_w, j.dst_h);
+            /* the weights themselves (AVX-512 computes them eight pixels at a time) */
+            ck_assert_msg(tables_same(&plain, &s), "%s's weight tables differ from C's: %dx%d "
+                          "-> %dx%d", names[level], w, h, j.dst_w, j.dst_h);
         }
+        tp__resample_simd = -1;
+        ck_assert_int_eq(tp_resample(&j, &s), 0);
+        ck_assert_msg(tables_same(&plain, &s), "the default's weight tables differ from C's: "
+                      "%dx%d -> %dx%d", w, h, j.dst_w, j.dst_h);
 #endif
         /* row by row to a callback (a converting output's path): the same rows */
         for (int level = -1; level <= 3; level++) {
@@ -207,6 +256,7 @@ START_TEST(test_resample_paths)
             ck_assert_msg(mirrored, "mirrored output is not the reversed rows (level %d)", level);
         }
         tp__resample_simd = -1;
+        tables_free(&plain);
         free(src);
     }
     ck_assert_msg(differ * 100 < total, "%llu of %llu values differ from Pillow's arithmetic",
