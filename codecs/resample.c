@@ -135,38 +135,51 @@ static int16_t fixed14(double v)
                            : trunc(0.5 + v * (1 << FAST_BITS)));
 }
 
+/* The 14-bit tables for `out` pixels of `pairs` tap pairs, in the scratch. */
+static int fast_tables(tp_resample_scratch *s, int which, int out, int pairs, fcoeffs *f)
+{
+    f->pairs = pairs;
+    size_t lanes = (size_t)out * (size_t)pairs * 8;
+    if (tp__grow(&s->fbounds[which], &s->fbounds_cap[which], (size_t)out * 4 * sizeof(int)) < 0 ||
+        tp__grow(&s->fk[which], &s->fk_cap[which], lanes * sizeof(int16_t)) < 0)
+        return -ENOMEM;
+    f->bounds = s->fbounds[which];
+    f->k = s->fk[which];
+    return 0;
+}
+
+/* Output pixel xx's entry: its n normalised weights w[0], w[step], ... (taps from input
+ * pixel xmin on) rounded to 14 bits and laid out in pairs, and its bounds. */
+static void fast_pixel(const fcoeffs *f, int xx, int xmin, int n, const double *w, size_t step,
+                       int row_pixels)
+{
+    int16_t *k = f->k + (size_t)xx * f->pairs * 8;
+    memset(k, 0, (size_t)f->pairs * 8 * sizeof(int16_t));
+    int taps = 0;
+    for (int x = 0; x < n; x++) {
+        int16_t v = fixed14(w[x * step]);
+        for (int ch = 0; ch < 3; ch++)
+            k[(x / 2) * 8 + ch * 2 + (x & 1)] = v;
+        taps = v ? x + 1 : taps;
+    }
+    int np = (taps + 1) / 2, *b = f->bounds + xx * 4;
+    b[0] = xmin;
+    b[1] = np;
+    /* the last 8-byte load starts at pixel xmin + 2(np - 1) */
+    b[2] = (xmin + 2 * np) * 3 + 2 <= row_pixels * 3;
+    b[3] = taps;
+}
+
 /* The 14-bit pair table, from the normalised weights the 22-bit table is made of. */
 static int precompute_fast(tp_resample_scratch *s, int which, double in0, double in1, int lo,
                            int hi, int out, int row_pixels, fcoeffs *f)
 {
     coeffs c;
     TP_TRY(precompute(s, which, in0, in1, lo, hi, out, false, &c));
-    f->pairs = (c.ksize + 1) / 2;
-    size_t lanes = (size_t)out * (size_t)f->pairs * 8;
-    if (tp__grow(&s->fbounds[which], &s->fbounds_cap[which], (size_t)out * 4 * sizeof(int)) < 0 ||
-        tp__grow(&s->fk[which], &s->fk_cap[which], lanes * sizeof(int16_t)) < 0)
-        return -ENOMEM;
-    f->bounds = s->fbounds[which];
-    f->k = s->fk[which];
-    for (int xx = 0; xx < out; xx++) {
-        const double *w = (const double *)s->w + (size_t)xx * c.ksize; /* normalised */
-        int xmin = c.bounds[xx * 2], n = c.bounds[xx * 2 + 1];
-        int16_t *k = f->k + (size_t)xx * f->pairs * 8;
-        memset(k, 0, (size_t)f->pairs * 8 * sizeof(int16_t));
-        int taps = 0;
-        for (int x = 0; x < n; x++) {
-            int16_t v = fixed14(w[x]);
-            for (int ch = 0; ch < 3; ch++)
-                k[(x / 2) * 8 + ch * 2 + (x & 1)] = v;
-            taps = v ? x + 1 : taps;
-        }
-        int np = (taps + 1) / 2, *b = f->bounds + xx * 4;
-        b[0] = xmin;
-        b[1] = np;
-        /* the last 8-byte load starts at pixel xmin + 2(np - 1) */
-        b[2] = (xmin + 2 * np) * 3 + 2 <= row_pixels * 3;
-        b[3] = taps;
-    }
+    TP_TRY(fast_tables(s, which, out, (c.ksize + 1) / 2, f));
+    for (int xx = 0; xx < out; xx++)
+        fast_pixel(f, xx, c.bounds[xx * 2], c.bounds[xx * 2 + 1],
+                   (const double *)s->w + (size_t)xx * c.ksize, 1, row_pixels);
     return 0;
 }
 
@@ -176,8 +189,7 @@ static int precompute_fast(tp_resample_scratch *s, int which, double in0, double
 /* precompute_fast for eight output pixels at a time with AVX-512F and VL: each lane does in
  * double precision what the scalar code does for its pixel, operation for operation and
  * in the same order (separate multiplies and adds, the weights summed tap by tap), so the
- * tables are identical; the layout into pairs stays scalar. */
-#define MAX_LANE_TAPS 31
+ * normalised weights are identical; rounding and laying them out stay scalar. */
 __attribute__((target("avx512f,avx512vl"))) static int
 precompute_fast_avx512(tp_resample_scratch *s, int which, double in0, double in1, int lo,
                        int hi, int out, int row_pixels, fcoeffs *f)
@@ -185,20 +197,13 @@ precompute_fast_avx512(tp_resample_scratch *s, int which, double in0, double in1
     double scale = (in1 - in0) / out, filterscale = scale < 1.0 ? 1.0 : scale;
     double support = filterscale, ss = 1.0 / filterscale;
     int ksize = (int)ceil(support) * 2 + 1;
-    if (ksize > MAX_LANE_TAPS) /* reductions past 15x */
-        return precompute_fast(s, which, in0, in1, lo, hi, out, row_pixels, f);
-    f->pairs = (ksize + 1) / 2;
-    size_t lanes = (size_t)out * (size_t)f->pairs * 8;
-    if (tp__grow(&s->fbounds[which], &s->fbounds_cap[which], (size_t)out * 4 * sizeof(int)) < 0 ||
-        tp__grow(&s->fk[which], &s->fk_cap[which], lanes * sizeof(int16_t)) < 0 ||
-        tp__grow(&s->w, &s->w_cap, (size_t)ksize * 8 * sizeof(double) + 64) < 0)
+    TP_TRY(fast_tables(s, which, out, (ksize + 1) / 2, f));
+    if (tp__grow(&s->w, &s->w_cap, (size_t)ksize * 8 * sizeof(double) + 64) < 0)
         return -ENOMEM;
-    f->bounds = s->fbounds[which];
-    f->k = s->fk[which];
     double *w = (double *)(((uintptr_t)s->w + 63) & ~(uintptr_t)63); /* ksize x 8 lanes */
     const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
     const __m512d vscale = _mm512_set1_pd(scale), vsupport = _mm512_set1_pd(support);
-    const __m512d vss = _mm512_set1_pd(ss), fix = _mm512_set1_pd(1 << FAST_BITS);
+    const __m512d vss = _mm512_set1_pd(ss);
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int x0 = 0; x0 < out; x0 += 8) {
         __m512d center = _mm512_add_pd(
@@ -229,36 +234,16 @@ precompute_fast_avx512(tp_resample_scratch *s, int which, double in0, double in1
             ww = _mm512_add_pd(ww, v);
             _mm512_store_pd(w + (size_t)x * 8, v);
         }
+        /* taps past a pixel's count are never read; a zero sum leaves zeros */
         __mmask8 nonzero = _mm512_cmp_pd_mask(ww, zero, _CMP_NEQ_UQ);
-        int32_t k32[MAX_LANE_TAPS * 8];
+        for (int x = 0; x < ksize; x++)
+            _mm512_store_pd(w + (size_t)x * 8,
+                            _mm512_maskz_div_pd(nonzero, _mm512_load_pd(w + (size_t)x * 8), ww));
         int bmin[8], bn[8];
         _mm256_storeu_si256((__m256i *)(void *)bmin, xmin);
         _mm256_storeu_si256((__m256i *)(void *)bn, xmax);
-        for (int x = 0; x < ksize; x++) {
-            __mmask8 in = _mm256_cmpgt_epi32_mask(xmax, _mm256_set1_epi32(x)) & nonzero;
-            __m512d v = _mm512_maskz_div_pd(in, _mm512_load_pd(w + (size_t)x * 8), ww);
-            __m512d p = _mm512_mul_pd(v, fix);
-            __mmask8 neg = _mm512_cmp_pd_mask(v, zero, _CMP_LT_OQ);
-            p = _mm512_mask_sub_pd(_mm512_add_pd(p, half), neg, p, half);
-            _mm256_storeu_si256((__m256i *)(void *)(k32 + x * 8), _mm512_cvttpd_epi32(p));
-        }
-        for (int l = 0; l < 8 && x0 + l < out; l++) {
-            int xx = x0 + l, n = bn[l];
-            int16_t *k = f->k + (size_t)xx * f->pairs * 8;
-            memset(k, 0, (size_t)f->pairs * 8 * sizeof(int16_t));
-            int taps = 0;
-            for (int x = 0; x < n; x++) {
-                int16_t v = (int16_t)k32[x * 8 + l];
-                for (int ch = 0; ch < 3; ch++)
-                    k[(x / 2) * 8 + ch * 2 + (x & 1)] = v;
-                taps = v ? x + 1 : taps;
-            }
-            int np = (taps + 1) / 2, *b = f->bounds + xx * 4;
-            b[0] = bmin[l];
-            b[1] = np;
-            b[2] = (bmin[l] + 2 * np) * 3 + 2 <= row_pixels * 3;
-            b[3] = taps;
-        }
+        for (int l = 0; l < 8 && x0 + l < out; l++)
+            fast_pixel(f, x0 + l, bmin[l], bn[l], w + l, 8, row_pixels);
     }
     return 0;
 }
