@@ -129,6 +129,12 @@ static void daemon_metrics(text *t, const tp_server_figures *f, const tp_metrics
         {"turbopump_io_reads_total", "counter", "Records read.", (double)ps->reads},
         {"turbopump_io_read_bytes_total", "counter", "Bytes read from shards.",
          (double)ps->bytes_read},
+        {"turbopump_io_page_cache_reads_total", "counter", "Records a decode thread read "
+         "itself because the page cache held them whole (counted in reads too).",
+         (double)ps->page_cache_reads},
+        {"turbopump_io_page_cache_misses_total", "counter", "Records a decode thread found "
+         "not wholly in the page cache and handed to the IO engine.",
+         (double)ps->page_cache_misses},
         {"turbopump_decode_queued_tasks", "gauge", "Samples waiting for a decode thread.",
          (double)ps->decode_queued},
         {"turbopump_decode_tasks_total", "counter", "Samples decode threads have processed.",

@@ -3,13 +3,14 @@
  * many reads as the engine has buffers for, reaps completions into the decode queue, and
  * takes back the buffers decode threads are done with. Records the engine cannot hold
  * (larger than its buffers) and small LMDB values skip the IO thread: a decode thread
- * reads or copies them itself. */
+ * reads or copies them itself. So do records the page cache holds whole (cached_read). */
 #include "pipeline.h"
 #include "s3.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,11 +58,14 @@ struct tp_stages {
     size_t nreleased, release_batch; /* when give_back wakes the IO thread */
     file_req *files;           /* files to add, under lock */
     bool stopping, io_done;
+    size_t cached_open;        /* tasks to try from the page cache not yet settled, under lock */
     pthread_t io_thread;
     pthread_t *workers;
     tp_worker *wstate;
     unsigned nworkers;
     _Atomic uint64_t reads, bytes_read, in_flight, done, decode_ns;
+    _Atomic uint64_t page_cache_reads, page_cache_misses;
+    _Atomic bool no_nowait;    /* the kernel or file system refuses RWF_NOWAIT */
     _Atomic uint64_t cache_hits, cache_misses, cache_bytes; /* the object cache's, copied */
 };
 
@@ -175,10 +179,11 @@ static void *io_main(void *arg)
     for (;;) {
         size_t nrel = 0;
         pthread_mutex_lock(&p->lock);
-        while (!p->stopping && !p->inbox.head && !p->nreleased && !p->files &&
-               tp_io_in_flight(p->io) == 0)
+        /* stopping: tasks a decode thread may still hand over keep it here */
+        while ((!p->stopping || p->cached_open) && !p->inbox.head && !p->nreleased &&
+               !p->files && tp_io_in_flight(p->io) == 0)
             pthread_cond_wait(&p->io_wake, &p->lock);
-        bool stop = p->stopping && !p->inbox.head && !pending.head &&
+        bool stop = p->stopping && !p->inbox.head && !pending.head && !p->cached_open &&
                     tp_io_in_flight(p->io) == 0;
         take_inbox(p, &pending, rel, &nrel);
         pthread_mutex_unlock(&p->lock);
@@ -268,20 +273,82 @@ static void read_direct(tp_stages *p, tp_task *t, tp_worker *w)
     }
 }
 
+/* Records of local shards go to a decode thread first, which reads them itself when the
+ * page cache holds them whole: preadv2 with RWF_NOWAIT copies what is cached and fails
+ * rather than wait for the disk. The IO thread's round trip for such a read (a
+ * submission, a completion, a hand-over under the lock and the wake-ups between the
+ * threads) cost about 1.5% of rrc224 throughput on 2 cores whose threads all decode.
+ * Records not wholly cached go to the engine, which keeps reads from the disk in flight
+ * while the decode threads work. @return : true when the task is settled (read, or failed
+ * for good), false when the engine must read it. */
+static bool cached_read(tp_stages *p, tp_task *t, tp_worker *w)
+{
+    if (atomic_load_explicit(&p->no_nowait, memory_order_relaxed))
+        return false;
+    struct iovec one, *iov = t->iov;
+    unsigned n = t->iovcnt;
+    if (!n) {
+        if ((t->rc = tp__worker_record(w, t->loc.length)) < 0)
+            return true;
+        one = (struct iovec){.iov_base = w->record, .iov_len = t->loc.length};
+        iov = &one;
+        n = 1;
+    }
+    ssize_t got;
+    do
+        got = preadv2(t->loc.fd, iov, (int)n, (off_t)t->loc.offset, RWF_NOWAIT);
+    while (got < 0 && errno == EINTR);
+    int64_t res = got < 0 ? -errno : got;
+    if (p->o.io.fault)
+        p->o.io.fault(p->o.io.fault_ctx, TP_PAGE_CACHE_TAG(t), t->loc.offset, &res);
+    if (res == -EOPNOTSUPP || res == -EINVAL || res == -ENOSYS)
+        atomic_store(&p->no_nowait, true); /* and for every record from now on */
+    if (res == -EAGAIN || res == -EOPNOTSUPP || res == -EINVAL || res == -ENOSYS ||
+        (res >= 0 && (uint64_t)res < t->loc.length)) {
+        atomic_fetch_add_explicit(&p->page_cache_misses, 1, memory_order_relaxed);
+        return false; /* a short read too: a page missing, or the file cut (the engine says) */
+    }
+    t->rc = res < 0 ? (int)res : 0;
+    if (t->rc == 0) {
+        t->data = t->iovcnt ? NULL : w->record;
+        t->len = t->loc.length;
+        atomic_fetch_add(&p->reads, 1);
+        atomic_fetch_add(&p->bytes_read, t->loc.length);
+        atomic_fetch_add_explicit(&p->page_cache_reads, 1, memory_order_relaxed);
+    }
+    return true;
+}
+
 static void *worker_main(void *arg)
 {
     tp_worker *w = arg;
     tp_stages *p = w->owner;
+    bool settled = false; /* a cached task of the last round, counted off under the lock */
     for (;;) {
         pthread_mutex_lock(&p->lock);
+        if (settled && --p->cached_open == 0 && p->stopping)
+            pthread_cond_signal(&p->io_wake);
+        settled = false;
         tp_task *t;
         while (!(t = q_pop(&p->decode)) && !p->io_done)
             pthread_cond_wait(&p->decode_wake, &p->lock);
         pthread_mutex_unlock(&p->lock);
         if (!t)
             break;
-        if (t->file < 0 && t->rc == 0)
+        if (t->cached) {
+            t->cached = false;
+            if (!cached_read(p, t, w)) { /* to the engine, which owns it from here */
+                pthread_mutex_lock(&p->lock);
+                p->cached_open--;
+                q_push(&p->inbox, t);
+                pthread_cond_signal(&p->io_wake);
+                pthread_mutex_unlock(&p->lock);
+                continue;
+            }
+            settled = true;
+        } else if (t->file < 0 && t->rc == 0) {
             read_direct(p, t, w);
+        }
         /* The task may be reused as soon as it has run: keep what give_back needs. */
         tp_task held = {.engine = t->engine, .buffer = t->buffer};
         uint64_t t0 = now_ns();
@@ -408,6 +475,7 @@ void tp_stages_submit(tp_stages *p, tp_task *const *tasks, size_t n)
         t->engine = false;
         t->data = NULL;
         t->len = 0;
+        t->cached = false;
         /* objects: every read through the engine, where many GETs are in flight */
         bool direct = t->file < 0 || tp_io_use_map(&t->loc) ||
                       (t->iovcnt ? !t->loc.object &&
@@ -415,7 +483,11 @@ void tp_stages_submit(tp_stages *p, tp_task *const *tasks, size_t n)
                                  : t->loc.length > p->max_read);
         if (direct)
             t->file = -1;
-        q_push(direct ? &p->decode : &p->inbox, t);
+        else if (!p->o.engine_only && !p->o.io.direct && !t->loc.object && t->loc.fd >= 0 &&
+                 !atomic_load_explicit(&p->no_nowait, memory_order_relaxed))
+            t->cached = true;
+        p->cached_open += t->cached;
+        q_push(direct || t->cached ? &p->decode : &p->inbox, t);
     }
     pthread_cond_signal(&p->io_wake);
     pthread_cond_broadcast(&p->decode_wake);
@@ -432,6 +504,8 @@ void tp_stages_stats_get(tp_stages *p, tp_stages_stats *out)
     out->io_in_flight = atomic_load(&p->in_flight);
     out->tasks_done = atomic_load(&p->done);
     out->decode_ns = atomic_load(&p->decode_ns);
+    out->page_cache_reads = atomic_load_explicit(&p->page_cache_reads, memory_order_relaxed);
+    out->page_cache_misses = atomic_load_explicit(&p->page_cache_misses, memory_order_relaxed);
     for (unsigned i = 0; i < p->o.threads; i++) {
         out->jpeg_seeks += atomic_load_explicit(&p->wstate[i].seeks, memory_order_relaxed);
         out->jpeg_seek_fallbacks +=

@@ -3,8 +3,11 @@
  * tasks; each task's record is read (through the engine, from LMDB's map for small values,
  * or with pread when it is larger than the engine's buffers), then a decode thread runs
  * the task's callback with the bytes, which writes the sample straight into its place in a
- * ring slot. Both queues are FIFO in submission order; each session bounds its own share
- * by the ring slots it may fill, so no session can starve another.
+ * ring slot. Records of local shards that the page cache holds whole skip the IO thread:
+ * a decode thread reads them itself with a read that never waits for the disk
+ * (preadv2 RWF_NOWAIT), and hands any other to the IO engine. Both queues are FIFO in
+ * submission order; each session bounds its own share by the ring slots it may fill, so
+ * no session can starve another.
  *
  * Thread-safety: tp_stages_submit and tp_stages_add_file may be called from any thread. */
 #ifndef TP_PIPELINE_H
@@ -53,15 +56,25 @@ struct tp_task {
     int rc;
     unsigned buffer;
     bool engine;               /* data is an engine buffer to release */
+    bool cached;               /* try a page-cache read on the decode thread first */
 };
+
+/* The tag a decode thread's page-cache read of task `t` hands the engine's fault hook
+ * (io.h, tests only), which sees every read: the engine's carry the task's address. */
+#define TP_PAGE_CACHE_TAG(t) ((uint64_t)(uintptr_t)(t) | 1u)
 
 typedef struct tp_stages_options {
     unsigned threads;          /* decode threads; 0: the number of CPUs */
+    bool engine_only;          /* every read through the engine, also those the page cache
+                                * holds (always so with io.direct) */
     tp_io_options io;
 } tp_stages_options;
 
 typedef struct tp_stages_stats {
     uint64_t reads, bytes_read, io_queued, io_in_flight, decode_queued, tasks_done;
+    /* reads: those a decode thread did from the page cache; records it found not wholly
+     * there and handed to the engine */
+    uint64_t page_cache_reads, page_cache_misses;
     uint64_t decode_ns;        /* time decode threads spent running tasks, summed */
     uint64_t jpeg_seeks, jpeg_seek_fallbacks; /* codecs.h tp_jpeg_stats, summed */
     uint64_t cache_hits, cache_misses, cache_bytes; /* the object cache (--cache) */

@@ -309,11 +309,13 @@ void tp__server_stat_json(tp_server *s, char *buf, size_t cap)
     size_t o = 0;
     APPEND("{\"pid\": %d, \"uptime_s\": %.1f, \"io_backend\": \"%s\", \"decode_threads\": %u, "
            "\"memory_budget\": %llu, \"memory_used\": %llu, \"io\": {\"reads\": %llu, "
-           "\"bytes_read\": %llu, \"queued\": %llu, \"in_flight\": %llu}, \"decode\": "
+           "\"bytes_read\": %llu, \"page_cache_reads\": %llu, \"page_cache_misses\": %llu, "
+           "\"queued\": %llu, \"in_flight\": %llu}, \"decode\": "
            "{\"queued\": %llu, \"done\": %llu}, \"sessions\": [", (int)getpid(), f.uptime_s,
            ps->backend, ps->threads, (unsigned long long)f.memory_budget,
            (unsigned long long)f.memory_used, (unsigned long long)ps->reads,
-           (unsigned long long)ps->bytes_read, (unsigned long long)ps->io_queued,
+           (unsigned long long)ps->bytes_read, (unsigned long long)ps->page_cache_reads,
+           (unsigned long long)ps->page_cache_misses, (unsigned long long)ps->io_queued,
            (unsigned long long)ps->io_in_flight, (unsigned long long)ps->decode_queued,
            (unsigned long long)ps->tasks_done);
     for (size_t i = 0; i < f.nsessions; i++) {
@@ -414,7 +416,7 @@ int tp_server_create(tp_server **out, const tp_server_options *o, tp_error *err)
     }
     if (rc == 0 && pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         rc = tp__error_set(err, -errno, "pipe: %s", strerror(errno));
-    tp_stages_options po = {.threads = o->threads,
+    tp_stages_options po = {.threads = o->threads, .engine_only = o->engine_only,
                               .io = {.kind = o->io, .direct = o->direct,
                                      .queue_depth = o->queue_depth ? o->queue_depth : 64,
                                      .cache_dir = o->cache_dir, .cache_bytes = o->cache_bytes,

@@ -35,6 +35,7 @@ typedef struct tp_server_options {
     const char *cache_dir;     /* objects: a local cache of the ranges read (io.h) */
     uint64_t cache_bytes;
     unsigned queue_depth;      /* reads in flight (GETs for objects); 0: 64 */
+    bool engine_only;          /* every read through the IO engine (pipeline.h) */
     tp_io_fault_fn io_fault;   /* tests only: the IO engine's fault injection hook */
     void *io_fault_ctx;
 } tp_server_options;

@@ -21,7 +21,8 @@ void tp_usage_serve(FILE *out)
 {
     fprintf(out,
             "Usage: turbopump serve --root DIR [--socket PATH] [--threads N]\n"
-            "                       [--io auto|uring|posix] [--direct] [--memory SIZE]\n"
+            "                       [--io auto|uring|posix] [--direct] [--io-engine-only]\n"
+            "                       [--memory SIZE]\n"
             "                       [--on-error fail|skip] [--allow-user U,...]\n"
             "                       [--allow-group G,...] [--socket-mode MODE]\n"
             "                       [--metrics HOST:PORT [--metrics-public]]\n"
@@ -45,6 +46,9 @@ void tp_usage_serve(FILE *out)
             "  --threads N         decode threads (default: CPUs)\n"
             "  --io B              IO backend: auto (io_uring, else pread), uring, posix\n"
             "  --direct            O_DIRECT reads (bypass the page cache)\n"
+            "  --io-engine-only    every read through the IO engine's thread (by default a\n"
+            "                      decode thread reads a record itself when the page cache\n"
+            "                      holds all of it, saving a hand-over between threads)\n"
             "  --memory SIZE       bytes all sessions' rings may use together (default 4G)\n"
             "  --on-error P        a sample that fails to read or decode: fail ends the\n"
             "                      session with a message naming it (default); skip leaves\n"
@@ -115,7 +119,7 @@ static int parse(int argc, char **argv, tp_server_options *o, tp_metrics_http_op
         {"socket-mode", required_argument, 0, 'M'}, {"quiet", no_argument, 0, 'q'},
         {"metrics", required_argument, 0, 'x'}, {"metrics-public", no_argument, 0, 'X'},
         {"cache", required_argument, 0, 'c'}, {"cache-size", required_argument, 0, 'C'},
-        {"gets", required_argument, 0, 'g'},
+        {"gets", required_argument, 0, 'g'}, {"io-engine-only", no_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (tp_server_options){0};
     *mo = (tp_metrics_http_options){0};
@@ -138,6 +142,8 @@ static int parse(int argc, char **argv, tp_server_options *o, tp_metrics_http_op
             o->io = optarg[0] == 'u' ? TP_IO_URING : TP_IO_POSIX;
         else if (c == 'd')
             o->direct = true;
+        else if (c == 'E')
+            o->engine_only = true;
         else if (c == 'm') {
             if (tp_cli_size(CMD, "--memory", optarg, 1 << 20, &o->memory) < 0)
                 return TP_EXIT_USAGE;

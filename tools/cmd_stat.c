@@ -64,8 +64,10 @@ static void print_table(const json_t *j)
            num(j, "pid"), num(j, "uptime_s"), json_string_value(json_object_get(j, "io_backend")),
            num(j, "decode_threads"), num(j, "memory_used") / 1048576,
            num(j, "memory_budget") / 1048576);
-    printf("io: %.0f reads, %.1f MB, %.0f queued, %.0f in flight; decode: %.0f queued, %.0f done\n",
-           num(io, "reads"), num(io, "bytes_read") / 1e6, num(io, "queued"),
+    printf("io: %.0f reads (%.0f from the page cache by decode threads), %.1f MB, %.0f queued, "
+           "%.0f in flight; decode: %.0f queued, %.0f done\n",
+           num(io, "reads"), num(io, "page_cache_reads"), num(io, "bytes_read") / 1e6,
+           num(io, "queued"),
            num(io, "in_flight"), num(dec, "queued"), num(dec, "done"));
     const json_t *ss = json_object_get(j, "sessions");
     printf("%-4s %-7s %-20s %-9s %10s %10s %8s %7s %7s %10s\n", "id", "pid", "dataset", "rank",

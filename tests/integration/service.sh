@@ -147,6 +147,15 @@ case_images() {
     "$TP" stat --socket "$WORK/d.sock" --json >stat
     python3 -c 'import json; d=json.load(open("stat")); assert d["io"]["reads"] >= 72 and "sessions" in d, d'
     [ "$(stat -c %a d.sock)" = 660 ] || fail "socket mode is not 0660"
+    # the shards were just written: decode threads read them from the page cache (where
+    # the file system takes RWF_NOWAIT); --io-engine-only sends every read to the engine
+    python3 -c 'import json; d=json.load(open("stat"))["io"]; assert d["page_cache_reads"] + d["page_cache_misses"] <= d["reads"] and (d["page_cache_reads"] > 0 or d["page_cache_misses"] <= 1), d'
+    "$TP" stat --socket "$WORK/d.sock" | grep -q "from the page cache by decode threads" ||
+        fail "stat does not show the page-cache reads"
+    serve e --io-engine-only
+    consume --socket "$WORK/e.sock" --dataset im --batch-size 8 --epochs 1 --json >out
+    "$TP" stat --socket "$WORK/e.sock" --json >stat
+    python3 -c 'import json; d=json.load(open("stat"))["io"]; assert d["reads"] >= 24 and d["page_cache_reads"] == 0 and d["page_cache_misses"] == 0, d'
 }
 
 case_refusals() {

@@ -1,0 +1,255 @@
+/* Unit tests of the decode threads' page-cache reads (loader/pipeline.c, cached_read):
+ * records the page cache holds whole are read by a decode thread itself, any other goes
+ * to the IO engine. Every test serves a dataset of tensors whose bytes are a function of
+ * the sample id, checks every byte of two epochs, and checks the daemon's counters
+ * (what `turbopump stat` and the metrics show) against the path each read took. */
+#include "service_fx.h"
+
+#include "pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+
+enum { N = 203, BATCH = 8, SIDE = 24, TBYTES = SIDE * SIDE * 3 };
+
+static void tensor_of(uint64_t id, unsigned char *out) { tp_test_fill(out, TBYTES, id, 11); }
+
+/* Field "t" (uint8 [24, 24, 3]), stored raw, in shards of about 64 KiB. */
+static void write_ds(const char *root, const char *name)
+{
+    static const tp_field_info fields[] = {{.name = "t", .kind = TP_FIELD_TENSOR,
+                                            .dtype = TP_DTYPE_UINT8, .ndim = 3,
+                                            .shape = {SIDE, SIDE, 3}}};
+    char *path = tp_test_path(root, name);
+    tp_dataset_writer_options o = {.fields = fields, .nfields = 1, .shard_bytes = 64 << 10};
+    tp_dataset_writer *w;
+    tp_error err = {0};
+    ck_assert_msg(tp_dataset_writer_create(&w, path, &o, &err) == 0, "%s", err.msg);
+    for (uint64_t id = 0; id < N; id++) {
+        unsigned char t[TBYTES];
+        tensor_of(id, t);
+        tp_field_value v = {.field = 0, .data = t, .size = TBYTES, .raw_size = TBYTES};
+        ck_assert_msg(tp_dataset_writer_append(w, &v, 1, &err) == 0, "%s", err.msg);
+    }
+    ck_assert_msg(tp_dataset_writer_finish(w, &err) == 0, "%s", err.msg);
+    tp_dataset_writer_destroy(w);
+    free(path);
+}
+
+/* Polls the daemon's figures until no session is left and no ring memory reserved. */
+static bool wait_idle(tp_server *srv, int timeout_ms)
+{
+    for (int waited = 0;; waited += 10) {
+        tp_server_figures fig;
+        ck_assert_int_eq(tp_server_figures_get(srv, &fig), 0);
+        bool idle = fig.nsessions == 0 && fig.memory_used == 0;
+        tp_server_figures_free(&fig);
+        if (idle)
+            return true;
+        if (waited >= timeout_ms)
+            return false;
+        usleep(10000);
+    }
+}
+
+/* Two epochs: every sample exactly once per epoch with its own bytes. */
+static void read_two_epochs(daemon_fx *f)
+{
+    tp_client_options o = client_options(f, "ten");
+    o.batch_size = BATCH;
+    tp_client *c = client_open(&o);
+    for (int e = 0; e < 2; e++) {
+        unsigned seen[N] = {0};
+        uint64_t wrong = 0;
+        for (uint64_t k = 0; k < (N + BATCH - 1) / BATCH; k++) {
+            tp_batch b;
+            tp_error err = {0};
+            ck_assert_msg(tp_client_next(c, &b, &err) == 0, "epoch %d batch %llu: %s", e,
+                          (unsigned long long)k, err.msg);
+            const tp_batch_field *t = batch_field(&b, "t");
+            for (uint32_t j = 0; j < b.samples; j++) {
+                unsigned char v[TBYTES];
+                ck_assert_uint_lt(b.ids[j], N);
+                tensor_of(b.ids[j], v);
+                wrong += memcmp((const unsigned char *)t->data + j * TBYTES, v, TBYTES) != 0;
+                seen[b.ids[j]]++;
+            }
+        }
+        ck_assert_uint_eq(wrong, 0);
+        for (int id = 0; id < N; id++)
+            ck_assert_msg(seen[id] == 1, "epoch %d: sample %d seen %u times", e, id, seen[id]);
+    }
+    tp_client_close(c);
+    ck_assert(wait_idle(f->srv, 10000));
+}
+
+static tp_stages_stats pipe_stats(daemon_fx *f)
+{
+    tp_server_figures fig;
+    ck_assert_int_eq(tp_server_figures_get(f->srv, &fig), 0);
+    tp_stages_stats s = fig.pipe;
+    tp_server_figures_free(&fig);
+    return s;
+}
+
+/* Whether a read that must not wait works on files in `dir` (it does not on every file
+ * system); the daemon then reads every record through the engine. */
+static bool nowait_works(const char *dir)
+{
+    char *path = tp_test_path(dir, "probe");
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "x", 1), 1);
+    char b;
+    struct iovec v = {.iov_base = &b, .iov_len = 1};
+    bool ok = preadv2(fd, &v, 1, 0, RWF_NOWAIT) == 1;
+    close(fd);
+    unlink(path);
+    free(path);
+    return ok;
+}
+
+/* Freshly written, the shards are in the page cache: with the default, decode threads
+ * read every record themselves and the engine none; with engine_only (serve
+ * --io-engine-only), the engine reads them all. */
+START_TEST(test_cached_reads)
+{
+    bool engine_only = _i;
+    daemon_fx f;
+    fx_init(&f);
+    write_ds(f.root, "ten");
+    fx_engine_only = engine_only;
+    fx_start(&f, false, 0);
+    fx_engine_only = false;
+    read_two_epochs(&f);
+    tp_stages_stats s = pipe_stats(&f);
+    ck_assert_uint_ge(s.reads, 2 * N);
+    if (engine_only || !nowait_works(f.dir)) {
+        ck_assert_uint_eq(s.page_cache_reads, 0);
+        ck_assert_uint_le(s.page_cache_misses, 1); /* the read that found it unsupported */
+    } else {
+        ck_assert_uint_eq(s.page_cache_reads, s.reads);
+        ck_assert_uint_eq(s.page_cache_misses, 0);
+    }
+    fx_done(&f);
+}
+END_TEST
+
+/* ---- records the page cache does not hold whole: hand-off to the engine */
+
+typedef struct miss_plan {
+    bool short_read;           /* a partial read instead of EAGAIN */
+    _Atomic uint64_t cached, engine, injected;
+} miss_plan;
+
+/* Decode threads' reads (TP_PAGE_CACHE_TAG) of every other record find it uncached, as
+ * the kernel reports it: EAGAIN, or fewer bytes than asked for; the engine's reads pass. */
+static void fault_miss(void *ctx, uint64_t tag, uint64_t offset, int64_t *res)
+{
+    (void)offset;
+    miss_plan *p = ctx;
+    if (!(tag & 1)) {
+        atomic_fetch_add(&p->engine, 1);
+        return;
+    }
+    if (atomic_fetch_add(&p->cached, 1) % 2)
+        return;
+    if (!p->short_read)
+        *res = -EAGAIN;
+    else if (*res > 0)
+        *res -= 1;
+    else
+        return;
+    atomic_fetch_add(&p->injected, 1);
+}
+
+START_TEST(test_cached_miss)
+{
+    daemon_fx f;
+    fx_init(&f);
+    if (!nowait_works(f.dir)) {
+        fx_done(&f);
+        return; /* every read goes through the engine there: test_cached_reads */
+    }
+    write_ds(f.root, "ten");
+    miss_plan plan = {.short_read = _i};
+    fx_io_fault = fault_miss;
+    fx_io_fault_ctx = &plan;
+    fx_start(&f, false, 0);
+    fx_io_fault = NULL;
+    read_two_epochs(&f);
+    tp_stages_stats s = pipe_stats(&f);
+    uint64_t injected = atomic_load(&plan.injected);
+    ck_assert_uint_ge(injected, N - 1);
+    ck_assert_uint_eq(s.page_cache_misses, injected);
+    ck_assert_uint_eq(atomic_load(&plan.engine), injected);
+    ck_assert_uint_eq(s.page_cache_reads + injected, s.reads);
+    ck_assert_uint_eq(s.reads, atomic_load(&plan.cached));
+    fx_done(&f);
+}
+END_TEST
+
+/* Shards the kernel has dropped from the page cache (written, synced, then
+ * POSIX_FADV_DONTNEED): their first reads go to the engine, and once the engine has
+ * brought them in, decode threads read them from the cache. Where the file system keeps
+ * the pages anyway (mincore shows them resident), only the bytes are checked. */
+START_TEST(test_cold_shards)
+{
+    daemon_fx f;
+    fx_init(&f);
+    write_ds(f.root, "ten");
+    char *ds = tp_test_path(f.root, "ten");
+    bool dropped = nowait_works(f.dir);
+    for (unsigned k = 0;; k++) {
+        char name[64];
+        snprintf(name, sizeof(name), "shard-%05u.tpr", k);
+        char *path = tp_test_path(ds, name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        free(path);
+        if (fd < 0)
+            break;
+        struct stat st;
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert_int_eq(fdatasync(fd), 0);
+        ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        ck_assert(m != MAP_FAILED);
+        unsigned char vec[4096];
+        size_t pages = ((size_t)st.st_size + 4095) / 4096;
+        ck_assert_uint_le(pages, sizeof(vec));
+        ck_assert_int_eq(mincore(m, (size_t)st.st_size, vec), 0);
+        for (size_t i = 1; i < pages; i++) /* the first page holds the header, read at open */
+            dropped &= !(vec[i] & 1);
+        munmap(m, (size_t)st.st_size);
+        close(fd);
+    }
+    free(ds);
+    fx_start(&f, false, 0);
+    read_two_epochs(&f);
+    tp_stages_stats s = pipe_stats(&f);
+    if (dropped) {
+        ck_assert_uint_ge(s.page_cache_misses, 1);
+        ck_assert_uint_ge(s.page_cache_reads, N); /* the second epoch at least */
+        ck_assert_uint_eq(s.page_cache_reads + s.page_cache_misses, s.reads);
+    }
+    fx_done(&f);
+}
+END_TEST
+
+static Suite *page_cache_suite(void)
+{
+    Suite *s = suite_create("page_cache");
+    TCase *tc = tcase_create("reads");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_cached_reads, 0, 2);
+    tcase_add_loop_test(tc, test_cached_miss, 0, 2);
+    tcase_add_test(tc, test_cold_shards);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tp_test_run(page_cache_suite()); }
