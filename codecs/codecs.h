@@ -102,6 +102,7 @@ int tp_jpeg_make_seekable(const void *data, size_t len, int columns, unsigned ch
 typedef struct tp_jpeg_seek {
     int width, height, ncomp;
     int mcu_w, mcu_h, mcus_x, mcus_y;
+    int hmin;                    /* the smallest horizontal sampling factor */
     int interval, groups;        /* MCUs per segment; segments per MCU row */
     uint32_t sof, sos, scan;     /* offsets: frame header, scan header, entropy data */
     uint32_t keep[TP_JPEG_SEEK_MAX_HEADERS][2]; /* header segments to copy: offset, size */

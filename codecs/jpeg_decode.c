@@ -226,6 +226,20 @@ static int decode_mem(tp_jpeg_decoder *d, const void *data, size_t len,
 
 #define DECLINED 1
 
+/* libjpeg-turbo upsamples a component of two samples a row or fewer without its fancy
+ * filter (jdsample.c), so a region's JPEG that narrow decodes to other pixels than the
+ * image: its last column group alone can be a few pixels wide, and one MCU at K = 1 is
+ * two chroma samples at 2/8. Whether the JPEG of column groups g0..g1-1 has more than two
+ * samples a row in each component at scale m/8 (counted at m/8; libjpeg decodes some
+ * components at a larger scale, which only adds samples). */
+static bool fancy_kept(const tp_jpeg_seek *s, int g0, int g1, int m)
+{
+    int64_t w = g1 == s->groups ? s->width - (int64_t)g0 * s->interval * s->mcu_w
+                                : (int64_t)(g1 - g0) * s->interval * s->mcu_w;
+    /* no fancy upsampling at 1/8, nor in a frame without subsampled columns */
+    return m == 1 || s->hmin * 8 == s->mcu_w || w * s->hmin * m > 2 * (int64_t)s->mcu_w;
+}
+
 /* The seekable path (jpeg_seek.c): the region's MCUs, with a margin where the image goes
  * on, widened to whole column groups, decoded from a JPEG of their own.
  * @return : as tp_jpeg_decode, or DECLINED with *planned the request to decode the usual
@@ -262,6 +276,8 @@ static int seek_decode(tp_jpeg_decoder *d, const void *data, size_t len,
     int g0 = mx0 / k, g1 = (mx1 + k - 1) / k;
     int r0 = TP_MAX(0, ry - pad) / s->mcu_h;
     int r1 = TP_MIN(s->mcus_y, (ry + rh + pad + s->mcu_h - 1) / s->mcu_h);
+    while (!fancy_kept(s, g0, g1, m) && (g0 > 0 || g1 < s->groups))
+        *(g0 > 0 ? &g0 : &g1) += g0 > 0 ? -1 : 1;
     if (g0 == 0 && g1 == s->groups && r0 == 0)
         return DECLINED; /* the usual path decodes no more than this */
     size_t sub_len;

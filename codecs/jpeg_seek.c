@@ -54,10 +54,12 @@ static int parse_sof(tp_jpeg_seek *s, const unsigned char *p, unsigned len)
         len != 6u + 3u * (unsigned)s->ncomp)
         return 0;
     int hmax = 1, vmax = 1;
+    s->hmin = 4;
     for (int c = 0; c < s->ncomp; c++) {
         int h = p[7 + 3 * c] >> 4, v = p[7 + 3 * c] & 15;
         if (h < 1 || h > 4 || v < 1 || v > 4 || (s->ncomp == 1 && (h != 1 || v != 1)))
             return 0;
+        s->hmin = TP_MIN(s->hmin, h);
         hmax = TP_MAX(hmax, h);
         vmax = TP_MAX(vmax, v);
     }
