@@ -120,6 +120,8 @@ int tp_jpeg_seek_parse(const void *data, size_t len, tp_jpeg_seek *s);
 /* Finds the first `want` segments (resuming where the last call stopped).
  * @return : 0, TP_EBADIMAGE when the markers do not match the layout, -ENOMEM. */
 int tp_jpeg_seek_scan(tp_jpeg_seek *s, const void *data, size_t len, size_t want);
+/* Tests only: 0 makes tp_jpeg_seek_scan use its plain scan (memchr) instead of AVX-512. */
+extern int tp__jpeg_seek_simd;
 
 /* Writes into *buf (grown as needed) the JPEG of column groups g0..g1-1 of MCU rows
  * r0..r1-1, whose segments must have been scanned, followed by TP_JPEG_SEEK_TAIL zero

@@ -421,16 +421,41 @@ static void check_damaged(const unsigned char *bad, size_t len, const tp_jpeg_re
     tp_jpeg_decoder_destroy(plain);
 }
 
-START_TEST(test_damaged)
+/* A picture (load_picture) at 4:2:0, quality 90, its seekable copy at `columns` and the
+ * copy's layout. */
+typedef struct seek_fx {
+    picture p;
+    unsigned char *seek;
+    size_t len;
+    tp_jpeg_seek s;
+} seek_fx;
+
+static seek_fx seek_fx_make(const char *file, int columns)
 {
-    picture p = load_picture("coffee.png", 3);
+    seek_fx f = {.p = load_picture(file, 3)};
     unsigned char *orig;
     unsigned long olen;
-    fixture_encode(p.px, p.w, p.h, 3, 2, 2, 90, 0, 0, &orig, &olen);
-    size_t len;
-    unsigned char *seek = seekable(orig, olen, 4, &len);
-    tp_jpeg_seek s = {0};
-    ck_assert_int_eq(tp_jpeg_seek_parse(seek, len, &s), 1);
+    fixture_encode(f.p.px, f.p.w, f.p.h, 3, 2, 2, 90, 0, 0, &orig, &olen);
+    f.seek = seekable(orig, olen, columns, &f.len);
+    free(orig);
+    ck_assert_int_eq(tp_jpeg_seek_parse(f.seek, f.len, &f.s), 1);
+    return f;
+}
+
+static void seek_fx_free(seek_fx *f)
+{
+    free(f->s.seg);
+    free(f->seek);
+    free(f->p.px);
+}
+
+START_TEST(test_damaged)
+{
+    seek_fx f = seek_fx_make("coffee.png", 4);
+    const picture p = f.p;
+    unsigned char *seek = f.seek;
+    size_t len = f.len;
+    tp_jpeg_seek s = f.s;
     int row = s.mcus_y / 2; /* damage in the middle row */
     size_t at = nth_restart(seek, len, &s, row * s.groups + 1);
     tp_jpeg_request top = {.x = p.w / 3, .y = 0, .width = p.w / 3, .height = 32,
@@ -459,10 +484,8 @@ START_TEST(test_damaged)
     check_damaged(seek, at, &low, 1, "truncated");
     check_damaged(seek, at, &top, 0, "truncated, region above the cut");
     free(bad);
-    free(s.seg);
-    free(seek);
-    free(orig);
-    free(p.px);
+    f.s = s; /* its segment table as the scans grew it */
+    seek_fx_free(&f);
 }
 END_TEST
 
@@ -494,6 +517,62 @@ START_TEST(test_parse_hostile)
 }
 END_TEST
 
+/* Runs the scan with the plain (memchr) and the default (AVX-512 where the CPU has it)
+ * search for markers and checks that they agree on the result and every segment. */
+static void scan_both(const tp_jpeg_seek *layout, const unsigned char *data, size_t len,
+                      const char *what)
+{
+    tp_jpeg_seek a = *layout, b = *layout;
+    a.seg = b.seg = NULL;
+    a.seg_cap = b.seg_cap = 0;
+    size_t want = (size_t)layout->mcus_y * layout->groups;
+    tp__jpeg_seek_simd = 0;
+    int ra = tp_jpeg_seek_scan(&a, data, len, want);
+    tp__jpeg_seek_simd = -1;
+    int rb = tp_jpeg_seek_scan(&b, data, len, want);
+    ck_assert_msg(ra == rb && a.nseg == b.nseg && a.pos == b.pos && a.ended == b.ended,
+                  "%s: plain %d with %zu segments, default %d with %zu", what, ra, a.nseg, rb,
+                  b.nseg);
+    ck_assert_msg(!a.nseg || !memcmp(a.seg, b.seg, a.nseg * 2 * sizeof(*a.seg)),
+                  "%s: the segments differ", what);
+    free(a.seg);
+    free(b.seg);
+}
+
+/* The two marker searches agree on seekable JPEGs cut at every length of their last
+ * 300 bytes (every alignment of the end against a 64-byte block), and with 0xFF, stuffed
+ * bytes, fill runs, runs before a stuffed byte and stray markers written into the
+ * entropy-coded data at random places. */
+START_TEST(test_scan_paths)
+{
+    seek_fx f = seek_fx_make(NULL, 1);
+    unsigned char *seek = f.seek;
+    size_t len = f.len;
+    const tp_jpeg_seek s = f.s;
+    char what[64];
+    for (size_t cut = len > 300 ? len - 300 : s.scan; cut <= len; cut++) {
+        snprintf(what, sizeof(what), "cut at %zu of %zu", cut, len);
+        scan_both(&s, seek, cut, what);
+    }
+    static const unsigned char pieces[][3] = {{0xFF, 0, 0}, {0xFF, 0x00, 0}, {0xFF, 0xFF, 0x00},
+                                              {0xFF, 0xFF, 0xD3}, {0xFF, 0xD9, 0},
+                                              {0xFF, 0xD0, 0}, {0xFF, 0xFF, 0xFF}};
+    unsigned char *bad = malloc(len);
+    uint64_t st = 7;
+    for (int round = 0; round < 400; round++) {
+        memcpy(bad, seek, len);
+        for (int k = 0, n = 1 + (int)(lcg(&st) % 6); k < n; k++) {
+            size_t at = s.scan + (size_t)(lcg(&st) % (uint64_t)(len - s.scan - 3));
+            memcpy(bad + at, pieces[lcg(&st) % TP_ARRAY_LEN(pieces)], 3);
+        }
+        snprintf(what, sizeof(what), "round %d", round);
+        scan_both(&s, bad, len, what);
+    }
+    free(bad);
+    seek_fx_free(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("jpeg_seek");
@@ -501,6 +580,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_colour, 0, TP_ARRAY_LEN(sampling));
     tcase_add_test(tc, test_grey);
+    tcase_add_test(tc, test_scan_paths);
     tcase_add_test(tc, test_camera_file);
     tcase_add_test(tc, test_make_seekable);
     tcase_add_test(tc, test_foreign_restarts);
