@@ -67,7 +67,8 @@ struct tp_stages {
     _Atomic uint64_t page_cache_reads, page_cache_misses;
     _Atomic bool no_nowait;    /* the kernel or file system refuses RWF_NOWAIT */
     _Atomic int probe_credit;  /* cached_read's hits and misses (PROBE_CREDIT_MAX) */
-    unsigned probe_tick;       /* tasks submitted while it is spent, under lock */
+    _Atomic bool probe_all;    /* try every task, else one in PROBE_SAMPLE */
+    unsigned probe_tick;       /* tasks submitted while not all are tried, under lock */
     _Atomic uint64_t cache_hits, cache_misses, cache_bytes; /* the object cache's, copied */
 };
 
@@ -286,30 +287,26 @@ static void read_direct(tp_stages *p, tp_task *t, tp_worker *w)
 /* Trying the page cache pays where it holds most records. A miss costs a failed read
  * and a hand-over to the IO thread, about 15 us on 2 busy cores: with the cache dropped,
  * an epoch of 5,000 photographs (half of them in cache through readahead) took 3% longer
- * than through the engine alone. So each try spends a unit of credit when its task is
- * submitted (so no more tries are in flight than there is credit), a hit pays back two
- * and a miss takes three more: the credit grows at more than 80% hits and runs out below.
- * While it is out, one task in PROBE_SAMPLE is tried for free, and its hit restarts it. */
+ * than through the engine alone. So every task is tried while a credit (0..64) lasts: a
+ * hit adds one, a miss takes four, which holds it above 80% hits. Once it is spent, only
+ * one task in PROBE_SAMPLE is tried, each hit then adding four (it stands for sixteen
+ * tasks); every task is tried again once the credit is back at PROBE_ON. The mode, not
+ * the credit, is read at submission, so a batch of any size is tried whole. */
 #define PROBE_CREDIT_MAX 64
+#define PROBE_ON 16
 #define PROBE_SAMPLE 16
-
-static bool probe_spend(tp_stages *p)
-{
-    if (atomic_load_explicit(&p->probe_credit, memory_order_relaxed) > 0) {
-        atomic_fetch_sub_explicit(&p->probe_credit, 1, memory_order_relaxed);
-        return true;
-    }
-    return p->probe_tick++ % PROBE_SAMPLE == 0;
-}
 
 static void probe_settle(tp_stages *p, bool hit)
 {
+    bool all = atomic_load_explicit(&p->probe_all, memory_order_relaxed);
     int c = atomic_load_explicit(&p->probe_credit, memory_order_relaxed), n;
     do
-        n = hit ? TP_MIN(c + 2, PROBE_CREDIT_MAX) : TP_MAX(c - 3, 0);
+        n = hit ? TP_MIN(c + (all ? 1 : 4), PROBE_CREDIT_MAX) : TP_MAX(c - 4, 0);
     while (n != c && !atomic_compare_exchange_weak_explicit(&p->probe_credit, &c, n,
                                                             memory_order_relaxed,
                                                             memory_order_relaxed));
+    if (n == 0 || n >= PROBE_ON)
+        atomic_store_explicit(&p->probe_all, n > 0, memory_order_relaxed);
 }
 
 static bool cached_read(tp_stages *p, tp_task *t, tp_worker *w)
@@ -423,6 +420,7 @@ int tp_stages_create(tp_stages **out, const tp_stages_options *o, tp_error *err)
     p->released = calloc(tp_io_queue_depth(p->io), sizeof(unsigned));
     p->release_batch = TP_MAX(1, TP_MIN(RELEASE_BATCH_MAX, tp_io_queue_depth(p->io) / 2));
     atomic_init(&p->probe_credit, PROBE_CREDIT_MAX);
+    atomic_init(&p->probe_all, true);
     p->workers = calloc(p->o.threads, sizeof(pthread_t));
     p->wstate = calloc(p->o.threads, sizeof(tp_worker));
     rc = p->released && p->workers && p->wstate ? 0 : -ENOMEM;
@@ -519,7 +517,8 @@ void tp_stages_submit(tp_stages *p, tp_task *const *tasks, size_t n)
             t->file = -1;
         else if (!p->o.engine_only && !p->o.io.direct && !t->loc.object && t->loc.fd >= 0 &&
                  !atomic_load_explicit(&p->no_nowait, memory_order_relaxed))
-            t->cached = probe_spend(p);
+            t->cached = atomic_load_explicit(&p->probe_all, memory_order_relaxed) ||
+                        p->probe_tick++ % PROBE_SAMPLE == 0;
         p->cached_open += t->cached;
         q_push(direct || t->cached ? &p->decode : &p->inbox, t);
     }
