@@ -276,8 +276,12 @@ static int seek_decode(tp_jpeg_decoder *d, const void *data, size_t len,
     int g0 = mx0 / k, g1 = (mx1 + k - 1) / k;
     int r0 = TP_MAX(0, ry - pad) / s->mcu_h;
     int r1 = TP_MIN(s->mcus_y, (ry + rh + pad + s->mcu_h - 1) / s->mcu_h);
-    while (!fancy_kept(s, g0, g1, m) && (g0 > 0 || g1 < s->groups))
-        *(g0 > 0 ? &g0 : &g1) += g0 > 0 ? -1 : 1;
+    while (!fancy_kept(s, g0, g1, m) && (g0 > 0 || g1 < s->groups)) {
+        if (g0 > 0)
+            g0--; /* the group to the left first: the narrow one is the last */
+        else
+            g1++;
+    }
     if (g0 == 0 && g1 == s->groups && r0 == 0)
         return DECLINED; /* the usual path decodes no more than this */
     size_t sub_len;

@@ -196,10 +196,8 @@ int tp__jpeg_seek_simd = -1;
 
 int tp_jpeg_seek_scan(tp_jpeg_seek *s, const void *data, size_t len, size_t want)
 {
-    static size_t (*_Atomic best)(const unsigned char *, size_t, size_t);
-    size_t (*next_ff)(const unsigned char *, size_t, size_t) = next_ff_plain;
-    if (tp__jpeg_seek_simd != 0 && !(next_ff = best))
-        best = next_ff = pick_next_ff();
+    size_t (*next_ff)(const unsigned char *, size_t, size_t) =
+        tp__jpeg_seek_simd != 0 ? pick_next_ff() : next_ff_plain;
     const unsigned char *p = data;
     size_t total = (size_t)s->mcus_y * (size_t)s->groups;
     if (want > total)

@@ -234,6 +234,13 @@ static void give_back(tp_stages *p, tp_task *t)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* A read a decode thread did itself, in the figures the engine's reads go into. */
+static void count_read(tp_stages *p, uint64_t bytes)
+{
+    atomic_fetch_add(&p->reads, 1);
+    atomic_fetch_add(&p->bytes_read, bytes);
+}
+
 /* A record for caller pieces that does not go through the engine. */
 static void read_pieces(tp_stages *p, tp_task *t)
 {
@@ -244,10 +251,8 @@ static void read_pieces(tp_stages *p, tp_task *t)
         return;
     }
     t->rc = tp__location_read(&t->loc, t->iov, t->iovcnt, t->loc.offset, t->loc.length, NULL);
-    if (t->rc == 0) {
-        atomic_fetch_add(&p->reads, 1);
-        atomic_fetch_add(&p->bytes_read, t->loc.length);
-    }
+    if (t->rc == 0)
+        count_read(p, t->loc.length);
 }
 
 /* Records that do not go through the engine: copied from LMDB's map, or read with pread
@@ -270,20 +275,10 @@ static void read_direct(tp_stages *p, tp_task *t, tp_worker *w)
     t->rc = tp__location_read(&t->loc, &v, 1, t->loc.offset, t->loc.length, NULL);
     t->data = w->record;
     t->len = t->loc.length;
-    if (t->rc == 0) {
-        atomic_fetch_add(&p->reads, 1);
-        atomic_fetch_add(&p->bytes_read, t->loc.length);
-    }
+    if (t->rc == 0)
+        count_read(p, t->loc.length);
 }
 
-/* Records of local shards go to a decode thread first, which reads them itself when the
- * page cache holds them whole: preadv2 with RWF_NOWAIT copies what is cached and fails
- * rather than wait for the disk. The IO thread's round trip for such a read (a
- * submission, a completion, a hand-over under the lock and the wake-ups between the
- * threads) cost about 1.5% of rrc224 throughput on 2 cores whose threads all decode.
- * Records not wholly cached go to the engine, which keeps reads from the disk in flight
- * while the decode threads work. @return : true when the task is settled (read, or failed
- * for good), false when the engine must read it. */
 /* Trying the page cache pays where it holds most records. A miss costs a failed read
  * and a hand-over to the IO thread, about 15 us on 2 busy cores: with the cache dropped,
  * an epoch of 5,000 photographs (half of them in cache through readahead) took 3% longer
@@ -309,6 +304,14 @@ static void probe_settle(tp_stages *p, bool hit)
         atomic_store_explicit(&p->probe_all, n > 0, memory_order_relaxed);
 }
 
+/* Records of local shards go to a decode thread first, which reads them itself when the
+ * page cache holds them whole: preadv2 with RWF_NOWAIT copies what is cached and fails
+ * rather than wait for the disk. The IO thread's round trip for such a read (a
+ * submission, a completion, a hand-over under the lock and the wake-ups between the
+ * threads) cost about 1.5% of rrc224 throughput on 2 cores whose threads all decode.
+ * Records not wholly cached go to the engine, which keeps reads from the disk in flight
+ * while the decode threads work. @return : true when the task is settled (read, or failed
+ * for good), false when the engine must read it. */
 static bool cached_read(tp_stages *p, tp_task *t, tp_worker *w)
 {
     if (atomic_load_explicit(&p->no_nowait, memory_order_relaxed))
@@ -342,8 +345,7 @@ static bool cached_read(tp_stages *p, tp_task *t, tp_worker *w)
     if (t->rc == 0) {
         t->data = t->iovcnt ? NULL : w->record;
         t->len = t->loc.length;
-        atomic_fetch_add(&p->reads, 1);
-        atomic_fetch_add(&p->bytes_read, t->loc.length);
+        count_read(p, t->loc.length);
         atomic_fetch_add_explicit(&p->page_cache_reads, 1, memory_order_relaxed);
     }
     return true;
