@@ -571,14 +571,14 @@ void tp_client_close(tp_client *c)
 {
     if (!c)
         return;
-    if (c->sock >= 0) {
+    tp_gpu_close(c->gpu); /* before the ring it copies from is unmapped */
+    tp_ring_detach(c->ring);
+    if (c->sock >= 0) { /* after the unmapping: the daemon may give the ring to another */
         tp_msg_header h;
-        tp__msg_init(&h, TP_MSG_CLOSE, sizeof(h));
+        tp__msg_init(&h, TP_MSG_DETACHED, sizeof(h));
         tp__msg_send(c->sock, &h, sizeof(h), -1);
         close(c->sock);
     }
-    tp_gpu_close(c->gpu); /* before the ring it copies from is unmapped */
-    tp_ring_detach(c->ring);
     if (c->daemon > 0) { /* a private daemon exits after its last session */
         double deadline = now_ms() + 2000;
         while (waitpid(c->daemon, NULL, WNOHANG) == 0) {

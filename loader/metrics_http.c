@@ -158,6 +158,12 @@ static void daemon_metrics(text *t, const tp_server_figures *f, const tp_metrics
          "use.", (double)f->memory_used},
         {"turbopump_ring_memory_budget_bytes", "gauge", "Shared memory all rings together "
          "may use (--memory).", (double)f->memory_budget},
+        {"turbopump_idle_rings", "gauge", "Rings kept for later sessions after theirs "
+         "ended (--ring-cache).", (double)f->idle_rings},
+        {"turbopump_idle_ring_bytes", "gauge", "Shared memory the idle rings hold (counted "
+         "in turbopump_ring_memory_used_bytes).", (double)f->idle_ring_bytes},
+        {"turbopump_rings_reused_total", "counter", "Sessions given an idle ring instead of "
+         "a new one.", (double)f->rings_reused},
         {"turbopump_uptime_seconds", "gauge", "Time since the daemon started.", f->uptime_s},
         {"process_start_time_seconds", "gauge", "Start time of the process since the Unix "
          "epoch in seconds.", f->start_time},

@@ -55,7 +55,8 @@ static size_t msg_size(uint16_t type)
     case TP_MSG_HELLO_OK: return sizeof(tp_msg_hello_ok);
     case TP_MSG_OPEN: return sizeof(tp_msg_open);
     case TP_MSG_OPEN_OK: return sizeof(tp_msg_open_ok);
-    case TP_MSG_STATE: case TP_MSG_STAT: case TP_MSG_CLOSE: return sizeof(tp_msg_header);
+    case TP_MSG_STATE: case TP_MSG_STAT: case TP_MSG_CLOSE: case TP_MSG_DETACHED:
+        return sizeof(tp_msg_header);
     case TP_MSG_STATE_OK: return sizeof(tp_msg_state_ok);
     case TP_MSG_ERROR: return sizeof(tp_msg_error);
     default: return 0;

@@ -42,7 +42,11 @@ enum tp_msg_type {
     TP_MSG_STAT = 7,
     TP_MSG_STAT_OK = 8,
     TP_MSG_CLOSE = 9,
-    TP_MSG_ERROR = 10
+    TP_MSG_ERROR = 10,
+    /* The session's end, sent instead of CLOSE once the client has unmapped the ring and
+     * closed its descriptor: the daemon may give the ring to a later session of the same
+     * user. */
+    TP_MSG_DETACHED = 11
 };
 
 typedef struct tp_msg_header {

@@ -269,6 +269,10 @@ int tp_server_figures_get(tp_server *s, tp_server_figures *out)
     out->memory_budget = s->o.memory;
     out->memory_used = s->memory_used;
     pthread_mutex_unlock(&s->lock);
+    tp_ring_pool_stats rs = {0};
+    if (s->rings)
+        tp_ring_pool_stats_get(s->rings, &rs);
+    out->idle_rings = rs.rings, out->idle_ring_bytes = rs.bytes, out->rings_reused = rs.reused;
     out->uptime_s = now - s->started;
     out->start_time = (double)wall.tv_sec + (double)wall.tv_nsec * 1e-9 - out->uptime_s;
     return 0;
@@ -308,12 +312,15 @@ void tp__server_stat_json(tp_server *s, char *buf, size_t cap)
     const tp_stages_stats *ps = &f.pipe;
     size_t o = 0;
     APPEND("{\"pid\": %d, \"uptime_s\": %.1f, \"io_backend\": \"%s\", \"decode_threads\": %u, "
-           "\"memory_budget\": %llu, \"memory_used\": %llu, \"io\": {\"reads\": %llu, "
+           "\"memory_budget\": %llu, \"memory_used\": %llu, \"idle_rings\": %llu, "
+           "\"idle_ring_bytes\": %llu, \"rings_reused\": %llu, \"io\": {\"reads\": %llu, "
            "\"bytes_read\": %llu, \"page_cache_reads\": %llu, \"page_cache_misses\": %llu, "
            "\"queued\": %llu, \"in_flight\": %llu}, \"decode\": "
            "{\"queued\": %llu, \"done\": %llu}, \"sessions\": [", (int)getpid(), f.uptime_s,
            ps->backend, ps->threads, (unsigned long long)f.memory_budget,
-           (unsigned long long)f.memory_used, (unsigned long long)ps->reads,
+           (unsigned long long)f.memory_used, (unsigned long long)f.idle_rings,
+           (unsigned long long)f.idle_ring_bytes, (unsigned long long)f.rings_reused,
+           (unsigned long long)ps->reads,
            (unsigned long long)ps->bytes_read, (unsigned long long)ps->page_cache_reads,
            (unsigned long long)ps->page_cache_misses, (unsigned long long)ps->io_queued,
            (unsigned long long)ps->io_in_flight, (unsigned long long)ps->decode_queued,
@@ -414,6 +421,9 @@ int tp_server_create(tp_server **out, const tp_server_options *o, tp_error *err)
     } else if (!(s->root = strdup(real))) {
         rc = -ENOMEM;
     }
+    if (rc == 0 && !o->no_ring_cache)
+        rc = tp_ring_pool_create(&s->rings, o->ring_cache ? o->ring_cache : (uint64_t)1 << 30,
+                                 err);
     if (rc == 0 && pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         rc = tp__error_set(err, -errno, "pipe: %s", strerror(errno));
     tp_stages_options po = {.threads = o->threads, .engine_only = o->engine_only,
@@ -577,6 +587,7 @@ int tp_server_run(tp_server *s)
             served = true;
         }
         live = reap_sessions(s);
+        tp__server_rings_expire(s);
         bool idle_private = s->o.private_daemon &&
                             (served ? live == 0 : tp__now() - s->started > 30);
         if (idle_private)
@@ -614,6 +625,7 @@ void tp_server_destroy(tp_server *s)
             usleep(1000);
     }
     tp_stages_destroy(s->pipe);
+    tp_ring_pool_destroy(s->rings);
     for (tp_served *d = s->datasets, *next; d; d = next) {
         next = d->next;
         served_free(d);

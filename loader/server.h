@@ -20,6 +20,8 @@ typedef struct tp_server_options {
     tp_io_kind io;
     bool direct;               /* O_DIRECT reads */
     uint64_t memory;           /* bytes all rings together may use; 0: 4 GiB */
+    uint64_t ring_cache;       /* bytes of idle rings kept for later sessions; 0: 1 GiB */
+    bool no_ring_cache;        /* keep none: every session's ring is new */
     bool skip_errors;          /* --on-error skip: leave bad samples out, count them */
     bool private_daemon;       /* exit when the last session ends (a client started us) */
     unsigned socket_mode;      /* 0: 0660, or 0666 with an allow list */
@@ -77,7 +79,9 @@ typedef struct tp_server_session {
 typedef struct tp_server_figures {
     double uptime_s;
     double start_time;         /* Unix time the daemon started, in seconds */
-    uint64_t memory_budget, memory_used;
+    uint64_t memory_budget, memory_used; /* used: the idle rings too */
+    uint64_t idle_rings, idle_ring_bytes; /* kept for later sessions */
+    uint64_t rings_reused;               /* sessions given an idle ring */
     tp_stages_stats pipe;
     tp_server_counts total;    /* every session's, those that ended included */
     tp_server_session *sessions; /* the running sessions that named a dataset */

@@ -4,6 +4,7 @@
 #define TP_SERVER_INTERNAL_H
 
 #include "protocol.h"
+#include "ring_pool.h"
 #include "server.h"
 
 #include <turbopump/tokens.h>
@@ -61,7 +62,8 @@ struct tp_server {
     pthread_mutex_t lock;      /* sessions, datasets, memory */
     tp_session *sessions;
     tp_served *datasets;
-    uint64_t memory_used;
+    uint64_t memory_used;      /* the sessions' rings and the idle ones */
+    tp_ring_pool *rings;       /* idle rings; NULL with --ring-cache 0 */
     uint64_t next_id;
     tp_server_counts ended;    /* the sessions reaped so far, under lock */
     _Atomic bool stopping;
@@ -78,6 +80,20 @@ int tp__server_dataset(tp_server *s, const char *name, tp_served **out, tp_error
 /* Reserves (bytes > 0) or returns (bytes < 0) ring memory against the budget.
  * @return : 0 or TP_ETOOBIG. */
 int tp__server_memory(tp_server *s, int64_t bytes, tp_error *err);
+
+/* A ring for a session of user `uid` (rings.c): an idle one of this geometry that a
+ * client of the same user detached from, or a new one reserved against the budget (idle
+ * rings destroyed, oldest first, to make room).
+ * @return : 0, TP_ETOOBIG (the budget), or the creation's error. */
+int tp__server_ring(tp_server *s, uid_t uid, uint32_t nslots, uint64_t slot_bytes,
+                    tp_ring **out, tp_error *err);
+
+/* The session's end: `r` kept for a later session if its client said it detached
+ * (TP_MSG_DETACHED), destroyed otherwise; the budget gets back what was destroyed. */
+void tp__server_ring_end(tp_server *s, uid_t uid, tp_ring *r, bool detached);
+
+/* Destroys the rings idle for a minute (the accept loop, once a second). */
+void tp__server_rings_expire(tp_server *s);
 
 /* The daemon-wide figures as JSON into `buf`. */
 void tp__server_stat_json(tp_server *s, char *buf, size_t cap);

@@ -64,6 +64,7 @@ typedef struct session {
     pthread_cond_t cv;
     int wake_fd;               /* eventfd written when a batch completes */
     bool failed;
+    bool detached;             /* the client said it unmapped the ring (TP_MSG_DETACHED) */
 } session;
 
 /* ---- filling one sample (decode threads) */
@@ -290,12 +291,9 @@ static int open_session(session *s, const tp_msg_open *m, tp_error *err)
     s->nslots = 1; /* the ring needs a power of two */
     while (s->nslots < m->prefetch)
         s->nslots *= 2;
-    uint64_t bytes = s->slot_bytes * s->nslots + TP_RING_HEADER_BYTES;
-    TP_TRY(tp__server_memory(s->srv, (int64_t)bytes, err));
-    s->pub->ring_bytes = bytes;
-    int rc = tp__fault(TP_FAULT_SESSION_ALLOC)
-                 ? tp__error_set(err, -ENOMEM, "cannot create a ring: out of memory")
-                 : tp_ring_create(&s->ring, s->nslots, s->slot_bytes, err);
+    TP_TRY(tp__server_ring(s->srv, s->pub->uid, s->nslots, s->slot_bytes, &s->ring, err));
+    s->pub->ring_bytes = tp_ring_total_bytes(s->ring);
+    int rc = 0;
     s->work = rc == 0 ? session_calloc(s->nslots, sizeof(*s->work)) : NULL;
     for (uint32_t i = 0; rc == 0 && s->work && i < s->nslots; i++) {
         batch_work *bw = &s->work[i];
@@ -457,7 +455,9 @@ static sock_event poll_socket(session *s, int timeout_ms)
     int type = tp__msg_recv(s->pub->sock, buf, sizeof(buf), NULL, timeout_ms, &err);
     if (type == -ETIMEDOUT)
         return SOCK_QUIET;
-    if (type == 0 || type == TP_MSG_CLOSE)
+    if (type == TP_MSG_DETACHED)
+        s->detached = true;
+    if (type == 0 || type == TP_MSG_CLOSE || type == TP_MSG_DETACHED)
         return SOCK_CLOSE;
     if (type == TP_MSG_STATE) {
         tp_msg_state_ok r;
@@ -629,9 +629,7 @@ static void cleanup(session *s)
     free(s->work);
     free(s->out);
     tp__windows_close(s->win);
-    tp_ring_destroy(s->ring);
-    if (s->pub->ring_bytes)
-        tp__server_memory(s->srv, -(int64_t)s->pub->ring_bytes, NULL);
+    tp__server_ring_end(s->srv, s->pub->uid, s->ring, s->detached);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cv);
     if (s->wake_fd >= 0)

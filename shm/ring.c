@@ -231,6 +231,12 @@ void tp_ring_publish(tp_ring *r, uint32_t seq)
     store_and_wake(&r->hdr->head, r->head);
 }
 
+void tp_ring_reset(tp_ring *r)
+{
+    r->head = r->tail = 0;
+    write_header(r);
+}
+
 void tp__ring_rebase(tp_ring *r, uint32_t seq)
 {
     assert(r->head == r->tail);

@@ -95,6 +95,12 @@ uint32_t tp_ring_nslots(const tp_ring *r);
 uint64_t tp_ring_slot_bytes(const tp_ring *r);
 uint64_t tp_ring_total_bytes(const tp_ring *r);
 
+/* Makes a ring whose consumer has gone (its mapping and descriptor closed) new for the
+ * next one: the header written again, both counters back at 0. Its slots keep their old
+ * bytes, which a consumer never reads before they are published again; its pages stay
+ * allocated, so the next session does not fault them in one by one. */
+void tp_ring_reset(tp_ring *r);
+
 /* The slot that sequence number `seq` uses (writable by the producer). */
 unsigned char *tp_ring_slot(tp_ring *r, uint32_t seq);
 

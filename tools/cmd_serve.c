@@ -22,7 +22,7 @@ void tp_usage_serve(FILE *out)
     fprintf(out,
             "Usage: turbopump serve --root DIR [--socket PATH] [--threads N]\n"
             "                       [--io auto|uring|posix] [--direct] [--io-engine-only]\n"
-            "                       [--memory SIZE]\n"
+            "                       [--memory SIZE] [--ring-cache SIZE]\n"
             "                       [--on-error fail|skip] [--allow-user U,...]\n"
             "                       [--allow-group G,...] [--socket-mode MODE]\n"
             "                       [--metrics HOST:PORT [--metrics-public]]\n"
@@ -50,6 +50,10 @@ void tp_usage_serve(FILE *out)
             "                      decode thread reads a record itself when the page cache\n"
             "                      holds all of it, saving a hand-over between threads)\n"
             "  --memory SIZE       bytes all sessions' rings may use together (default 4G)\n"
+            "  --ring-cache SIZE   bytes of rings kept, once their sessions end, for the next\n"
+            "                      session of the same user and ring size, which then skips\n"
+            "                      faulting a new ring in (default 1G, within --memory;\n"
+            "                      idle rings go after a minute; 0 keeps none)\n"
             "  --on-error P        a sample that fails to read or decode: fail ends the\n"
             "                      session with a message naming it (default); skip leaves\n"
             "                      it out of its batch and counts it\n"
@@ -120,6 +124,7 @@ static int parse(int argc, char **argv, tp_server_options *o, tp_metrics_http_op
         {"metrics", required_argument, 0, 'x'}, {"metrics-public", no_argument, 0, 'X'},
         {"cache", required_argument, 0, 'c'}, {"cache-size", required_argument, 0, 'C'},
         {"gets", required_argument, 0, 'g'}, {"io-engine-only", no_argument, 0, 'E'},
+        {"ring-cache", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (tp_server_options){0};
     *mo = (tp_metrics_http_options){0};
@@ -147,6 +152,11 @@ static int parse(int argc, char **argv, tp_server_options *o, tp_metrics_http_op
         else if (c == 'm') {
             if (tp_cli_size(CMD, "--memory", optarg, 1 << 20, &o->memory) < 0)
                 return TP_EXIT_USAGE;
+        }
+        else if (c == 'R') {
+            if (tp_cli_size(CMD, "--ring-cache", optarg, 0, &o->ring_cache) < 0)
+                return TP_EXIT_USAGE;
+            o->no_ring_cache = o->ring_cache == 0;
         }
         else if (c == 'e' && (!strcmp(optarg, "fail") || !strcmp(optarg, "skip")))
             o->skip_errors = optarg[0] == 's';

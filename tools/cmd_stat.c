@@ -60,10 +60,12 @@ static double num(const json_t *o, const char *k) { return json_number_value(jso
 static void print_table(const json_t *j)
 {
     const json_t *io = json_object_get(j, "io"), *dec = json_object_get(j, "decode");
-    printf("daemon pid %.0f, up %.0f s, io %s, %.0f decode threads, rings %.1f of %.1f MiB\n",
+    printf("daemon pid %.0f, up %.0f s, io %s, %.0f decode threads, rings %.1f of %.1f MiB "
+           "(%.0f idle, %.1f MiB, kept for later sessions; %.0f reused)\n",
            num(j, "pid"), num(j, "uptime_s"), json_string_value(json_object_get(j, "io_backend")),
            num(j, "decode_threads"), num(j, "memory_used") / 1048576,
-           num(j, "memory_budget") / 1048576);
+           num(j, "memory_budget") / 1048576, num(j, "idle_rings"),
+           num(j, "idle_ring_bytes") / 1048576, num(j, "rings_reused"));
     printf("io: %.0f reads (%.0f from the page cache by decode threads), %.1f MB, %.0f queued, "
            "%.0f in flight; decode: %.0f queued, %.0f done\n",
            num(io, "reads"), num(io, "page_cache_reads"), num(io, "bytes_read") / 1e6,

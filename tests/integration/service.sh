@@ -199,7 +199,7 @@ case_kill_client() {
     consume --socket "$WORK/d.sock" --dataset t --batch-size 16 --json >out || fail "daemon stopped serving"
     for _ in $(seq 100); do
         "$TP" stat --socket "$WORK/d.sock" --json >stat
-        python3 -c 'import json,sys; d=json.load(open("stat")); sys.exit(0 if not d["sessions"] and d["memory_used"] == 0 else 1)' && return 0
+        python3 -c 'import json,sys; d=json.load(open("stat")); sys.exit(0 if not d["sessions"] and d["memory_used"] == d["idle_ring_bytes"] and d["idle_rings"] == 1 else 1)' && return 0
         sleep 0.1
     done
     cat stat >&2; fail "the killed client's session was not freed"

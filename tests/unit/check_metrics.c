@@ -19,7 +19,8 @@ static tp_server_figures figures(size_t nsessions)
 {
     tp_server_figures f = {
         .uptime_s = 12.5, .start_time = 1.7e9, .memory_budget = (uint64_t)4 << 30,
-        .memory_used = 1048576,
+        .memory_used = 1048576, .idle_rings = 3, .idle_ring_bytes = 524288,
+        .rings_reused = 11,
         .pipe = {.reads = 77, .bytes_read = 123456789, .page_cache_reads = 70,
                  .page_cache_misses = 6, .io_queued = 3, .io_in_flight = 4, .decode_queued = 5,
                  .tasks_done = 70, .decode_ns = 2500000000u,
@@ -133,6 +134,9 @@ START_TEST(test_values)
         "turbopump_decode_queued_tasks 5",
         "turbopump_ring_memory_budget_bytes 4294967296",
         "turbopump_ring_memory_used_bytes 1048576",
+        "turbopump_idle_rings 3",
+        "turbopump_idle_ring_bytes 524288",
+        "turbopump_rings_reused_total 11",
         "process_resident_memory_bytes 8192",
         "process_start_time_seconds 1700000000",
         "turbopump_uptime_seconds 12.5",

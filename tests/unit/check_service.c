@@ -231,7 +231,8 @@ static int expect_refusal(int fd, const char *what)
     return code;
 }
 
-/* The daemon's figures: ring memory in use and the sessions STAT lists. */
+/* The daemon's figures: ring memory the sessions hold (the idle rings kept for later
+ * sessions left out) and the sessions STAT lists. */
 static void daemon_stat(const char *sock, uint64_t *memory_used, unsigned *sessions)
 {
     int fd = raw_connect(sock);
@@ -245,6 +246,11 @@ static void daemon_stat(const char *sock, uint64_t *memory_used, unsigned *sessi
     const char *m = strstr(json, "\"memory_used\": ");
     ck_assert_msg(m != NULL, "STAT: %s", json);
     *memory_used = strtoull(m + strlen("\"memory_used\": "), NULL, 10);
+    const char *k = strstr(json, "\"idle_ring_bytes\": ");
+    ck_assert_msg(k != NULL, "STAT: %s", json);
+    uint64_t idle = strtoull(k + strlen("\"idle_ring_bytes\": "), NULL, 10);
+    ck_assert_msg(idle <= *memory_used, "STAT: %s", json);
+    *memory_used -= idle;
     *sessions = 0;
     for (const char *p = json; (p = strstr(p, "\"dataset\": ")); p++)
         (*sessions)++;
@@ -1383,12 +1389,15 @@ END_TEST
 
 /* Each of a session's own allocations at open fails in turn: that client is refused with
  * "out of memory", nothing stays reserved, and the daemon serves the next client a whole
- * epoch. Ends at the first k with no allocation left to fail. */
+ * epoch. Ends at the first k with no allocation left to fail. No idle rings kept: each
+ * session creates its own. */
 START_TEST(test_alloc_open)
 {
     enum { N = 40 };
     daemon_fx f;
+    fx_no_ring_cache = true;
     start_with_tensors(&f, N);
+    fx_no_ring_cache = false;
     tp_client_options o = client_options(&f, "ten");
     unsigned failed = 0;
     for (uint64_t k = 0; k < 256; k++) {

@@ -52,6 +52,8 @@ static void *fx_io_fault_ctx;
 /* memory: the rings' budget; 0 for the default (4 GiB). */
 static unsigned fx_max_connections; /* likewise; 0: the default */
 static bool fx_engine_only;         /* likewise: every read through the IO engine */
+static uint64_t fx_ring_cache;      /* likewise: the idle rings' cap; 0: the default */
+static bool fx_no_ring_cache;       /* likewise: no ring kept between sessions */
 
 static inline void fx_start(daemon_fx *f, bool skip_errors, uint64_t memory)
 {
@@ -59,7 +61,8 @@ static inline void fx_start(daemon_fx *f, bool skip_errors, uint64_t memory)
                            .memory = memory, .skip_errors = skip_errors, .quiet = true,
                            .io_fault = fx_io_fault, .io_fault_ctx = fx_io_fault_ctx,
                            .max_connections = fx_max_connections,
-                           .engine_only = fx_engine_only};
+                           .engine_only = fx_engine_only, .ring_cache = fx_ring_cache,
+                           .no_ring_cache = fx_no_ring_cache};
     tp_error err = {0};
     ck_assert_msg(tp_server_create(&f->srv, &o, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(pthread_create(&f->thread, NULL, server_main, f), 0);
