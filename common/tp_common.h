@@ -45,6 +45,12 @@ uint64_t tp__hash64(const void *data, size_t len);
 /* The same hash of the concatenation of n pieces (the same value as one buffer). */
 struct iovec;
 uint64_t tp__hash64_pieces(const struct iovec *iov, size_t n);
+/* Tests only: false makes both use the SSE2 kernel on any CPU (default true). */
+extern bool tp__hash_simd;
+/* The same two with XXH3's AVX2 kernel (checksum_avx2.c, built by GCC for x86-64 only),
+ * for checksum.c to call on CPUs that have AVX2. */
+uint64_t tp__hash64_avx2(const void *data, size_t len);
+uint64_t tp__hash64_pieces_avx2(const struct iovec *iov, size_t n);
 /* The part of `n` iovecs past their first `skip` bytes, into `out` (n entries at most).
  * @return : how many iovecs that is. */
 unsigned tp__iov_skip(const struct iovec *in, unsigned n, uint64_t skip, struct iovec *out);

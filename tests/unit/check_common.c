@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 START_TEST(test_version)
@@ -100,6 +101,41 @@ START_TEST(test_hash)
 }
 END_TEST
 
+/* The AVX2 kernel (checksum_avx2.c) gives the SSE2 kernel's values, whole and in pieces,
+ * at every length around its threshold and its 64-byte stripes and 1 KiB blocks, and on
+ * records of photograph and tensor sizes, from aligned and unaligned starts. */
+START_TEST(test_hash_kernels)
+{
+    enum { CAP = 160000 };
+    unsigned char *b = malloc(CAP + 8);
+    ck_assert_ptr_nonnull(b);
+    uint64_t x = 88172645463325252u;
+    for (size_t i = 0; i < CAP + 8; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        b[i] = (unsigned char)x;
+    }
+    static const size_t lens[] = {0, 1, 17, 240, 241, 1000, 1023, 1024, 1025, 1087, 1088,
+                                  2048, 4095, 4096, 4097, 45017, 65536, 150528, CAP};
+    for (size_t k = 0; k < TP_ARRAY_LEN(lens); k++)
+        for (size_t off = 0; off < 8; off += 3) {
+            const unsigned char *p = b + off;
+            size_t n = lens[k];
+            tp__hash_simd = false;
+            uint64_t want = tp__hash64(p, n);
+            tp__hash_simd = true;
+            ck_assert_msg(tp__hash64(p, n) == want, "%zu bytes at +%zu", n, off);
+            size_t cut = n / 3, cut2 = n - n / 5;
+            struct iovec v[3] = {{(void *)p, cut}, {(void *)(p + cut), cut2 - cut},
+                                 {(void *)(p + cut2), n - cut2}};
+            ck_assert_msg(tp__hash64_pieces(v, 3) == want, "%zu bytes in pieces", n);
+            tp__hash_simd = false;
+            ck_assert_msg(tp__hash64_pieces(v, 3) == want, "%zu bytes in pieces, SSE2", n);
+            tp__hash_simd = true;
+        }
+    free(b);
+}
+END_TEST
+
 START_TEST(test_files)
 {
     char *dir = tp_test_mkdtemp();
@@ -153,6 +189,7 @@ static Suite *common_suite(void)
     tcase_add_test(tc, test_parse_u64);
     tcase_add_test(tc, test_le);
     tcase_add_test(tc, test_hash);
+    tcase_add_test(tc, test_hash_kernels);
     suite_add_tcase(s, tc);
     tc = tcase_create("files");
     tcase_add_test(tc, test_files);
