@@ -15,13 +15,13 @@ int tp__server_ring(tp_server *s, uid_t uid, uint32_t nslots, uint64_t slot_byte
     if (*out)
         return 0; /* its bytes were counted while it waited */
     uint64_t bytes = TP_RING_HEADER_BYTES + (uint64_t)nslots * slot_bytes;
-    int rc = tp__server_memory(s, (int64_t)bytes, NULL);
-    if (rc < 0 && s->rings) {
+    int rc = tp__server_memory(s, (int64_t)bytes, s->rings ? NULL : err);
+    if (rc < 0 && s->rings) { /* idle rings make room, oldest first */
         tp__server_memory(s, -(int64_t)tp_ring_pool_shrink(s->rings, bytes), NULL);
-        rc = tp__server_memory(s, (int64_t)bytes, NULL);
+        rc = tp__server_memory(s, (int64_t)bytes, err);
     }
     if (rc < 0)
-        return tp__server_memory(s, (int64_t)bytes, err); /* the budget's message */
+        return rc;
     rc = tp__fault(TP_FAULT_SESSION_ALLOC)
              ? tp__error_set(err, -ENOMEM, "cannot create a ring: out of memory")
              : tp_ring_create(out, nslots, slot_bytes, err);
