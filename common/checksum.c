@@ -20,15 +20,12 @@ bool tp__hash_simd = true;
 /* Long enough for the kernel to matter. */
 #define KERNEL_BYTES 1024
 
+#if AVX2_BUILT
 static bool avx2(size_t len)
 {
-#if AVX2_BUILT
     return len >= KERNEL_BYTES && tp__hash_simd && __builtin_cpu_supports("avx2");
-#else
-    (void)len;
-    return false;
-#endif
 }
+#endif
 
 uint64_t tp__hash64(const void *data, size_t len)
 {

@@ -22,8 +22,9 @@
 #include <sys/types.h>
 
 #define TP_MSG_MAGIC 0x534D5054u /* "TPMS" */
-#define TP_PROTOCOL_VERSION 4u  /* 2: pipelines and views in OPEN; 3: windows, mixtures,
-                                   resume by positions consumed; 4: a limit in epochs */
+#define TP_PROTOCOL_VERSION 5u  /* 2: pipelines and views in OPEN; 3: windows, mixtures,
+                                   resume by positions consumed; 4: a limit in epochs;
+                                   5: DETACHED */
 #define TP_MSG_MAX 65536u        /* the largest message either side sends */
 #define TP_OPEN_MAX_FIELDS 16u
 #define TP_NAME_MAX 256u         /* dataset names, NUL included */

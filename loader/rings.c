@@ -16,8 +16,12 @@ int tp__server_ring(tp_server *s, uid_t uid, uint32_t nslots, uint64_t slot_byte
         return 0; /* its bytes were counted while it waited */
     uint64_t bytes = TP_RING_HEADER_BYTES + (uint64_t)nslots * slot_bytes;
     int rc = tp__server_memory(s, (int64_t)bytes, s->rings ? NULL : err);
-    if (rc < 0 && s->rings) { /* idle rings make room, oldest first */
-        tp__server_memory(s, -(int64_t)tp_ring_pool_shrink(s->rings, bytes), NULL);
+    if (rc < 0 && s->rings) { /* idle rings make room, oldest first, if they can */
+        uint64_t need = tp__server_memory_short(s, bytes);
+        tp_ring_pool_stats st;
+        tp_ring_pool_stats_get(s->rings, &st);
+        if (need && need <= st.bytes)
+            tp__server_memory(s, -(int64_t)tp_ring_pool_shrink(s->rings, need), NULL);
         rc = tp__server_memory(s, (int64_t)bytes, err);
     }
     if (rc < 0)

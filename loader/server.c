@@ -179,6 +179,15 @@ int tp__server_memory(tp_server *s, int64_t bytes, tp_error *err)
     return rc;
 }
 
+uint64_t tp__server_memory_short(tp_server *s, uint64_t bytes)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t over = s->memory_used + bytes > s->o.memory ? s->memory_used + bytes - s->o.memory
+                                                          : 0;
+    pthread_mutex_unlock(&s->lock);
+    return over;
+}
+
 /* ---- figures */
 
 static void json_str(char *out, size_t cap, const char *s)

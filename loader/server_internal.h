@@ -81,6 +81,9 @@ int tp__server_dataset(tp_server *s, const char *name, tp_served **out, tp_error
  * @return : 0 or TP_ETOOBIG. */
 int tp__server_memory(tp_server *s, int64_t bytes, tp_error *err);
 
+/* How far a reservation of `bytes` would pass the budget now (0: it fits). */
+uint64_t tp__server_memory_short(tp_server *s, uint64_t bytes);
+
 /* A ring for a session of user `uid` (rings.c): an idle one of this geometry that a
  * client of the same user detached from, or a new one reserved against the budget (idle
  * rings destroyed, oldest first, to make room).

@@ -630,6 +630,7 @@ static void cleanup(session *s)
     free(s->out);
     tp__windows_close(s->win);
     tp__server_ring_end(s->srv, s->pub->uid, s->ring, s->detached);
+    atomic_store(&s->pub->ring_bytes, 0); /* STAT: idle now, or gone */
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cv);
     if (s->wake_fd >= 0)

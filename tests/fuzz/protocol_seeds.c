@@ -1,8 +1,9 @@
 /* Writes the seed messages of fuzz.protocol (tests/fuzz/corpus/protocol) for the current
  * protocol version, valid ones and ones each check must refuse, one file per message named
  * by its content's hash. Run when the protocol changes:
- *   cc -I loader -I common -I include -I <build>/include tests/fuzz/protocol_seeds.c \
- *      loader/protocol.c common/error.c common/checksum.c -o seeds && ./seeds DIR */
+ *   cc -D_GNU_SOURCE -I loader -I common -I include -I <build>/include tests/fuzz/protocol_seeds.c \
+ *      loader/protocol.c common/error.c common/checksum.c common/checksum_avx2.c \
+ *      -o seeds && ./seeds DIR */
 #include "protocol.h"
 
 #include <inttypes.h>
@@ -54,6 +55,9 @@ int main(int argc, char **argv)
     tp_msg_header close_msg;
     tp__msg_init(&close_msg, TP_MSG_CLOSE, sizeof(close_msg));
     put(&close_msg, sizeof(close_msg));
+    tp_msg_header detached;
+    tp__msg_init(&detached, TP_MSG_DETACHED, sizeof(detached));
+    put(&detached, sizeof(detached));
 
     tp_msg_open m = base(); /* images, the defaults */
     put(&m, sizeof(m));
