@@ -332,10 +332,10 @@ static bool cached_read(tp_stages *p, tp_task *t, tp_worker *w)
     int64_t res = got < 0 ? -errno : got;
     if (p->o.io.fault)
         p->o.io.fault(p->o.io.fault_ctx, TP_PAGE_CACHE_TAG(t), t->loc.offset, &res);
-    if (res == -EOPNOTSUPP || res == -EINVAL || res == -ENOSYS)
+    bool refused = res == -EOPNOTSUPP || res == -EINVAL || res == -ENOSYS;
+    if (refused)
         atomic_store(&p->no_nowait, true); /* and for every record from now on */
-    if (res == -EAGAIN || res == -EOPNOTSUPP || res == -EINVAL || res == -ENOSYS ||
-        (res >= 0 && (uint64_t)res < t->loc.length)) {
+    if (refused || res == -EAGAIN || (res >= 0 && (uint64_t)res < t->loc.length)) {
         atomic_fetch_add_explicit(&p->page_cache_misses, 1, memory_order_relaxed);
         probe_settle(p, false);
         return false; /* a short read too: a page missing, or the file cut (the engine says) */

@@ -294,7 +294,7 @@ static int open_session(session *s, const tp_msg_open *m, tp_error *err)
     TP_TRY(tp__server_ring(s->srv, s->pub->uid, s->nslots, s->slot_bytes, &s->ring, err));
     s->pub->ring_bytes = tp_ring_total_bytes(s->ring);
     int rc = 0;
-    s->work = rc == 0 ? session_calloc(s->nslots, sizeof(*s->work)) : NULL;
+    s->work = session_calloc(s->nslots, sizeof(*s->work));
     for (uint32_t i = 0; rc == 0 && s->work && i < s->nslots; i++) {
         batch_work *bw = &s->work[i];
         bw->s = s;
