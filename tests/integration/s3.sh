@@ -61,6 +61,28 @@ serve() {
   cat "$name.log" >&2
   fail "daemon $name did not start"
 }
+# serve_metrics NAME ROOT [OPTIONS]: serve, with metrics on a free loopback port ($MPORT).
+# Another test can take the port between the probe and the daemon's bind; then the daemon
+# exits naming it, and another port is tried.
+serve_metrics() {
+  local name=$1 root=$2 pid
+  shift 2
+  for _ in 1 2 3 4 5; do
+    MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$TP" serve --root "$root" --socket "$WORK/$name.sock" --threads 2 --metrics "$MPORT" "$@" \
+      2>"$name.log" &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 300); do
+      [ -S "$WORK/$name.sock" ] && return 0
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.02
+    done
+    grep -q "in use" "$name.log" || break
+  done
+  cat "$name.log" >&2
+  fail "daemon $name did not start"
+}
 consume() { "$TP" consume --no-autostart "$@"; }
 images() { "$TP" gen imagefolder "$1" --samples "$2" --classes 3 --seed 4 >/dev/null; }
 # no_secret FILE...: the secret key appears in none of them
@@ -255,8 +277,8 @@ case_cache() {
   serve ref root
   consume --socket "$WORK/ref.sock" --dataset raw --epochs 3 --batch-size 10 --seed 1 \
     --digest >ref.dig
-  local port=$((20000 + RANDOM % 20000))
-  serve big "$S3" --cache big.cache --cache-size 64M --metrics "$port"
+  serve_metrics big "$S3" --cache big.cache --cache-size 64M
+  local port=$MPORT
   consume --socket "$WORK/big.sock" --dataset raw --epochs 3 --batch-size 10 --seed 1 \
     --digest >big.dig
   cmp ref.dig big.dig || fail "bytes differ through the cache"
