@@ -12,7 +12,8 @@
 #    leaves out the start-up as bench decode's rate leaves out its own.
 # 2. A raw-tensor dataset (uint8 224x224x3) from the page cache: one consumer's GB/s
 #    against memcpy's GB/s.
-# 3. Time to the first batch on a 1,000,000-sample dataset, and the daemon's peak RSS.
+# 3. Four ranks opening at once: when the first and the last get their first batch.
+# 4. Time to the first batch on a 1,000,000-sample dataset, and the daemon's peak RSS.
 # Medians of RUNS runs (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,7 +99,24 @@ g=$(median <"$work/raw.runs"); m=$(median <"$work/memcpy.runs")
 echo "raw uint8 224x224x3 from page cache: consumer $g GB/s; memcpy $m GB/s; ratio $(awk -v a="$g" -v b="$m" 'BEGIN {printf "%.2f", a / b}')"
 echo "  runs: consumer $(tr '\n' ' ' <"$work/raw.runs")| memcpy $(tr '\n' ' ' <"$work/memcpy.runs")"
 
-# 3: first batch on 1,000,000 samples (the dataset opened by the daemon for each run's
+# 3: four ranks opening together on the last JPEG dataset of part 1 (batches of 50): when
+# the last of them gets its first batch, which a job's first step waits for
+last=${jpegs[${#jpegs[@]}-1]}
+for i in $(seq "$runs"); do
+  pids=()
+  for r in 0 1 2 3; do
+    "$tp" consume --socket "$sock" --dataset "$last" --rank $r --world-size 4 --epochs 4 \
+      --batch-size 50 --seed "$i" --json >"$work/e2e.$r" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  for r in 0 1 2 3; do field first_batch_ms <"$work/e2e.$r"; done | sort -g >"$work/ranks"
+  head -n 1 "$work/ranks" >>"$work/firstrank.runs"; tail -n 1 "$work/ranks" >>"$work/lastrank.runs"
+done
+echo "4 ranks opening together on $last: the last first batch after $(median <"$work/lastrank.runs") ms, the first after $(median <"$work/firstrank.runs") ms"
+echo "  runs: last $(tr '\n' ' ' <"$work/lastrank.runs")| first $(tr '\n' ' ' <"$work/firstrank.runs")"
+
+# 4: first batch on 1,000,000 samples (the dataset opened by the daemon for each run's
 # first session: restart the daemon between runs)
 for i in $(seq "$runs"); do
   kill $daemon; wait $daemon || true
@@ -110,4 +128,4 @@ for i in $(seq "$runs"); do
 done
 echo "1,000,000 samples: first batch after $(median <"$work/first.runs") ms; daemon peak RSS $(median <"$work/rss.runs") MiB"
 echo "  runs: first batch $(tr '\n' ' ' <"$work/first.runs")| RSS $(tr '\n' ' ' <"$work/rss.runs")"
-rm -f "$work"/*.runs "$work"/e2e.[01]
+rm -f "$work"/*.runs "$work"/e2e.[0-3] "$work"/ranks

@@ -39,6 +39,30 @@ static tp_task *q_pop(queue *q)
     return t;
 }
 
+/* The decode queue: a FIFO per level of tp_task.ahead, the lowest served first. */
+typedef struct ladder {
+    queue level[TP_STAGES_LEVELS];
+    size_t len;
+} ladder;
+
+static void l_push(ladder *l, tp_task *t)
+{
+    q_push(&l->level[TP_MIN(t->ahead, TP_STAGES_LEVELS - 1u)], t);
+    l->len++;
+}
+
+static tp_task *l_pop(ladder *l)
+{
+    for (unsigned i = 0; l->len && i < TP_STAGES_LEVELS; i++) {
+        tp_task *t = q_pop(&l->level[i]);
+        if (t) {
+            l->len--;
+            return t;
+        }
+    }
+    return NULL;
+}
+
 typedef struct file_req {
     int fd, result;
     const void *object;    /* instead of fd */
@@ -53,7 +77,8 @@ struct tp_stages {
     size_t max_read;           /* the largest record the engine's buffers take */
     pthread_mutex_t lock;
     pthread_cond_t io_wake, decode_wake, file_done;
-    queue inbox, decode;       /* under lock */
+    queue inbox;               /* under lock */
+    ladder decode;             /* under lock */
     unsigned *released;        /* engine buffers to give back, under lock */
     size_t nreleased, release_batch; /* when give_back wakes the IO thread */
     file_req *files;           /* files to add, under lock */
@@ -138,7 +163,7 @@ static void submit_pending(tp_stages *p, queue *pending)
             t = q_pop(pending);
             t->rc = got;
             pthread_mutex_lock(&p->lock);
-            q_push(&p->decode, t);
+            l_push(&p->decode, t);
             pthread_cond_signal(&p->decode_wake);
             pthread_mutex_unlock(&p->lock);
             continue;
@@ -165,7 +190,7 @@ static void reap(tp_stages *p, unsigned min)
         t->buffer = done[i].buffer;
         t->engine = true;
         atomic_fetch_add(&p->bytes_read, done[i].issued);
-        q_push(&p->decode, t);
+        l_push(&p->decode, t);
     }
     atomic_fetch_sub(&p->in_flight, (uint64_t)n);
     atomic_fetch_add(&p->reads, (uint64_t)n);
@@ -362,7 +387,7 @@ static void *worker_main(void *arg)
             pthread_cond_signal(&p->io_wake);
         settled = false;
         tp_task *t;
-        while (!(t = q_pop(&p->decode)) && !p->io_done)
+        while (!(t = l_pop(&p->decode)) && !p->io_done)
             pthread_cond_wait(&p->decode_wake, &p->lock);
         pthread_mutex_unlock(&p->lock);
         if (!t)
@@ -522,7 +547,10 @@ void tp_stages_submit(tp_stages *p, tp_task *const *tasks, size_t n)
             t->cached = atomic_load_explicit(&p->probe_all, memory_order_relaxed) ||
                         p->probe_tick++ % PROBE_SAMPLE == 0;
         p->cached_open += t->cached;
-        q_push(direct || t->cached ? &p->decode : &p->inbox, t);
+        if (direct || t->cached)
+            l_push(&p->decode, t);
+        else
+            q_push(&p->inbox, t);
     }
     pthread_cond_signal(&p->io_wake);
     pthread_cond_broadcast(&p->decode_wake);

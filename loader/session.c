@@ -365,10 +365,11 @@ static int start_batch(session *s, uint32_t seq, tp_error *err)
     bw->err_code = 0;
     memset(bw->bad, 0, bw->n);
     uint64_t *ids = (uint64_t *)(bw->slot + s->ids_offset);
+    uint32_t ahead = seq - tp_ring_tail(s->ring); /* batches the client takes before it */
     for (uint32_t j = 0; j < bw->n; j++) {
         tp_task *t = &bw->tasks[j];
         ids[j] = tp_sampler_sample(&s->sampler, bw->epoch, bw->batch, j);
-        *t = (tp_task){.index = j, .ctx = bw, .run = run_sample};
+        *t = (tp_task){.index = j, .ctx = bw, .run = run_sample, .ahead = ahead};
         if (s->win) {
             ids[j] = tp__windows_id(s->win, s->positions, bw->epoch, ids[j]);
             t->id = ids[j];

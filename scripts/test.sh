@@ -19,7 +19,7 @@ if [ "${TP_TEST_SANITIZE:-1}" != 0 ]; then
     -DTP_SANITIZE=thread
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     ctest --test-dir build-tsan --output-on-failure -j "$jobs" \
-      -R 'unit\.check_(ring|service|io|page_cache)|service\.(exact_once|two_daemons|kill_client|bad_lmdb)|metrics\.(prometheus|requests)'
+      -R 'unit\.check_(ring|service|io|page_cache|stages)|service\.(exact_once|two_daemons|kill_client|bad_lmdb)|metrics\.(prometheus|requests)'
 
   echo "== build with ASan + UBSan"
   scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DTP_WERROR=ON \
