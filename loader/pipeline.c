@@ -39,7 +39,8 @@ static tp_task *q_pop(queue *q)
     return t;
 }
 
-/* The decode queue: a FIFO per level of tp_task.ahead, the lowest served first. */
+/* The decode queue and the IO thread's pending reads: a FIFO per level of tp_task.ahead,
+ * the lowest served first. */
 typedef struct ladder {
     queue level[TP_STAGES_LEVELS];
     size_t len;
@@ -49,6 +50,16 @@ static void l_push(ladder *l, tp_task *t)
 {
     q_push(&l->level[TP_MIN(t->ahead, TP_STAGES_LEVELS - 1u)], t);
     l->len++;
+}
+
+/* The first `n` tasks l_pop would return, in that order, left queued. @return : how many. */
+static unsigned l_first(const ladder *l, tp_task **out, unsigned n)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; k < n && i < TP_STAGES_LEVELS; i++)
+        for (tp_task *t = l->level[i].head; t && k < n; t = t->next)
+            out[k++] = t;
+    return k;
 }
 
 static tp_task *l_pop(ladder *l)
@@ -117,11 +128,11 @@ int tp__worker_record(tp_worker *w, size_t bytes)
 
 /* ---- IO thread */
 
-static void take_inbox(tp_stages *p, queue *pending, tp_io_done *rel, size_t *nrel)
+static void take_inbox(tp_stages *p, ladder *pending, tp_io_done *rel, size_t *nrel)
 {
     tp_task *t;
     while ((t = q_pop(&p->inbox)))
-        q_push(pending, t);
+        l_push(pending, t);
     *nrel = p->nreleased;
     for (size_t i = 0; i < p->nreleased; i++)
         rel[i] = (tp_io_done){.buffer = p->released[i]};
@@ -143,24 +154,25 @@ static void reap(tp_stages *p, unsigned min);
  * complete during submission, and decoding should not wait for a whole batch of them. */
 #define SUBMIT_GROUP 8
 
-static void submit_pending(tp_stages *p, queue *pending)
+static void submit_pending(tp_stages *p, ladder *pending)
 {
-    while (pending->head) {
+    while (pending->len) {
         tp_io_read r[SUBMIT_GROUP];
-        tp_task *t = pending->head;
-        unsigned n = 0;
-        for (; t && n < SUBMIT_GROUP; t = t->next, n++) {
-            r[n] = (tp_io_read){.file = (unsigned)t->file, .offset = t->loc.offset,
+        tp_task *group[SUBMIT_GROUP];
+        unsigned n = l_first(pending, group, SUBMIT_GROUP);
+        for (unsigned i = 0; i < n; i++) {
+            const tp_task *t = group[i];
+            r[i] = (tp_io_read){.file = (unsigned)t->file, .offset = t->loc.offset,
                                 .length = t->loc.length, .tag = (uint64_t)(uintptr_t)t,
                                 .iovcnt = t->iovcnt};
-            memcpy(r[n].iov, t->iov, sizeof(t->iov));
+            memcpy(r[i].iov, t->iov, sizeof(t->iov));
         }
         tp_error err;
         int got = tp_io_submit(p->io, r, n, &err);
         if (got == 0)
             return; /* every buffer is busy: reap and release first */
         if (got < 0) { /* the first read is one the engine refuses: it fails alone */
-            t = q_pop(pending);
+            tp_task *t = l_pop(pending);
             t->rc = got;
             pthread_mutex_lock(&p->lock);
             l_push(&p->decode, t);
@@ -169,7 +181,7 @@ static void submit_pending(tp_stages *p, queue *pending)
             continue;
         }
         for (int i = 0; i < got; i++)
-            q_pop(pending);
+            l_pop(pending);
         atomic_fetch_add(&p->in_flight, (uint64_t)got);
         reap(p, 0);
     }
@@ -201,7 +213,7 @@ static void reap(tp_stages *p, unsigned min)
 static void *io_main(void *arg)
 {
     tp_stages *p = arg;
-    queue pending = {0};
+    ladder pending = {0};
     unsigned qd = tp_io_queue_depth(p->io);
     tp_io_done *rel = malloc(qd * sizeof(*rel));
     for (;;) {
@@ -211,7 +223,7 @@ static void *io_main(void *arg)
         while ((!p->stopping || p->cached_open) && !p->inbox.head && !p->nreleased &&
                !p->files && tp_io_in_flight(p->io) == 0)
             pthread_cond_wait(&p->io_wake, &p->lock);
-        bool stop = p->stopping && !p->inbox.head && !pending.head && !p->cached_open &&
+        bool stop = p->stopping && !p->inbox.head && !pending.len && !p->cached_open &&
                     tp_io_in_flight(p->io) == 0;
         take_inbox(p, &pending, rel, &nrel);
         pthread_mutex_unlock(&p->lock);

@@ -5,11 +5,11 @@
  * the task's callback with the bytes, which writes the sample straight into its place in a
  * ring slot. Records of local shards that the page cache holds whole skip the IO thread:
  * a decode thread reads them itself with a read that never waits for the disk
- * (preadv2 RWF_NOWAIT), and hands any other to the IO engine. The IO inbox is FIFO in
- * submission order. The decode queue serves the tasks whose batches are needed soonest
- * first (tp_task.ahead), FIFO among equals, so a session that starts or runs dry is not
- * queued behind the batches other sessions prepare ahead. Each session bounds its own
- * share by the ring slots it may fill, so no session can starve another.
+ * (preadv2 RWF_NOWAIT), and hands any other to the IO engine. Both the reads waiting for
+ * the engine and the decode queue serve the tasks whose batches are needed soonest first
+ * (tp_task.ahead), FIFO among equals, so a session that starts or runs dry is not queued
+ * behind the batches other sessions prepare ahead. Each session bounds its own share by
+ * the ring slots it may fill, so no session can starve another.
  *
  * Thread-safety: tp_stages_submit and tp_stages_add_file may be called from any thread. */
 #ifndef TP_PIPELINE_H
@@ -21,7 +21,7 @@
 
 typedef struct tp_stages tp_stages;
 
-/* The decode queue's levels of tp_task.ahead: a session's prefetch window is
+/* The levels of tp_task.ahead that the queues tell apart: a session's prefetch window is
  * TP_MAX_PREFETCH batches at most, and the first few are the ones that matter. */
 #define TP_STAGES_LEVELS 4
 
@@ -52,7 +52,7 @@ struct tp_task {
     uint64_t id;
     uint32_t index;            /* position in its batch */
     /* how many of its consumer's batches come before this task's: 0, the one it waits for
-     * or will wait for next. Decode threads take lower values first (up to
+     * or will wait for next. Lower values are read and decoded first (up to
      * TP_STAGES_LEVELS - 1; higher ones count as that). */
     uint32_t ahead;
     /* optional: read the record into these pieces (a payload straight into its place in

@@ -14,15 +14,6 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
-static tp_stages_stats pipe_stats(daemon_fx *f)
-{
-    tp_server_figures fig;
-    ck_assert_int_eq(tp_server_figures_get(f->srv, &fig), 0);
-    tp_stages_stats s = fig.pipe;
-    tp_server_figures_free(&fig);
-    return s;
-}
-
 /* Whether a read that must not wait works on files in `dir` (it does not on every file
  * system); the daemon then reads every record through the engine. */
 static bool nowait_works(const char *dir)
@@ -54,7 +45,7 @@ START_TEST(test_cached_reads)
     fx_start(&f, false, 0);
     fx_engine_only = false;
     read_two_epochs(&f, _i == 2 ? 200 : BATCH);
-    tp_stages_stats s = pipe_stats(&f);
+    tp_stages_stats s = fx_pipe_stats(&f);
     ck_assert_uint_ge(s.reads, 2 * N);
     if (engine_only || !nowait_works(f.dir)) {
         ck_assert_uint_eq(s.page_cache_reads, 0);
@@ -118,7 +109,7 @@ START_TEST(test_cached_miss)
     fx_start(&f, false, 0);
     fx_io_fault = NULL;
     read_two_epochs(&f, BATCH);
-    tp_stages_stats s = pipe_stats(&f);
+    tp_stages_stats s = fx_pipe_stats(&f);
     uint64_t injected = atomic_load(&plan.injected), tried = atomic_load(&plan.cached);
     ck_assert_uint_ge(injected, 8);
     ck_assert_uint_eq(s.page_cache_misses, injected);
@@ -172,7 +163,7 @@ START_TEST(test_cold_shards)
     free(ds);
     fx_start(&f, false, 0);
     read_two_epochs(&f, BATCH);
-    tp_stages_stats s = pipe_stats(&f);
+    tp_stages_stats s = fx_pipe_stats(&f);
     if (dropped) {
         ck_assert_uint_ge(s.page_cache_misses, 1);
         ck_assert_uint_ge(s.page_cache_reads, N / 2); /* most of the second epoch */

@@ -136,7 +136,9 @@ START_TEST(test_levels_drain)
 }
 END_TEST
 
-/* Every read takes 20 ms: a batch of 16 then takes 160 ms on the 2 decode threads. */
+/* Every read takes 20 ms: a batch of 16 then takes 160 ms on the 2 decode threads, and a
+ * batch of 8 through the engine (whose completions the IO thread settles one by one)
+ * 160 ms too. */
 static void slow_read(void *ctx, uint64_t tag, uint64_t offset, int64_t *res)
 {
     (void)ctx, (void)tag, (void)offset, (void)res;
@@ -159,18 +161,25 @@ static uint64_t rank_batches(daemon_fx *f, uint32_t rank, uint64_t *in_flight)
 }
 
 /* Rank 0 opens and reads nothing, so its daemon session fills its 4 slots; rank 1 opens
- * while the first of those is being decoded. Its first batch (0 ahead) must come before
- * rank 0's later ones (1 to 3 ahead): in submission order it would come after all four. */
+ * while the first of those is being read. Its first batch (0 ahead) must come before
+ * rank 0's later ones (1 to 3 ahead): in submission order it would come after all four.
+ * _i 0: the decode threads read the records from the page cache, so the order is the
+ * decode queue's. _i 1: every read through the IO engine, 8 at a time, so the order is
+ * that of the reads waiting for it (rank 0's window is 32). */
 START_TEST(test_new_session_first)
 {
     daemon_fx f;
     fx_init(&f);
     write_ds(f.root, "t");
     fx_io_fault = slow_read;
+    fx_engine_only = _i == 1;
+    fx_queue_depth = _i == 1 ? 8 : 0;
     fx_start(&f, false, 0);
     fx_io_fault = NULL;
+    fx_engine_only = false;
+    fx_queue_depth = 0;
     tp_client_options o = client_options(&f, "t");
-    o.batch_size = 16, o.world_size = 2, o.prefetch = 4;
+    o.batch_size = _i == 1 ? 8 : 16, o.world_size = 2, o.prefetch = 4;
     o.rank = 0;
     tp_client *a = client_open(&o);
     uint64_t in_flight = 0;
@@ -188,6 +197,11 @@ START_TEST(test_new_session_first)
     uint64_t done = rank_batches(&f, 0, NULL);
     ck_assert_msg(done <= 1, "rank 0 had %llu of its 4 batches when rank 1 got its first",
                   (unsigned long long)done);
+    tp_stages_stats st = fx_pipe_stats(&f);
+    if (_i == 1)
+        ck_assert_uint_eq(st.page_cache_reads, 0);
+    else
+        ck_assert_uint_gt(st.page_cache_reads, 0);
     tp_client_close(b);
     tp_client_close(a);
     fx_done(&f);
@@ -204,7 +218,7 @@ static Suite *stages_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("sessions");
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_new_session_first);
+    tcase_add_loop_test(tc, test_new_session_first, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -54,6 +54,7 @@ static unsigned fx_max_connections; /* likewise; 0: the default */
 static bool fx_engine_only;         /* likewise: every read through the IO engine */
 static uint64_t fx_ring_cache;      /* likewise: the idle rings' cap; 0: the default */
 static bool fx_no_ring_cache;       /* likewise: no ring kept between sessions */
+static unsigned fx_queue_depth;     /* likewise: the IO engine's reads in flight; 0: 64 */
 
 static inline void fx_start(daemon_fx *f, bool skip_errors, uint64_t memory)
 {
@@ -62,7 +63,7 @@ static inline void fx_start(daemon_fx *f, bool skip_errors, uint64_t memory)
                            .io_fault = fx_io_fault, .io_fault_ctx = fx_io_fault_ctx,
                            .max_connections = fx_max_connections,
                            .engine_only = fx_engine_only, .ring_cache = fx_ring_cache,
-                           .no_ring_cache = fx_no_ring_cache};
+                           .no_ring_cache = fx_no_ring_cache, .queue_depth = fx_queue_depth};
     tp_error err = {0};
     ck_assert_msg(tp_server_create(&f->srv, &o, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(pthread_create(&f->thread, NULL, server_main, f), 0);
@@ -91,6 +92,16 @@ static inline void fx_done(daemon_fx *f)
 }
 
 /* ---- clients */
+
+/* The daemon's pipeline figures now. */
+static inline tp_stages_stats fx_pipe_stats(daemon_fx *f)
+{
+    tp_server_figures fig;
+    ck_assert_int_eq(tp_server_figures_get(f->srv, &fig), 0);
+    tp_stages_stats s = fig.pipe;
+    tp_server_figures_free(&fig);
+    return s;
+}
 
 static inline tp_client_options client_options(const daemon_fx *f, const char *dataset)
 {
