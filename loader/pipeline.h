@@ -7,8 +7,8 @@
  * a decode thread reads them itself with a read that never waits for the disk
  * (preadv2 RWF_NOWAIT), and hands any other to the IO engine. Both the reads waiting for
  * the engine and the decode queue serve the tasks whose batches are needed soonest first
- * (tp_task.ahead), FIFO among equals, so a session that starts or runs dry is not queued
- * behind the batches other sessions prepare ahead. Each session bounds its own share by
+ * (tp_task.ahead), FIFO among equals, so a session that starts is not queued behind the
+ * batches other sessions prepare ahead. Each session bounds its own share by
  * the ring slots it may fill, so no session can starve another.
  *
  * Thread-safety: tp_stages_submit and tp_stages_add_file may be called from any thread. */
