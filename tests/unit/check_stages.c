@@ -136,13 +136,14 @@ START_TEST(test_levels_drain)
 }
 END_TEST
 
-/* Every read takes 20 ms: a batch of 16 then takes 160 ms on the 2 decode threads, and a
+/* Every read takes 30 ms: a batch of 16 then takes 240 ms on the 2 decode threads, and a
  * batch of 8 through the engine (whose completions the IO thread settles one by one)
- * 160 ms too. */
+ * 240 ms too. Rank 1 has about that long to open before rank 0's second batch could be
+ * done ahead of its first. */
 static void slow_read(void *ctx, uint64_t tag, uint64_t offset, int64_t *res)
 {
     (void)ctx, (void)tag, (void)offset, (void)res;
-    usleep(20000);
+    usleep(30000);
 }
 
 static uint64_t rank_batches(daemon_fx *f, uint32_t rank, uint64_t *in_flight)
