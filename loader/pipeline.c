@@ -7,6 +7,7 @@
 #include "pipeline.h"
 #include "s3.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -180,8 +181,11 @@ static void submit_pending(tp_stages *p, ladder *pending)
             pthread_mutex_unlock(&p->lock);
             continue;
         }
-        for (int i = 0; i < got; i++)
-            l_pop(pending);
+        for (int i = 0; i < got; i++) {
+            tp_task *t = l_pop(pending);
+            assert(t == group[i]); /* the same order as l_first's */
+            (void)t;
+        }
         atomic_fetch_add(&p->in_flight, (uint64_t)got);
         reap(p, 0);
     }

@@ -6,10 +6,11 @@
  * ring slot. Records of local shards that the page cache holds whole skip the IO thread:
  * a decode thread reads them itself with a read that never waits for the disk
  * (preadv2 RWF_NOWAIT), and hands any other to the IO engine. Both the reads waiting for
- * the engine and the decode queue serve the tasks whose batches are needed soonest first
- * (tp_task.ahead), FIFO among equals, so a session that starts is not queued behind the
- * batches other sessions prepare ahead. Each session bounds its own share by
- * the ring slots it may fill, so no session can starve another.
+ * the engine and the decode queue serve lower tp_task.ahead first, FIFO among equals.
+ * Sessions give lower values only to the batches of their first window, so a session
+ * that starts is not queued behind the batches others prepare ahead, and every later
+ * batch is served in submission order. Each session bounds its own share by the ring
+ * slots it may fill, so no session can starve another.
  *
  * Thread-safety: tp_stages_submit and tp_stages_add_file may be called from any thread. */
 #ifndef TP_PIPELINE_H
@@ -51,8 +52,8 @@ struct tp_task {
     void *ctx;
     uint64_t id;
     uint32_t index;            /* position in its batch */
-    /* how many of its consumer's batches come before this task's: 0, the one it waits for
-     * or will wait for next. Lower values are read and decoded first (up to
+    /* how urgent: 0 for a batch its consumer waits for or will wait for next, more for
+     * batches further ahead. Lower values are read and decoded first (up to
      * TP_STAGES_LEVELS - 1; higher ones count as that). */
     uint32_t ahead;
     /* optional: read the record into these pieces (a payload straight into its place in

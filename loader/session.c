@@ -365,7 +365,11 @@ static int start_batch(session *s, uint32_t seq, tp_error *err)
     bw->err_code = 0;
     memset(bw->bad, 0, bw->n);
     uint64_t *ids = (uint64_t *)(bw->slot + s->ids_offset);
-    uint32_t ahead = seq - tp_ring_tail(s->ring); /* batches the client takes before it */
+    /* How urgent: only a session's first window is ordered by how soon its client needs
+     * each batch; after it, every batch comes at the last level, in submission order
+     * with every other session's (pipeline.h). */
+    uint32_t ahead = s->started < s->nslots ? seq - tp_ring_tail(s->ring)
+                                            : TP_STAGES_LEVELS - 1;
     for (uint32_t j = 0; j < bw->n; j++) {
         tp_task *t = &bw->tasks[j];
         ids[j] = tp_sampler_sample(&s->sampler, bw->epoch, bw->batch, j);

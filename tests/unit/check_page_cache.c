@@ -14,23 +14,6 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
-/* Whether a read that must not wait works on files in `dir` (it does not on every file
- * system); the daemon then reads every record through the engine. */
-static bool nowait_works(const char *dir)
-{
-    char *path = tp_test_path(dir, "probe");
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, "x", 1), 1);
-    char b;
-    struct iovec v = {.iov_base = &b, .iov_len = 1};
-    bool ok = preadv2(fd, &v, 1, 0, RWF_NOWAIT) == 1;
-    close(fd);
-    unlink(path);
-    free(path);
-    return ok;
-}
-
 /* Freshly written, the shards are in the page cache: with the default, decode threads
  * read every record themselves and the engine none, in batches of 8 and of 200 (more
  * tasks submitted at once than the tries' credit); with engine_only (serve
@@ -47,7 +30,7 @@ START_TEST(test_cached_reads)
     read_two_epochs(&f, _i == 2 ? 200 : BATCH);
     tp_stages_stats s = fx_pipe_stats(&f);
     ck_assert_uint_ge(s.reads, 2 * N);
-    if (engine_only || !nowait_works(f.dir)) {
+    if (engine_only || !fx_nowait_works(f.dir)) {
         ck_assert_uint_eq(s.page_cache_reads, 0);
         ck_assert_uint_le(s.page_cache_misses, 1); /* the read that found it unsupported */
     } else {
@@ -97,7 +80,7 @@ START_TEST(test_cached_miss)
 {
     daemon_fx f;
     fx_init(&f);
-    if (!nowait_works(f.dir)) {
+    if (!fx_nowait_works(f.dir)) {
         fx_done(&f);
         return; /* every read goes through the engine there: test_cached_reads */
     }
@@ -136,7 +119,7 @@ START_TEST(test_cold_shards)
     fx_init(&f);
     write_ds(f.root, "ten");
     char *ds = tp_test_path(f.root, "ten");
-    bool dropped = nowait_works(f.dir);
+    bool dropped = fx_nowait_works(f.dir);
     for (unsigned k = 0;; k++) {
         char name[64];
         snprintf(name, sizeof(name), "shard-%05u.tpr", k);

@@ -1,9 +1,10 @@
-/* Unit tests of the order in which the decode threads take tasks (loader/pipeline.c): the
+/* Unit tests of the order in which tasks are read and decoded (loader/pipeline.c): the
  * lowest tp_task.ahead first, FIFO among equals, whatever the order of submission. The
  * stage tests' records are in memory (a mapping, as LMDB's values are), so no read goes
- * through the IO engine and the order is the decode queue's alone. The daemon test checks
- * that sessions set it (loader/session.c): a session that starts while another fills its
- * window is served first. */
+ * through the IO engine and the order is the decode queue's alone. The daemon tests check
+ * that sessions set it (loader/session.c), through the decode queue and through the reads
+ * waiting for the engine: a session that starts while another fills its window is served
+ * first, and a session's later batches keep their submission order. */
 #include "pattern_fx.h"
 
 #include "pipeline.h"
@@ -13,13 +14,16 @@
 #include <stdio.h>
 #include <unistd.h>
 
-static const unsigned char record[16] = "0123456789abcdef";
+static const unsigned char record[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+enum { MAX_TASKS = 64 };
 
 typedef struct order {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool gate_running, gate_open;
-    unsigned ran[64], n;
+    unsigned ran[MAX_TASKS], n;
+    unsigned bad;              /* runs with other bytes or an error, or past MAX_TASKS */
 } order;
 
 /* The first task: holds the only decode thread until the test has queued the others. */
@@ -39,12 +43,12 @@ static void run_record(tp_task *t, tp_worker *w, const unsigned char *data, uint
                        int rc)
 {
     (void)w;
-    order *o = t->ctx;
-    ck_assert_int_eq(rc, 0);
-    ck_assert_ptr_eq(data, record);
-    ck_assert_uint_eq(len, sizeof(record));
+    order *o = t->ctx; /* checked by the test's thread: this is a decode thread */
     pthread_mutex_lock(&o->lock);
-    o->ran[o->n++] = t->index;
+    if (rc != 0 || data != record || len != sizeof(record) || o->n == MAX_TASKS)
+        o->bad++;
+    else
+        o->ran[o->n++] = t->index;
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->lock);
 }
@@ -73,7 +77,8 @@ static void check_order(const uint32_t *ahead, unsigned n, const unsigned *want,
         pthread_cond_wait(&o.cond, &o.lock);
     pthread_mutex_unlock(&o.lock);
 
-    tp_task tasks[64], *ptrs[64];
+    ck_assert_uint_le(n, MAX_TASKS);
+    tp_task tasks[MAX_TASKS], *ptrs[MAX_TASKS];
     for (unsigned i = 0; i < n; i++) {
         tasks[i] = task(&o, i, ahead[i]);
         ptrs[i] = &tasks[i];
@@ -89,10 +94,12 @@ static void check_order(const uint32_t *ahead, unsigned n, const unsigned *want,
     pthread_mutex_lock(&o.lock);
     o.gate_open = true;
     pthread_cond_broadcast(&o.cond);
-    while (o.n < n)
+    while (o.n + o.bad < n)
         pthread_cond_wait(&o.cond, &o.lock);
     pthread_mutex_unlock(&o.lock);
-    tp_stages_destroy(p);
+    tp_stages_destroy(p); /* after every task has run: none ran twice */
+    ck_assert_uint_eq(o.bad, 0);
+    ck_assert_uint_eq(o.n, n);
     for (unsigned i = 0; i < n; i++)
         ck_assert_msg(o.ran[i] == want[i], "run %u was task %u, want task %u", i, o.ran[i],
                       want[i]);
@@ -136,16 +143,55 @@ START_TEST(test_levels_drain)
 }
 END_TEST
 
-/* Every read takes 30 ms: a batch of 16 then takes 240 ms on the 2 decode threads, and a
- * batch of 8 through the engine (whose completions the IO thread settles one by one)
- * 240 ms too. Rank 1 has about that long to open before rank 0's second batch could be
- * done ahead of its first. */
-static void slow_read(void *ctx, uint64_t tag, uint64_t offset, int64_t *res)
+/* Every read waits while the gate is shut, so the test queues what it wants first; the
+ * samples whose reads passed it, in order. The fault hook's tag is the read's task (its
+ * low bit set for a decode thread's page-cache read). */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+    uint64_t ids[4 * N];
+    unsigned n;
+} gate;
+
+static void gated_read(void *ctx, uint64_t tag, uint64_t offset, int64_t *res)
 {
-    (void)ctx, (void)tag, (void)offset, (void)res;
-    usleep(30000);
+    (void)offset, (void)res;
+    gate *g = ctx;
+    const tp_task *t = (const tp_task *)(uintptr_t)(tag & ~(uint64_t)1);
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    if (g->n < 4 * N)
+        g->ids[g->n++] = t->id;
+    pthread_mutex_unlock(&g->lock);
 }
 
+/* How many reads passed the gate before the first of batch `b`'s records. */
+static unsigned reads_before(gate *g, const tp_batch *b)
+{
+    pthread_mutex_lock(&g->lock);
+    unsigned first = g->n;
+    for (uint32_t i = 0; i < b->samples; i++)
+        for (unsigned k = 0; k < first; k++)
+            if (g->ids[k] == b->ids[i])
+                first = k;
+    unsigned n = g->n;
+    pthread_mutex_unlock(&g->lock);
+    ck_assert_msg(first < n, "no read of the batch passed the gate");
+    return first;
+}
+
+static void gate_set(gate *g, bool open)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = open;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* The batches rank `rank`'s session has published and has in flight (UINT64_MAX when
+ * it has no session). */
 static uint64_t rank_batches(daemon_fx *f, uint32_t rank, uint64_t *in_flight)
 {
     tp_server_figures fig;
@@ -161,48 +207,107 @@ static uint64_t rank_batches(daemon_fx *f, uint32_t rank, uint64_t *in_flight)
     return n;
 }
 
-/* Rank 0 opens and reads nothing, so its daemon session fills its 4 slots; rank 1 opens
- * while the first of those is being read. Its first batch (0 ahead) must come before
- * rank 0's later ones (1 to 3 ahead): in submission order it would come after all four.
+static void wait_in_flight(daemon_fx *f, uint32_t rank, uint64_t want)
+{
+    uint64_t in_flight = 0;
+    for (int waited = 0; rank_batches(f, rank, &in_flight) == UINT64_MAX || in_flight < want;
+         waited++) {
+        ck_assert_msg(waited < 10000, "rank %u's session did not start %llu batches", rank,
+                      (unsigned long long)want);
+        usleep(1000);
+    }
+}
+
+/* A daemon whose reads wait at the gate. engine: every read through the IO engine, 8 in
+ * flight (also when the file system refuses reads that must not wait); otherwise the
+ * decode threads read from the page cache. @return : engine. */
+static bool gated_daemon(daemon_fx *f, gate *g, bool engine)
+{
+    fx_init(f);
+    write_ds(f->root, "t");
+    engine = engine || !fx_nowait_works(f->dir);
+    fx_io_fault = gated_read;
+    fx_io_fault_ctx = g;
+    fx_engine_only = engine;
+    fx_queue_depth = engine ? 8 : 0;
+    fx_start(f, false, 0);
+    fx_io_fault = NULL;
+    fx_io_fault_ctx = NULL;
+    fx_engine_only = false;
+    fx_queue_depth = 0;
+    return engine;
+}
+
+/* Rank 0 opens and reads nothing, so its session fills its 4 slots; rank 1 opens while
+ * the reads of all of them wait. Its first batch (0 ahead) must be read before rank 0's
+ * later ones (1 to 3 ahead): in submission order it would come after all four.
  * _i 0: the decode threads read the records from the page cache, so the order is the
- * decode queue's. _i 1: every read through the IO engine, 8 at a time, so the order is
- * that of the reads waiting for it (rank 0's window is 32). */
+ * decode queue's: rank 0's first batch, then rank 1's. _i 1: every read through the IO
+ * engine, 8 at a time (rank 0's window is 32), so the order is that of the reads waiting
+ * for it; rank 0's second batch may have gone to the engine before rank 1's reads
+ * reached the IO thread. */
 START_TEST(test_new_session_first)
 {
     daemon_fx f;
-    fx_init(&f);
-    write_ds(f.root, "t");
-    fx_io_fault = slow_read;
-    fx_engine_only = _i == 1;
-    fx_queue_depth = _i == 1 ? 8 : 0;
-    fx_start(&f, false, 0);
-    fx_io_fault = NULL;
-    fx_engine_only = false;
-    fx_queue_depth = 0;
+    gate g = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    bool engine = gated_daemon(&f, &g, _i == 1);
     tp_client_options o = client_options(&f, "t");
-    o.batch_size = _i == 1 ? 8 : 16, o.world_size = 2, o.prefetch = 4;
+    o.batch_size = engine ? 8 : 16, o.world_size = 2, o.prefetch = 4;
     o.rank = 0;
     tp_client *a = client_open(&o);
-    uint64_t in_flight = 0;
-    for (int waited = 0; rank_batches(&f, 0, &in_flight) == UINT64_MAX || in_flight < 4;
-         waited++) {
-        ck_assert_msg(waited < 2000, "rank 0's session did not start its window");
-        usleep(1000);
-    }
+    wait_in_flight(&f, 0, 4);
     ck_assert_uint_eq(rank_batches(&f, 0, NULL), 0);
     o.rank = 1;
     tp_client *b = client_open(&o);
+    wait_in_flight(&f, 1, 4);
+    gate_set(&g, true);
     tp_batch batch;
     tp_error err = {0};
     ck_assert_msg(tp_client_next(b, &batch, &err) == 0, "%s", err.msg);
-    uint64_t done = rank_batches(&f, 0, NULL);
-    ck_assert_msg(done <= 1, "rank 0 had %llu of its 4 batches when rank 1 got its first",
-                  (unsigned long long)done);
+    unsigned before = reads_before(&g, &batch), most = 2 * o.batch_size;
+    ck_assert_msg(before <= most, "rank 1's first batch read after %u reads, want %u at most",
+                  before, most);
     tp_stages_stats st = fx_pipe_stats(&f);
-    if (_i == 1)
+    if (engine)
         ck_assert_uint_eq(st.page_cache_reads, 0);
     else
         ck_assert_uint_gt(st.page_cache_reads, 0);
+    tp_client_close(b);
+    tp_client_close(a);
+    fx_done(&f);
+}
+END_TEST
+
+/* Past its first window a session's batches come in submission order, whatever its
+ * prefetch: rank 1 (prefetch 1, so its one batch is always the next it needs) has read its
+ * first batch when rank 0 opens; the batch it asks for then is read after rank 0's window,
+ * which was queued before it (after its first 3 batches at least, at lower levels; at
+ * rank 0's level its reads could be read before them). */
+START_TEST(test_later_batches_in_order)
+{
+    daemon_fx f;
+    gate g = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    bool engine = gated_daemon(&f, &g, _i == 1);
+    tp_client_options o = client_options(&f, "t");
+    o.batch_size = engine ? 8 : 16, o.world_size = 2;
+    o.rank = 1, o.prefetch = 1, o.hold = 1;
+    tp_client *b = client_open(&o);
+    gate_set(&g, true);
+    tp_batch first, second;
+    tp_error err = {0};
+    ck_assert_msg(tp_client_next(b, &first, &err) == 0, "%s", err.msg);
+    gate_set(&g, false);
+    o.rank = 0, o.prefetch = 4, o.hold = 0;
+    tp_client *a = client_open(&o);
+    wait_in_flight(&f, 0, 4);
+    ck_assert_int_eq(tp_client_release(b, &first), 0);
+    wait_in_flight(&f, 1, 1);
+    gate_set(&g, true);
+    ck_assert_msg(tp_client_next(b, &second, &err) == 0, "%s", err.msg);
+    unsigned before = reads_before(&g, &second), want = 4 * o.batch_size;
+    ck_assert_msg(before >= want, "rank 1's second batch read after %u reads, want %u", before,
+                  want);
+    ck_assert_int_eq(tp_client_release(b, &second), 0);
     tp_client_close(b);
     tp_client_close(a);
     fx_done(&f);
@@ -220,6 +325,7 @@ static Suite *stages_suite(void)
     tc = tcase_create("sessions");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_new_session_first, 0, 2);
+    tcase_add_loop_test(tc, test_later_batches_in_order, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

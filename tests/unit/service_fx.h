@@ -10,12 +10,15 @@
 
 #include <turbopump/client.h>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 /* ---- the daemon under test */
 
@@ -92,6 +95,23 @@ static inline void fx_done(daemon_fx *f)
 }
 
 /* ---- clients */
+
+/* Whether a read that must not wait works on files in `dir` (it does not on every file
+ * system); the daemon then reads every record through the engine. */
+static inline bool fx_nowait_works(const char *dir)
+{
+    char *path = tp_test_path(dir, "probe");
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "x", 1), 1);
+    char b;
+    struct iovec v = {.iov_base = &b, .iov_len = 1};
+    bool ok = preadv2(fd, &v, 1, 0, RWF_NOWAIT) == 1;
+    close(fd);
+    unlink(path);
+    free(path);
+    return ok;
+}
 
 /* The daemon's pipeline figures now. */
 static inline tp_stages_stats fx_pipe_stats(daemon_fx *f)
