@@ -101,6 +101,7 @@ struct tp_stages {
     tp_worker *wstate;
     unsigned nworkers;
     _Atomic uint64_t reads, bytes_read, in_flight, done, decode_ns;
+    _Atomic uint64_t pending;  /* reads the IO thread has taken and not yet submitted */
     _Atomic uint64_t page_cache_reads, page_cache_misses;
     _Atomic bool no_nowait;    /* the kernel or file system refuses RWF_NOWAIT */
     _Atomic int probe_credit;  /* cached_read's hits and misses (PROBE_CREDIT_MAX) */
@@ -134,6 +135,7 @@ static void take_inbox(tp_stages *p, ladder *pending, tp_io_done *rel, size_t *n
     tp_task *t;
     while ((t = q_pop(&p->inbox)))
         l_push(pending, t);
+    atomic_store_explicit(&p->pending, pending->len, memory_order_relaxed);
     *nrel = p->nreleased;
     for (size_t i = 0; i < p->nreleased; i++)
         rel[i] = (tp_io_done){.buffer = p->released[i]};
@@ -174,6 +176,7 @@ static void submit_pending(tp_stages *p, ladder *pending)
             return; /* every buffer is busy: reap and release first */
         if (got < 0) { /* the first read is one the engine refuses: it fails alone */
             tp_task *t = l_pop(pending);
+            atomic_store_explicit(&p->pending, pending->len, memory_order_relaxed);
             t->rc = got;
             pthread_mutex_lock(&p->lock);
             l_push(&p->decode, t);
@@ -186,6 +189,7 @@ static void submit_pending(tp_stages *p, ladder *pending)
             assert(t == group[i]); /* the same order as l_first's */
             (void)t;
         }
+        atomic_store_explicit(&p->pending, pending->len, memory_order_relaxed);
         atomic_fetch_add(&p->in_flight, (uint64_t)got);
         reap(p, 0);
     }
@@ -576,7 +580,9 @@ void tp_stages_submit(tp_stages *p, tp_task *const *tasks, size_t n)
 void tp_stages_stats_get(tp_stages *p, tp_stages_stats *out)
 {
     pthread_mutex_lock(&p->lock);
-    *out = (tp_stages_stats){.io_queued = p->inbox.len, .decode_queued = p->decode.len};
+    *out = (tp_stages_stats){
+        .io_queued = p->inbox.len + atomic_load_explicit(&p->pending, memory_order_relaxed),
+        .decode_queued = p->decode.len};
     pthread_mutex_unlock(&p->lock);
     out->reads = atomic_load(&p->reads);
     out->bytes_read = atomic_load(&p->bytes_read);
