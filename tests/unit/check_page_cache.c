@@ -109,17 +109,14 @@ START_TEST(test_cached_miss)
 }
 END_TEST
 
-/* Shards the kernel has dropped from the page cache (written, synced, then
- * POSIX_FADV_DONTNEED): their first reads go to the engine, and once the engine has
- * brought them in, decode threads read nearly all of them from the cache. Where the file system keeps
- * the pages anyway (mincore shows them resident), only the bytes are checked. */
-START_TEST(test_cold_shards)
+/* Writes the dataset and drops its shards from the page cache (synced, then
+ * POSIX_FADV_DONTNEED). @return : whether they are out (mincore shows none of their pages
+ * resident but the first, which holds the header) and reads that must not wait work. */
+static bool cold_dataset(daemon_fx *f)
 {
-    daemon_fx f;
-    fx_init(&f);
-    write_ds(f.root, "ten");
-    char *ds = tp_test_path(f.root, "ten");
-    bool dropped = fx_nowait_works(f.dir);
+    write_ds(f->root, "ten");
+    char *ds = tp_test_path(f->root, "ten");
+    bool dropped = fx_nowait_works(f->dir);
     for (unsigned k = 0;; k++) {
         char name[64];
         snprintf(name, sizeof(name), "shard-%05u.tpr", k);
@@ -138,22 +135,43 @@ START_TEST(test_cold_shards)
         size_t pages = ((size_t)st.st_size + 4095) / 4096;
         ck_assert_uint_le(pages, sizeof(vec));
         ck_assert_int_eq(mincore(m, (size_t)st.st_size, vec), 0);
-        for (size_t i = 1; i < pages; i++) /* the first page holds the header, read at open */
+        for (size_t i = 1; i < pages; i++)
             dropped &= !(vec[i] & 1);
         munmap(m, (size_t)st.st_size);
         close(fd);
     }
     free(ds);
-    fx_start(&f, false, 0);
-    read_two_epochs(&f, BATCH);
-    tp_stages_stats s = fx_pipe_stats(&f);
-    if (dropped) {
-        ck_assert_uint_ge(s.page_cache_misses, 1);
-        ck_assert_uint_ge(s.page_cache_reads, N / 2); /* most of the second epoch */
-        /* tried and missed, or untried while misses outweighed hits: through the engine */
-        ck_assert_uint_le(s.page_cache_reads + s.page_cache_misses, s.reads);
+    return dropped;
+}
+
+/* Shards the kernel has dropped from the page cache: their first reads go to the engine,
+ * and once the engine has brought them in, decode threads read nearly all of them from
+ * the cache. Where the file system keeps the pages anyway, only the bytes are checked.
+ * The kernel's readahead (from the header reads at open, and from each read that found
+ * its pages missing) can bring a shard back before a decode thread first tries it; on a
+ * slow, loaded machine (ThreadSanitizer beside other tests) it once brought all of them
+ * back, and no try missed. So a run in which none missed is tried again with a fresh
+ * daemon and dataset, up to three times; a miss must be seen in one of them. */
+START_TEST(test_cold_shards)
+{
+    for (int attempt = 0;; attempt++) {
+        daemon_fx f;
+        fx_init(&f);
+        bool dropped = cold_dataset(&f);
+        fx_start(&f, false, 0);
+        read_two_epochs(&f, BATCH);
+        tp_stages_stats s = fx_pipe_stats(&f);
+        fx_done(&f);
+        if (dropped && s.page_cache_misses == 0 && attempt < 2)
+            continue;
+        if (dropped) {
+            ck_assert_uint_ge(s.page_cache_misses, 1);
+            ck_assert_uint_ge(s.page_cache_reads, N / 2); /* most of the second epoch */
+            /* tried and missed, or untried while misses outweighed hits: the engine's */
+            ck_assert_uint_le(s.page_cache_reads + s.page_cache_misses, s.reads);
+        }
+        break;
     }
-    fx_done(&f);
 }
 END_TEST
 
