@@ -30,17 +30,23 @@ int tp_ring_pool_create(tp_ring_pool **out, uint64_t cap_bytes, tp_error *err)
     return 0;
 }
 
+/* Unlinks the entry *at (under the lock). @return : it. */
+static idle_ring *unlink_at(tp_ring_pool *p, idle_ring **at)
+{
+    idle_ring *e = *at;
+    *at = e->next;
+    p->bytes -= tp_ring_total_bytes(e->ring);
+    p->rings--;
+    return e;
+}
+
 /* Unlinks the oldest entry onto *doomed (under the lock). @return : its bytes. */
 static uint64_t unlink_oldest(tp_ring_pool *p, idle_ring **doomed)
 {
-    idle_ring *e = p->oldest;
-    uint64_t b = tp_ring_total_bytes(e->ring);
-    p->oldest = e->next;
-    p->bytes -= b;
-    p->rings--;
+    idle_ring *e = unlink_at(p, &p->oldest);
     e->next = *doomed;
     *doomed = e;
-    return b;
+    return tp_ring_total_bytes(e->ring);
 }
 
 static void destroy_all(idle_ring *e)
@@ -69,13 +75,8 @@ tp_ring *tp_ring_pool_take(tp_ring_pool *p, uid_t uid, uint32_t nslots, uint64_t
         if ((*l)->uid == uid && tp_ring_nslots((*l)->ring) == nslots &&
             tp_ring_slot_bytes((*l)->ring) == slot_bytes)
             at = l;
-    idle_ring *e = at ? *at : NULL;
-    if (e) {
-        *at = e->next;
-        p->bytes -= tp_ring_total_bytes(e->ring);
-        p->rings--;
-        p->reused++;
-    }
+    idle_ring *e = at ? unlink_at(p, at) : NULL;
+    p->reused += e != NULL;
     pthread_mutex_unlock(&p->lock);
     if (!e)
         return NULL;

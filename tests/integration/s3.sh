@@ -51,37 +51,38 @@ s3curl -f -X PUT "$AWS_ENDPOINT_URL/$BUCKET" >/dev/null || fail "cannot create b
 # exists KEY: whether the object is there
 exists() { [ "$(s3curl -o /dev/null -w '%{http_code}' -I "$AWS_ENDPOINT_URL/$BUCKET/$1")" = 200 ]; }
 
-# serve NAME ROOT [OPTIONS]: a daemon on NAME.sock serving ROOT.
-serve() {
-  local name=$1 root=$2
+# launch NAME ROOT [OPTIONS]: a daemon on NAME.sock serving ROOT, its errors in NAME.log.
+# @return : 1 when it exited (or did not make its socket) instead.
+launch() {
+  local name=$1 root=$2 pid
   shift 2
   "$TP" serve --root "$root" --socket "$WORK/$name.sock" --threads 2 "$@" 2>"$name.log" &
-  PIDS+=($!)
-  for _ in $(seq 300); do [ -S "$WORK/$name.sock" ] && return 0; sleep 0.02; done
-  cat "$name.log" >&2
-  fail "daemon $name did not start"
+  pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 300); do
+    [ -S "$WORK/$name.sock" ] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.02
+  done
+  return 1
+}
+# serve NAME ROOT [OPTIONS]: launch, or fail the test.
+serve() {
+  launch "$@" && return 0
+  cat "$1.log" >&2
+  fail "daemon $1 did not start"
 }
 # serve_metrics NAME ROOT [OPTIONS]: serve, with metrics on a free loopback port ($MPORT).
 # Another test can take the port between the probe and the daemon's bind; then the daemon
 # exits naming it, and another port is tried.
 serve_metrics() {
-  local name=$1 root=$2 pid
-  shift 2
   for _ in 1 2 3 4 5; do
     MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "$TP" serve --root "$root" --socket "$WORK/$name.sock" --threads 2 --metrics "$MPORT" "$@" \
-      2>"$name.log" &
-    pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 300); do
-      [ -S "$WORK/$name.sock" ] && return 0
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.02
-    done
-    grep -q "in use" "$name.log" || break
+    launch "$@" --metrics "$MPORT" && return 0
+    grep -q "in use" "$1.log" || break
   done
-  cat "$name.log" >&2
-  fail "daemon $name did not start"
+  cat "$1.log" >&2
+  fail "daemon $1 did not start"
 }
 consume() { "$TP" consume --no-autostart "$@"; }
 images() { "$TP" gen imagefolder "$1" --samples "$2" --classes 3 --seed 4 >/dev/null; }
